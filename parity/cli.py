@@ -1,0 +1,254 @@
+"""`resnet-parity`: summary and check (more subcommands join as the project grows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any, Sequence
+
+DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
+
+
+def _quiet_frameworks() -> None:
+    # TensorFlow's C++ start-up logging drowns the tables; users can still override it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
+
+
+def _size(values: Sequence[int]) -> tuple[int, int]:
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise argparse.ArgumentTypeError(f"--size takes H or H W, got {len(values)} numbers")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+# -- summary ---------------------------------------------------------------------------------------
+
+
+def stage_param_counts(spec) -> dict[str, int]:
+    """Trainable parameters per stage (stem, layer1.., fc) from the spec's layer table."""
+    counts: dict[str, int] = {}
+    for row in spec.layer_table(64 if spec.stem == "imagenet" else 32):
+        stage = row.name.split(".")[0]
+        stage = "stem" if stage in ("conv1", "bn1", "maxpool") else stage
+        counts[stage] = counts.get(stage, 0) + row.params
+    return counts
+
+
+def built_stage_counts(spec, backend: str) -> dict[str, int] | str:
+    """Per-stage trainable parameters of a built model, or a reason it could not be built."""
+    try:
+        if backend == "torch":
+            import resnet_torch
+
+            model = resnet_torch.ResNet(spec)
+            groups = {"stem": [model.conv1, model.bn1], "fc": [model.fc]}
+            groups.update({f"layer{i + 1}": [s] for i, s in enumerate(model.stages)})
+            return {k: sum(p.numel() for m in ms for p in m.parameters()) for k, ms in groups.items()}
+        import resnet_keras
+
+        model = resnet_keras.ResNet(spec)
+        groups = {"stem": [model.conv1, model.bn1], "fc": [model.fc]}
+        groups.update({f"layer{i + 1}": [s] for i, s in enumerate(model.stages)})
+        return {
+            k: sum(math.prod(v.shape) for m in ms for v in m.trainable_weights) for k, ms in groups.items()
+        }
+    except ImportError as exc:
+        return f"not installed ({exc.name})"
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from parity.spec import make_spec
+
+    height, width = _size(args.size)
+    spec = make_spec(args.arch, args.variant)
+    shapes = spec.stage_shapes(height, width)
+    rows = spec.layer_table(height, width)
+    macs: dict[str, int] = {}
+    for row in rows:
+        stage = row.name.split(".")[0]
+        stage = "stem" if stage in ("conv1", "bn1", "maxpool") else stage
+        macs[stage] = macs.get(stage, 0) + row.macs
+    params = stage_param_counts(spec)
+    built = {b: built_stage_counts(spec, b) for b in args.backends.split(",") if b}
+    table = Table(title=f"{spec.name} ({spec.variant}) at {spec.in_channels}x{height}x{width}")
+    for col in ["stage", "output (C, H, W)", "params (spec)"] + [f"params ({b})" for b in built] + ["MACs"]:
+        table.add_column(col, justify="left" if col in ("stage", "output (C, H, W)") else "right")
+    for stage in list(params):
+        shape = shapes["logits" if stage == "fc" else stage]
+        cells = [stage, str(shape), f"{params[stage]:,}"]
+        for counts in built.values():
+            cells.append(f"{counts[stage]:,}" if isinstance(counts, dict) else "-")
+        table.add_row(*cells, f"{macs.get(stage, 0) / 1e6:,.1f} M")
+    totals = spec.param_counts()
+    cells = ["total", "", f"{totals['trainable']:,}"]
+    for counts in built.values():
+        cells.append(f"{sum(counts.values()):,}" if isinstance(counts, dict) else counts)
+    table.add_row(*cells, f"{spec.macs(height, width) / 1e9:,.3f} G", style="bold")
+    console = _console()
+    console.print(table)
+    console.print(f"BatchNorm running statistics (not trainable): {totals['bn_running']:,} values")
+    mismatched = [b for b, c in built.items() if isinstance(c, dict) and c != params]
+    if mismatched:
+        console.print(f"[red]parameter counts differ from the spec for: {', '.join(mismatched)}[/red]")
+        return 1
+    return 0
+
+
+# -- check -----------------------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value != value else f"{value:.2e}"
+
+
+def check_table_rows(results: list[Any]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        p = r.params
+        rows.append([
+            r.arch,
+            r.direction,
+            f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
+            "x".join(map(str, r.output_shape)),
+            _fmt(r.report.logits.max_abs),
+            _fmt(r.report.logits.max_rel),
+            r.report.first_divergent or "-",
+            "PASS" if r.passed else "FAIL",
+            f"{r.seconds:.1f}",
+        ])
+    return rows
+
+
+CHECK_COLUMNS = ["arch", "direction", "params spec / torch / keras", "output", "max abs", "max rel",
+                 "first divergent", "verdict", "seconds"]
+
+
+def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from parity.check import DIRECTIONS, check_arch
+    from parity.compare import cuda_available
+    from parity.files import atomic_write_text, check_target
+    from parity.spec import parse_archs
+
+    archs = parse_archs(args.arch)
+    height, width = _size(args.size)
+    if args.device == "cuda" and not cuda_available():
+        print("resnet-parity: --device cuda, but no CUDA device is visible to torch", file=sys.stderr)
+        return 2
+    for path in (args.json, args.markdown):
+        if path:
+            check_target(path, force=True)
+    directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
+    err = _console(stderr=True)
+    results = []
+    for arch in archs:
+        for direction in directions:
+            with err.status(f"{arch} {direction}: build, port, compare at {args.batch}x{height}x{width}"):
+                result = check_arch(arch, args.batch, height, width, args.device, args.seed, direction,
+                                    args.variant, args.allow_tf32)
+            err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
+            results.append(result)
+    tol = results[0].report
+    title = (f"parity check on {args.device} ({'TF32 allowed' if tol.tf32 else 'fp32'}), "
+             f"input {args.batch}x3x{height}x{width}, seed {args.seed}, "
+             f"tolerance {tol.tolerance_name}={tol.tolerance:.0e} (max rel per stage)")
+    table = Table(title=title)
+    for col in CHECK_COLUMNS:
+        table.add_column(col, justify="right" if col in ("max abs", "max rel", "seconds") else "left")
+    rows = check_table_rows(results)
+    for row in rows:
+        table.add_row(*row, style=None if row[7] == "PASS" else "red")
+    _console().print(table)
+    passed = all(r.passed for r in results)
+    if args.json:
+        payload = {
+            "config": {"archs": archs, "batch": args.batch, "size": [height, width], "device": args.device,
+                       "seed": args.seed, "variant": args.variant, "directions": directions,
+                       "allow_tf32": args.allow_tf32},
+            "passed": passed,
+            "results": [r.to_dict() for r in results],
+        }
+        from parity.compare import _json_safe
+
+        atomic_write_text(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
+    if args.markdown:
+        atomic_write_text(args.markdown, f"**{title}**\n\n" + to_markdown(CHECK_COLUMNS, rows))
+    return 0 if passed else 1
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from parity.spec import ARCHS, VARIANTS
+
+    parser = argparse.ArgumentParser(
+        prog="resnet-parity",
+        description="One ResNet spec, a PyTorch and a Keras model built from it, and proof they agree.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("summary", help="per-stage shapes, parameters and MACs from the spec and both models")
+    p.add_argument("--arch", default="resnet50", choices=list(ARCHS))
+    p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N", help="H or H W")
+    p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
+    p.add_argument("--backends", default="torch,keras",
+                   help="built models to count beside the spec (comma list of torch, keras; '' for none)")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("check", help="port seeded weights across backends and compare every stage")
+    p.add_argument("--arch", default=DEFAULT_CHECK_ARCHS, help="comma list of architectures, or 'all'")
+    p.add_argument("--batch", type=_positive, default=2)
+    p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N", help="H or H W")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
+    p.add_argument("--direction", default="both", choices=["torch2keras", "keras2torch", "both"],
+                   help="which model is the source (and reference); default both")
+    p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
+    p.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_frameworks()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError, PermissionError,
+            IsADirectoryError) as exc:
+        print(f"resnet-parity {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Naive Keras ports: the Keras model with one framework difference left unhandled.
+
+Each entry swaps one factory of `resnet_keras.model` while a model is built, so the result keeps
+the correct spec (and so compares against the torch model) but gets one detail wrong, the way a
+straightforward port would. Used to prove the checks catch real porting mistakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+KERAS_DEFAULT_BN_EPS = 1e-3
+"""keras.layers.BatchNormalization's default epsilon (torch's is 1e-5)."""
+
+
+def _same_padding(module: Any) -> dict[str, Callable]:
+    """Let Keras pad: 'same' on every padded conv and the stem pool, no explicit ZeroPadding2D."""
+    keras = module.keras
+    make_conv, make_pool = module.make_conv, module.make_pool
+
+    def conv(plan):
+        layer = make_conv(plan)
+        layer.padding = "same" if plan.padding else "valid"
+        return layer
+
+    def pool(plan):
+        layer = make_pool(plan)
+        layer.padding = "same"
+        return layer
+
+    def pad(plan):
+        return keras.layers.Identity(name=f"{module.local_name(plan)}_pad")
+
+    return {"make_conv": conv, "make_pool": pool, "make_pad": pad}
+
+
+def _bn_eps_default(module: Any) -> dict[str, Callable]:
+    """Keep Keras' default BatchNorm epsilon (1e-3) instead of the spec's."""
+    make_norm = module.make_norm
+
+    def norm(plan):
+        layer = make_norm(plan)
+        layer.epsilon = KERAS_DEFAULT_BN_EPS
+        return layer
+
+    return {"make_norm": norm}
+
+
+NAIVE_PORTS: dict[str, Callable[[Any], dict[str, Callable]]] = {
+    "same_padding": _same_padding,
+    "bn_eps_default": _bn_eps_default,
+}
+
+
+@contextlib.contextmanager
+def naive_keras(difference: str) -> Iterator[None]:
+    """While active, `resnet_keras.ResNet(spec)` builds a port with `difference` left unhandled.
+
+    Args:
+        difference: one of `NAIVE_PORTS`.
+    """
+    if difference not in NAIVE_PORTS:
+        raise ValueError(f"unknown difference {difference!r}; choose one of {', '.join(NAIVE_PORTS)}")
+    from resnet_keras import model as module
+
+    patches = NAIVE_PORTS[difference](module)
+    saved = {name: getattr(module, name) for name in patches}
+    try:
+        for name, func in patches.items():
+            setattr(module, name, func)
+        yield
+    finally:
+        for name, func in saved.items():
+            setattr(module, name, func)
+
+
+def build_naive_keras(spec: Any, difference: str) -> Any:
+    """A `resnet_keras.ResNet` of `spec` with one difference left unhandled (see `NAIVE_PORTS`)."""
+    import resnet_keras
+
+    with naive_keras(difference):
+        return resnet_keras.ResNet(spec)

@@ -1,0 +1,491 @@
+"""Framework-free description of a ResNet: the single source of truth.
+
+Every number either backend needs (depths, widths, strides, paddings, BatchNorm epsilon and
+momentum) lives here. `resnet_torch` and `resnet_keras` read a `ResNetSpec` and its plans
+(`stem()`, `blocks()`, `head()`); they never repeat a literal this module holds.
+
+Names are torchvision's `state_dict` keys (`layer2.0.downsample.0.weight`), layouts are PyTorch's
+(conv weights OIHW, dense weights out x in), and BatchNorm momentum is in PyTorch's convention
+(`running = (1 - momentum) * running + momentum * batch`).
+
+This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
+"""Output channels of a block = stage width * expansion."""
+
+STRIDE_ON = ("v1.5", "v1")
+"""Where a bottleneck puts its stride: 'v1.5' on the 3x3 conv (torchvision), 'v1' on the first 1x1
+(the original paper, Caffe and keras.applications)."""
+
+STEMS = ("imagenet", "cifar")
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # torchvision.models.resnet*: stride on the 3x3, no conv bias, eps 1e-5, momentum 0.1.
+    "torchvision": {},
+    # The paper's / Caffe's bottleneck: stride on the first 1x1.
+    "v1": {"stride_on": "v1"},
+    # keras.applications.ResNet50/101/152: v1 stride, biased convs, eps 1.001e-5.
+    "keras_applications": {"stride_on": "v1", "conv_bias": True, "bn_eps": 1.001e-5},
+}
+"""Named sets of overrides on top of an architecture preset."""
+
+ARCHS: dict[str, dict[str, Any]] = {
+    "resnet18": {"block": "basic", "layers": (2, 2, 2, 2)},
+    "resnet34": {"block": "basic", "layers": (3, 4, 6, 3)},
+    "resnet50": {"block": "bottleneck", "layers": (3, 4, 6, 3)},
+    "resnet101": {"block": "bottleneck", "layers": (3, 4, 23, 3)},
+    "resnet152": {"block": "bottleneck", "layers": (3, 8, 36, 3)},
+}
+"""The five depths exactly as torchvision builds them (He et al. 2016, table 1)."""
+
+STAGE_NAMES_HEAD = "logits"
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """One convolution, in PyTorch terms (weight OIHW)."""
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+    bias: bool
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.out_channels, self.in_channels, self.kernel, self.kernel)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        return _window_out(h, self.kernel, self.stride, self.padding), _window_out(
+            w, self.kernel, self.stride, self.padding
+        )
+
+
+@dataclass(frozen=True)
+class NormPlan:
+    """One BatchNorm over `channels`; eps and momentum in PyTorch's convention."""
+
+    name: str
+    channels: int
+    eps: float
+    momentum: float
+    zero_init: bool = False
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """A max-pool window (PyTorch pads it with -inf)."""
+
+    name: str
+    kernel: int
+    stride: int
+    padding: int
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        return _window_out(h, self.kernel, self.stride, self.padding), _window_out(
+            w, self.kernel, self.stride, self.padding
+        )
+
+
+@dataclass(frozen=True)
+class StemPlan:
+    """conv1 -> bn1 -> relu -> (maxpool)."""
+
+    conv: ConvPlan
+    norm: NormPlan
+    pool: PoolPlan | None
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """One residual block `layer{stage}.{index}`.
+
+    `convs[i]` is followed by `norms[i]`; a ReLU follows every norm but the last, and the last one
+    follows the residual addition. `downsample` is (conv, norm) on the identity path, or None.
+    """
+
+    name: str
+    kind: str
+    stage: int
+    index: int
+    in_channels: int
+    out_channels: int
+    stride: int
+    convs: tuple[ConvPlan, ...]
+    norms: tuple[NormPlan, ...]
+    downsample: tuple[ConvPlan, NormPlan] | None
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    """Global average pool -> fc."""
+
+    name: str
+    in_features: int
+    out_features: int
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of the canonical layer table."""
+
+    name: str
+    kind: str  # "conv" | "bn" | "maxpool" | "fc"
+    input_shape: tuple[int, ...]  # NCHW without N (C, H, W), or (features,)
+    output_shape: tuple[int, ...]
+    kernel: int | None
+    stride: int | None
+    padding: int | None
+    params: int
+    buffers: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """A ResNet, described without any framework.
+
+    Args:
+        block: "basic" (two 3x3 convs) or "bottleneck" (1x1, 3x3, 1x1; expansion 4).
+        layers: blocks per stage; stage i is named `layer{i+1}`.
+        widths: base width of each stage (a bottleneck's output is width * 4).
+        strides: stride of the first block of each stage.
+        stride_on: "v1.5" (stride on the bottleneck's 3x3, torchvision) or "v1" (on its first 1x1).
+        stem: "imagenet" (7x7/2 conv + 3x3/2 max-pool) or "cifar" (3x3/1 conv, no pool).
+        stem_width: channels of the stem conv.
+        conv_bias: whether convolutions carry a bias.
+        bn_eps: BatchNorm epsilon.
+        bn_momentum: BatchNorm momentum in PyTorch's convention (weight of the new batch).
+        num_classes: outputs of the fc layer.
+        in_channels: channels of the input image.
+        zero_init_residual: start the last BN of each block at gamma = 0 (torchvision's option).
+        name: architecture name, for reports.
+        variant: variant name, for reports.
+    """
+
+    block: str
+    layers: tuple[int, ...]
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    strides: tuple[int, ...] = (1, 2, 2, 2)
+    stride_on: str = "v1.5"
+    stem: str = "imagenet"
+    stem_width: int = 64
+    conv_bias: bool = False
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    num_classes: int = 1000
+    in_channels: int = 3
+    zero_init_residual: bool = False
+    name: str = "resnet"
+    variant: str = "torchvision"
+
+    def __post_init__(self) -> None:
+        # Normalise lists to tuples so a spec built from JSON compares and hashes equal.
+        for name in ("layers", "widths", "strides"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that is out of range."""
+        if self.block not in BLOCK_EXPANSION:
+            raise ValueError(f"block must be one of {sorted(BLOCK_EXPANSION)}, got {self.block!r}")
+        for name in ("layers", "widths", "strides"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or not value:
+                raise ValueError(f"{name} must be a non-empty tuple of ints, got {value!r}")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"{name} must hold ints, got {value!r}")
+        n = len(self.layers)
+        for name in ("widths", "strides"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"{name} has {len(getattr(self, name))} entries but layers has {n}: "
+                    "every stage needs a block count, a width and a stride"
+                )
+        if any(v < 1 for v in self.layers):
+            raise ValueError(f"layers must be >= 1 block per stage, got {self.layers}")
+        if any(v < 1 for v in self.widths):
+            raise ValueError(f"widths must be positive, got {self.widths}")
+        if any(v not in (1, 2) for v in self.strides):
+            raise ValueError(f"strides must be 1 or 2, got {self.strides}")
+        if self.stride_on not in STRIDE_ON:
+            raise ValueError(f"stride_on must be one of {STRIDE_ON}, got {self.stride_on!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
+        for name in ("num_classes", "in_channels", "stem_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not (isinstance(self.bn_eps, (int, float)) and self.bn_eps > 0):
+            raise ValueError(f"bn_eps must be > 0, got {self.bn_eps!r}")
+        if not (isinstance(self.bn_momentum, (int, float)) and 0 < self.bn_momentum <= 1):
+            raise ValueError(
+                f"bn_momentum must be in (0, 1] (PyTorch convention), got {self.bn_momentum!r}"
+            )
+
+    # -- derived numbers ---------------------------------------------------------------------------
+
+    @property
+    def expansion(self) -> int:
+        return BLOCK_EXPANSION[self.block]
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """Names of the outputs compared stage by stage: stem, layer1.., logits."""
+        return ("stem",) + tuple(f"layer{i + 1}" for i in range(len(self.layers))) + (
+            STAGE_NAMES_HEAD,
+        )
+
+    @property
+    def feature_channels(self) -> int:
+        return self.widths[-1] * self.expansion
+
+    def replace(self, **overrides: Any) -> "ResNetSpec":
+        """A copy with some fields changed (validated)."""
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(f"unknown spec field(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict; `ResNetSpec.from_dict` inverts it."""
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in dataclasses.fields(self)
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ResNetSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown spec field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    # -- plans the backends build from --------------------------------------------------------------
+
+    def _conv(self, name: str, cin: int, cout: int, kernel: int, stride: int) -> ConvPlan:
+        # 'Same'-style symmetric padding for odd kernels; a 1x1 conv never pads.
+        return ConvPlan(name, cin, cout, kernel, stride, kernel // 2, self.conv_bias)
+
+    def _norm(self, name: str, channels: int, zero_init: bool = False) -> NormPlan:
+        return NormPlan(name, channels, float(self.bn_eps), float(self.bn_momentum), zero_init)
+
+    def stem_plan(self) -> StemPlan:
+        if self.stem == "imagenet":
+            conv = self._conv("conv1", self.in_channels, self.stem_width, 7, 2)
+            pool = PoolPlan("maxpool", 3, 2, 1)
+        else:
+            conv = self._conv("conv1", self.in_channels, self.stem_width, 3, 1)
+            pool = None
+        return StemPlan(conv, self._norm("bn1", self.stem_width), pool)
+
+    def block_plans(self) -> Iterator[BlockPlan]:
+        cin = self.stem_width
+        zero_last = self.zero_init_residual
+        for s, (count, width, stage_stride) in enumerate(zip(self.layers, self.widths, self.strides)):
+            cout = width * self.expansion
+            for b in range(count):
+                name = f"layer{s + 1}.{b}"
+                stride = stage_stride if b == 0 else 1
+                if self.block == "basic":
+                    convs = (
+                        self._conv("conv1", cin, width, 3, stride),
+                        self._conv("conv2", width, width, 3, 1),
+                    )
+                else:
+                    s1, s3 = (1, stride) if self.stride_on == "v1.5" else (stride, 1)
+                    convs = (
+                        self._conv("conv1", cin, width, 1, s1),
+                        self._conv("conv2", width, width, 3, s3),
+                        self._conv("conv3", width, cout, 1, 1),
+                    )
+                norms = tuple(
+                    self._norm(f"bn{i + 1}", c.out_channels, zero_last and i == len(convs) - 1)
+                    for i, c in enumerate(convs)
+                )
+                downsample = None
+                if stride != 1 or cin != cout:
+                    downsample = (
+                        self._conv("downsample.0", cin, cout, 1, stride),
+                        self._norm("downsample.1", cout),
+                    )
+                yield BlockPlan(name, self.block, s + 1, b, cin, cout, stride, convs, norms, downsample)
+                cin = cout
+
+    def stage_blocks(self) -> list[list[BlockPlan]]:
+        """Blocks grouped by stage: `stage_blocks()[0]` is layer1."""
+        stages: list[list[BlockPlan]] = [[] for _ in self.layers]
+        for plan in self.block_plans():
+            stages[plan.stage - 1].append(plan)
+        return stages
+
+    def head_plan(self) -> HeadPlan:
+        return HeadPlan("fc", self.feature_channels, self.num_classes)
+
+    # -- tables and counts -------------------------------------------------------------------------
+
+    def layer_table(self, height: int = 224, width: int | None = None) -> list[LayerRow]:
+        """Every conv / bn / max-pool / fc, in forward order, with shapes for one input size.
+
+        Every conv and pool pads kernel // 2, so any input of at least 1x1 gives maps of at least 1x1.
+        """
+        width = height if width is None else width
+        for label, value in (("height", height), ("width", width)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"input {label} must be a positive int, got {value!r}")
+        rows: list[LayerRow] = []
+        stem = self.stem_plan()
+        c, h, w = self.in_channels, height, width
+        c, h, w = self._conv_rows(rows, "", stem.conv, stem.norm, c, h, w)
+        if stem.pool is not None:
+            ph, pw = stem.pool.output_size(h, w)
+            rows.append(
+                LayerRow(stem.pool.name, "maxpool", (c, h, w), (c, ph, pw), stem.pool.kernel,
+                         stem.pool.stride, stem.pool.padding, 0, 0, 0)
+            )
+            h, w = ph, pw
+        for plan in self.block_plans():
+            bh, bw = h, w
+            for conv, norm in zip(plan.convs, plan.norms):
+                c, bh, bw = self._conv_rows(rows, plan.name + ".", conv, norm, c, bh, bw)
+            if plan.downsample is not None:
+                conv, norm = plan.downsample
+                self._conv_rows(rows, plan.name + ".", conv, norm, plan.in_channels, h, w)
+            h, w = bh, bw
+        head = self.head_plan()
+        fc_params = head.in_features * head.out_features + head.out_features
+        rows.append(
+            LayerRow(head.name, "fc", (head.in_features,), (head.out_features,), None, None, None,
+                     fc_params, 0, head.in_features * head.out_features)
+        )
+        return rows
+
+    def _conv_rows(self, rows, prefix, conv: ConvPlan, norm: NormPlan, c, h, w):
+        oh, ow = conv.output_size(h, w)
+        params = math.prod(conv.weight_shape) + (conv.out_channels if conv.bias else 0)
+        macs = oh * ow * conv.out_channels * conv.in_channels * conv.kernel * conv.kernel
+        out = (conv.out_channels, oh, ow)
+        rows.append(
+            LayerRow(prefix + conv.name, "conv", (c, h, w), out, conv.kernel, conv.stride,
+                     conv.padding, params, 0, macs)
+        )
+        rows.append(
+            LayerRow(prefix + norm.name, "bn", out, out, None, None, None, 2 * norm.channels,
+                     2 * norm.channels, 0)
+        )
+        return out
+
+    def param_counts(self) -> dict[str, int]:
+        """{'trainable': weights and biases, 'bn_running': running_mean + running_var elements}."""
+        rows = self.layer_table(64 if self.stem == "imagenet" else 32)
+        return {
+            "trainable": sum(r.params for r in rows),
+            "bn_running": sum(r.buffers for r in rows),
+        }
+
+    def macs(self, height: int = 224, width: int | None = None) -> int:
+        """Multiply-accumulates of one image (convs and fc; BN, ReLU, pools and adds not counted)."""
+        return sum(r.macs for r in self.layer_table(height, width))
+
+    def stage_shapes(self, height: int, width: int | None = None) -> dict[str, tuple[int, ...]]:
+        """Output shape (C, H, W) of each compared stage, and (num_classes,) for the logits."""
+        width = height if width is None else width
+        rows = self.layer_table(height, width)
+        shapes: dict[str, tuple[int, ...]] = {}
+        stem_last = "maxpool" if self.stem == "imagenet" else "bn1"
+        for r in rows:
+            if r.name == stem_last:
+                shapes["stem"] = r.output_shape
+            stage = r.name.split(".")[0]
+            if stage.startswith("layer") and r.kind == "bn" and ".downsample" not in r.name:
+                shapes[stage] = r.output_shape
+        shapes[STAGE_NAMES_HEAD] = (self.num_classes,)
+        return shapes
+
+    def canonical_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every canonical weight key with its PyTorch-layout shape (num_batches_tracked excluded).
+
+        Order is torchvision's `state_dict()` order.
+        """
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        def conv(prefix: str, plan: ConvPlan) -> None:
+            shapes[prefix + plan.name + ".weight"] = plan.weight_shape
+            if plan.bias:
+                shapes[prefix + plan.name + ".bias"] = (plan.out_channels,)
+
+        def norm(prefix: str, plan: NormPlan) -> None:
+            for suffix in NORM_SUFFIXES:
+                shapes[prefix + plan.name + "." + suffix] = (plan.channels,)
+
+        stem = self.stem_plan()
+        conv("", stem.conv)
+        norm("", stem.norm)
+        for plan in self.block_plans():
+            for c, n in zip(plan.convs, plan.norms):
+                conv(plan.name + ".", c)
+                norm(plan.name + ".", n)
+            if plan.downsample is not None:
+                conv(plan.name + ".", plan.downsample[0])
+                norm(plan.name + ".", plan.downsample[1])
+        head = self.head_plan()
+        shapes["fc.weight"] = (head.out_features, head.in_features)
+        shapes["fc.bias"] = (head.out_features,)
+        return shapes
+
+
+NORM_SUFFIXES = ("weight", "bias", "running_mean", "running_var")
+"""BatchNorm keys in torchvision's order; `num_batches_tracked` is a counter, not a weight."""
+
+NUM_BATCHES_TRACKED = "num_batches_tracked"
+
+
+def _window_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    # PyTorch's floor rule; equals TF's 'valid' after explicit symmetric padding.
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def make_spec(arch: str, variant: str = "torchvision", **overrides: Any) -> ResNetSpec:
+    """The spec of a preset architecture, with a named variant and field overrides applied.
+
+    Args:
+        arch: one of `ARCHS` ("resnet18" ... "resnet152").
+        variant: one of `VARIANTS`.
+        **overrides: any `ResNetSpec` field, e.g. num_classes=10, in_channels=1, stem="cifar".
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    known = {f.name for f in dataclasses.fields(ResNetSpec)} - {"name", "variant"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown spec field(s) for {arch}: {', '.join(unknown)}")
+    fields = {**ARCHS[arch], **VARIANTS[variant], **overrides}
+    return ResNetSpec(name=arch, variant=variant, **fields)
+
+
+def parse_archs(text: str) -> list[str]:
+    """'resnet18,resnet50' or 'all' -> list of arch names (validated)."""
+    names = list(ARCHS) if text.strip() == "all" else [a.strip() for a in text.split(",") if a.strip()]
+    if not names:
+        raise ValueError("no architecture given")
+    for name in names:
+        if name not in ARCHS:
+            raise ValueError(f"unknown arch {name!r}; choose from {', '.join(ARCHS)} or 'all'")
+    return names

@@ -1,0 +1,266 @@
+"""ResNet as a subclassed Keras 3 `keras.Model`, built from a `parity.spec.ResNetSpec`.
+
+Read side by side with `resnet_torch/model.py`: same classes, same method order, same local names.
+Every intentional difference is tagged `# FRAMEWORK:`. Only `keras.layers` / `keras.ops` are used,
+so the model runs under the TensorFlow, PyTorch and JAX Keras backends.
+
+Layer names nest like torchvision's modules (`layer2` > `0` > `downsample` > `0`), so a variable
+path `resnet/layer2/0/downsample/0/kernel` maps to the key `layer2.0.downsample.0.weight` by rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import keras
+
+from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec
+
+# FRAMEWORK: layout — Keras images are NHWC (channels_last); torch images are NCHW.
+CHANNEL_AXIS = -1
+DATA_FORMAT = "channels_last"
+
+
+def local_name(plan: ConvPlan | NormPlan | PoolPlan) -> str:
+    """The Keras layer name of a plan: the last part of its canonical name."""
+    # FRAMEWORK: naming — torch names a child by attribute or Sequential index and joins the path
+    # with '.'; Keras joins layer names with '/' and (under its torch backend) refuses '.' in them.
+    # So `downsample.0` is the layer `0` inside the Sequential `downsample`.
+    return plan.name.rsplit(".", 1)[-1]
+
+
+def make_conv(plan: ConvPlan) -> keras.layers.Conv2D:
+    """A conv with torchvision's init (kaiming normal, fan_out, relu gain)."""
+    # FRAMEWORK: padding — always 'valid' here; the padding is a separate layer (`make_pad`),
+    # because TF's 'same' on a strided conv puts the odd pixel bottom/right, torch pads symmetrically.
+    # FRAMEWORK: init — kaiming_normal_(fan_out, relu) is VarianceScaling(2, fan_out, untruncated).
+    return keras.layers.Conv2D(
+        plan.out_channels,
+        kernel_size=plan.kernel,
+        strides=plan.stride,
+        padding="valid",
+        use_bias=plan.bias,
+        data_format=DATA_FORMAT,
+        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
+        bias_initializer="zeros",
+        name=local_name(plan),
+    )
+
+
+def make_pad(plan: ConvPlan | PoolPlan) -> keras.layers.Layer:
+    """Symmetric zero padding in front of a conv or pool; Identity where the plan has none."""
+    if plan.padding == 0:
+        return keras.layers.Identity(name=f"{local_name(plan)}_pad")
+    return keras.layers.ZeroPadding2D(plan.padding, data_format=DATA_FORMAT, name=f"{local_name(plan)}_pad")
+
+
+def make_norm(plan: NormPlan) -> keras.layers.BatchNormalization:
+    """BatchNorm with the spec's eps; momentum converted from PyTorch's convention."""
+    # FRAMEWORK: BN momentum — torch: running = (1 - m) * running + m * batch;
+    # Keras: moving = m' * moving + (1 - m') * batch. So m' = 1 - m (0.1 -> 0.9).
+    return keras.layers.BatchNormalization(
+        axis=CHANNEL_AXIS,
+        epsilon=plan.eps,
+        momentum=1.0 - plan.momentum,
+        gamma_initializer="zeros" if plan.zero_init else "ones",
+        name=local_name(plan),
+    )
+
+
+def make_pool(plan: PoolPlan) -> keras.layers.MaxPooling2D:
+    # FRAMEWORK: max-pool padding — Keras pads with zeros (`make_pad`), torch with -inf. The pool
+    # follows a ReLU, so every input is >= 0 and a zero never wins over a real value.
+    return keras.layers.MaxPooling2D(
+        pool_size=plan.kernel, strides=plan.stride, padding="valid", data_format=DATA_FORMAT,
+        name=plan.name,
+    )
+
+
+def make_fc(plan: HeadPlan) -> keras.layers.Dense:
+    # FRAMEWORK: init — nn.Linear's default is U(-1/sqrt(in), 1/sqrt(in)) for weight and bias;
+    # Keras' default is Glorot uniform and zero bias.
+    bound = 1.0 / math.sqrt(plan.in_features)
+    return keras.layers.Dense(
+        plan.out_features,
+        kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+        name=plan.name,
+    )
+
+
+class BasicBlock(keras.layers.Layer):
+    """Two 3x3 convs and a residual connection (ResNet-18/34).
+
+    Args:
+        plan: the block's `BlockPlan` from the spec.
+    """
+
+    expansion = 1
+
+    def __init__(self, plan: BlockPlan, **kwargs):
+        super().__init__(name=str(plan.index), **kwargs)
+        self.pad1 = make_pad(plan.convs[0])
+        self.conv1 = make_conv(plan.convs[0])
+        self.bn1 = make_norm(plan.norms[0])
+        self.relu = keras.layers.ReLU()
+        self.pad2 = make_pad(plan.convs[1])
+        self.conv2 = make_conv(plan.convs[1])
+        self.bn2 = make_norm(plan.norms[1])
+        self.downsample = make_downsample(plan)
+
+    def call(self, x, training=None):
+        identity = x
+        out = self.pad1(x)
+        out = self.conv1(out)
+        out = self.bn1(out, training=training)
+        out = self.relu(out)
+        out = self.pad2(out)
+        out = self.conv2(out)
+        out = self.bn2(out, training=training)
+        if self.downsample is not None:
+            identity = self.downsample(x, training=training)
+        out = out + identity
+        out = self.relu(out)
+        return out
+
+
+class Bottleneck(keras.layers.Layer):
+    """1x1 reduce, 3x3, 1x1 expand, and a residual connection (ResNet-50/101/152).
+
+    Args:
+        plan: the block's `BlockPlan` from the spec (it says which conv carries the stride).
+    """
+
+    expansion = 4
+
+    def __init__(self, plan: BlockPlan, **kwargs):
+        super().__init__(name=str(plan.index), **kwargs)
+        self.pad1 = make_pad(plan.convs[0])
+        self.conv1 = make_conv(plan.convs[0])
+        self.bn1 = make_norm(plan.norms[0])
+        self.pad2 = make_pad(plan.convs[1])
+        self.conv2 = make_conv(plan.convs[1])
+        self.bn2 = make_norm(plan.norms[1])
+        self.pad3 = make_pad(plan.convs[2])
+        self.conv3 = make_conv(plan.convs[2])
+        self.bn3 = make_norm(plan.norms[2])
+        self.relu = keras.layers.ReLU()
+        self.downsample = make_downsample(plan)
+
+    def call(self, x, training=None):
+        identity = x
+        out = self.pad1(x)
+        out = self.conv1(out)
+        out = self.bn1(out, training=training)
+        out = self.relu(out)
+        out = self.pad2(out)
+        out = self.conv2(out)
+        out = self.bn2(out, training=training)
+        out = self.relu(out)
+        out = self.pad3(out)
+        out = self.conv3(out)
+        out = self.bn3(out, training=training)
+        if self.downsample is not None:
+            identity = self.downsample(x, training=training)
+        out = out + identity
+        out = self.relu(out)
+        return out
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def make_downsample(plan: BlockPlan) -> keras.Sequential | None:
+    """The identity path's 1x1 conv + BN, named `downsample/0` / `downsample/1`."""
+    if plan.downsample is None:
+        return None
+    conv, norm = plan.downsample
+    return keras.Sequential([make_conv(conv), make_norm(norm)], name="downsample")
+
+
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class ResNet(keras.Model):
+    """A ResNet whose variables map to torchvision's state_dict keys by rule.
+
+    Args:
+        spec: the architecture; see `parity.spec.make_spec`.
+        **kwargs: passed to `keras.Model` (name, dtype, trainable).
+    """
+
+    def __init__(self, spec: ResNetSpec, **kwargs):
+        kwargs.setdefault("name", "resnet")
+        super().__init__(**kwargs)
+        if not isinstance(spec, ResNetSpec):
+            raise TypeError(f"spec must be a ResNetSpec, got {type(spec).__name__}")
+        self.spec = spec
+        stem = spec.stem_plan()
+        self.pad1 = make_pad(stem.conv)
+        self.conv1 = make_conv(stem.conv)
+        self.bn1 = make_norm(stem.norm)
+        self.relu = keras.layers.ReLU()
+        self.maxpool_pad = make_pad(stem.pool) if stem.pool is not None else keras.layers.Identity()
+        self.maxpool = make_pool(stem.pool) if stem.pool is not None else keras.layers.Identity()
+        for index, plans in enumerate(spec.stage_blocks()):
+            # torchvision's `layer1` .. `layer4` attributes, each a Sequential of blocks.
+            blocks = [BLOCKS[plan.kind](plan) for plan in plans]
+            setattr(self, f"layer{index + 1}", keras.Sequential(blocks, name=f"layer{index + 1}"))
+        # FRAMEWORK: pooling — keepdims so the flatten below reads like torch's.
+        self.avgpool = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, keepdims=True)
+        self.flatten = keras.layers.Flatten()
+        self.fc = make_fc(spec.head_plan())
+        # FRAMEWORK: variables — torch creates them in __init__; Keras waits for an input shape.
+        # The spec knows the channels, so build now and the model is usable at once, like torch's.
+        self.build((None, None, None, spec.in_channels))
+
+    def build(self, input_shape) -> None:
+        # A symbolic run through forward_stages builds every layer (no computation happens).
+        self.forward_stages(keras.KerasTensor(tuple(input_shape)))
+        self.built = True
+
+    @property
+    def stages(self) -> list[keras.Sequential]:
+        return [getattr(self, f"layer{i + 1}") for i in range(len(self.spec.layers))]
+
+    def check_input(self, x) -> None:
+        """Raise ValueError unless x is (N, H, W, in_channels)."""
+        if len(x.shape) != 4 or x.shape[CHANNEL_AXIS] != self.spec.in_channels:
+            raise ValueError(
+                f"expected input of shape (N, H, W, {self.spec.in_channels}) (NHWC), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def forward_stages(self, x, training=None) -> "OrderedDict[str, object]":
+        """Run the network and return every stage output: stem, layer1.., logits (NHWC)."""
+        self.check_input(x)
+        outputs = OrderedDict()
+        out = self.pad1(x)
+        out = self.conv1(out)
+        out = self.bn1(out, training=training)
+        out = self.relu(out)
+        out = self.maxpool_pad(out)
+        out = self.maxpool(out)
+        outputs["stem"] = out
+        for index, stage in enumerate(self.stages):
+            out = stage(out, training=training)
+            outputs[f"layer{index + 1}"] = out
+        out = self.avgpool(out)
+        out = self.flatten(out)
+        out = self.fc(out)
+        outputs["logits"] = out
+        return outputs
+
+    def call(self, x, training=None):
+        return self.forward_stages(x, training=training)["logits"]
+
+    def get_config(self) -> dict:
+        # FRAMEWORK: serialisation — Keras rebuilds a model from its config; the spec is all of it.
+        config = {"name": self.name, "trainable": self.trainable, "spec": self.spec.to_dict()}
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ResNet":
+        config = dict(config)
+        spec = ResNetSpec.from_dict(config.pop("spec"))
+        config.pop("dtype", None)
+        return cls(spec, **config)

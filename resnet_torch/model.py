@@ -1,0 +1,192 @@
+"""ResNet as a `torch.nn.Module`, built from a `parity.spec.ResNetSpec`.
+
+Read side by side with `resnet_keras/model.py`: same classes, same method order, same local names.
+Every intentional difference is tagged `# FRAMEWORK:`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec
+
+# FRAMEWORK: layout — torch images are NCHW; Keras images are NHWC.
+CHANNEL_AXIS = 1
+
+
+def make_conv(plan: ConvPlan) -> nn.Conv2d:
+    """A conv with torchvision's init (kaiming normal, fan_out, relu gain)."""
+    # FRAMEWORK: padding — torch pads inside the conv, symmetrically.
+    conv = nn.Conv2d(
+        plan.in_channels,
+        plan.out_channels,
+        kernel_size=plan.kernel,
+        stride=plan.stride,
+        padding=plan.padding,
+        bias=plan.bias,
+    )
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+def make_norm(plan: NormPlan) -> nn.BatchNorm2d:
+    """BatchNorm with the spec's eps and momentum (PyTorch convention, used as is)."""
+    norm = nn.BatchNorm2d(plan.channels, eps=plan.eps, momentum=plan.momentum)
+    nn.init.constant_(norm.weight, 0.0 if plan.zero_init else 1.0)
+    nn.init.zeros_(norm.bias)
+    return norm
+
+
+def make_pool(plan: PoolPlan) -> nn.MaxPool2d:
+    # FRAMEWORK: max-pool padding — torch pads with -inf inside the pool.
+    return nn.MaxPool2d(kernel_size=plan.kernel, stride=plan.stride, padding=plan.padding)
+
+
+def make_fc(plan: HeadPlan) -> nn.Linear:
+    # FRAMEWORK: init — nn.Linear's default is U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+    return nn.Linear(plan.in_features, plan.out_features)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs and a residual connection (ResNet-18/34).
+
+    Args:
+        plan: the block's `BlockPlan` from the spec.
+    """
+
+    expansion = 1
+
+    def __init__(self, plan: BlockPlan):
+        super().__init__()
+        self.conv1 = make_conv(plan.convs[0])
+        self.bn1 = make_norm(plan.norms[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = make_conv(plan.convs[1])
+        self.bn2 = make_norm(plan.norms[1])
+        self.downsample = make_downsample(plan)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out = out + identity
+        out = self.relu(out)
+        return out
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand, and a residual connection (ResNet-50/101/152).
+
+    Args:
+        plan: the block's `BlockPlan` from the spec (it says which conv carries the stride).
+    """
+
+    expansion = 4
+
+    def __init__(self, plan: BlockPlan):
+        super().__init__()
+        self.conv1 = make_conv(plan.convs[0])
+        self.bn1 = make_norm(plan.norms[0])
+        self.conv2 = make_conv(plan.convs[1])
+        self.bn2 = make_norm(plan.norms[1])
+        self.conv3 = make_conv(plan.convs[2])
+        self.bn3 = make_norm(plan.norms[2])
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = make_downsample(plan)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn2(out)
+        out = self.relu(out)
+        out = self.conv3(out)
+        out = self.bn3(out)
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out = out + identity
+        out = self.relu(out)
+        return out
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+def make_downsample(plan: BlockPlan) -> nn.Sequential | None:
+    """The identity path's 1x1 conv + BN, named `downsample.0` / `downsample.1` as torchvision."""
+    if plan.downsample is None:
+        return None
+    conv, norm = plan.downsample
+    return nn.Sequential(make_conv(conv), make_norm(norm))
+
+
+class ResNet(nn.Module):
+    """A ResNet whose `state_dict()` is torchvision's, key for key.
+
+    Args:
+        spec: the architecture; see `parity.spec.make_spec`.
+    """
+
+    def __init__(self, spec: ResNetSpec):
+        super().__init__()
+        if not isinstance(spec, ResNetSpec):
+            raise TypeError(f"spec must be a ResNetSpec, got {type(spec).__name__}")
+        self.spec = spec
+        stem = spec.stem_plan()
+        self.conv1 = make_conv(stem.conv)
+        self.bn1 = make_norm(stem.norm)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = make_pool(stem.pool) if stem.pool is not None else nn.Identity()
+        for index, plans in enumerate(spec.stage_blocks()):
+            # torchvision's `layer1` .. `layer4` attributes, each an nn.Sequential of blocks.
+            blocks = [BLOCKS[plan.kind](plan) for plan in plans]
+            self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = make_fc(spec.head_plan())
+
+    @property
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i + 1}") for i in range(len(self.spec.layers))]
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ValueError unless x is (N, in_channels, H, W)."""
+        if x.dim() != 4 or x.shape[CHANNEL_AXIS] != self.spec.in_channels:
+            raise ValueError(
+                f"expected input of shape (N, {self.spec.in_channels}, H, W) (NCHW), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def forward_stages(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        """Run the network and return every stage output: stem, layer1.., logits (NCHW)."""
+        self.check_input(x)
+        outputs: OrderedDict[str, torch.Tensor] = OrderedDict()
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.maxpool(out)
+        outputs["stem"] = out
+        for index, stage in enumerate(self.stages):
+            out = stage(out)
+            outputs[f"layer{index + 1}"] = out
+        out = self.avgpool(out)
+        # FRAMEWORK: flatten — (N, C, 1, 1) -> (N, C); order matters only for a head that
+        # flattens a spatial map, which this one never does.
+        out = torch.flatten(out, 1)
+        out = self.fc(out)
+        outputs["logits"] = out
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(x)["logits"]

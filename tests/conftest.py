@@ -1,0 +1,45 @@
+"""Shared fixtures: models are costly to build, so tests share them where they do not mutate."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+from parity.spec import make_spec
+
+TORCHVISION_TRAINABLE = {
+    # torchvision.models.resnetXX(): sum(p.numel() for p in m.parameters()), from its model cards.
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+}
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run a snippet in a fresh interpreter (for import hygiene and other Keras backends)."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def spec18():
+    return make_spec("resnet18")
+
+
+@pytest.fixture(scope="session")
+def spec50():
+    return make_spec("resnet50")

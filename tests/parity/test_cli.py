@@ -1,0 +1,102 @@
+"""parity.cli: `resnet-parity summary` and `resnet-parity check`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from parity import tolerances
+from parity.cli import main
+from parity.compare import cuda_available
+
+
+def test_summary_table(capsys):
+    assert main(["summary", "--arch", "resnet50", "--size", "224"]) == 0
+    out = capsys.readouterr().out
+    assert "25,557,032" in out and "4.089 G" in out
+    assert "(2048, 7, 7)" in out
+    assert out.count("25,557,032") == 3  # spec, torch, keras totals
+    assert "53,120" in out
+
+
+def test_summary_odd_size_and_variant(capsys):
+    assert main(["summary", "--arch", "resnet50", "--size", "97", "131", "--variant", "keras_applications",
+                 "--backends", ""]) == 0
+    out = capsys.readouterr().out
+    assert "(2048, 4, 5)" in out
+    assert "25,583,592" in out  # torchvision's count plus one bias per conv channel (26,560)
+
+
+def test_check_json_carries_every_figure(tmp_path, capsys):
+    json_path, md_path = tmp_path / "r.json", tmp_path / "r.md"
+    code = main(["check", "--arch", "resnet18", "--batch", "1", "--size", "64", "80", "--seed", "3",
+                 "--direction", "both", "--json", str(json_path), "--markdown", str(md_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    data = json.loads(json_path.read_text())
+    assert data["passed"] is True
+    assert data["config"]["size"] == [64, 80] and data["config"]["seed"] == 3
+    assert [r["direction"] for r in data["results"]] == ["torch2keras", "keras2torch"]
+    row = data["results"][0]
+    for key in ("arch", "params", "output_shape", "max_abs", "max_rel", "first_divergent", "passed",
+                "seconds"):
+        assert key in row, key
+    assert row["params"]["spec"] == row["params"]["torch"] == row["params"]["keras"] == 11_689_512
+    assert row["output_shape"] == [1, 1000]
+    assert 0 < row["max_rel"] <= tolerances.FP32_CPU
+    assert len(row["report"]["stages"]) == 6
+    assert f"{row['max_rel']:.2e}" in out and "PASS" in out
+    assert f"{row['max_rel']:.2e}" in md_path.read_text()
+
+
+def test_check_exits_nonzero_on_mismatch(monkeypatch, capsys):
+    from parity import check
+    from parity.naive import naive_keras
+
+    original = check.build_pair
+
+    def naive_pair(spec):
+        with naive_keras("bn_eps_default"):
+            return original(spec)
+
+    monkeypatch.setattr(check, "build_pair", naive_pair)
+    assert main(["check", "--arch", "resnet18", "--batch", "1", "--size", "64"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "stem" in out
+
+
+def test_check_bad_arguments(capsys):
+    assert main(["check", "--arch", "resnet19"]) == 2
+    assert "unknown arch 'resnet19'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["check", "--batch", "0"])
+    assert "must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(cuda_available(), reason="checks the message shown where there is no GPU")
+def test_check_cuda_without_gpu(capsys):
+    assert main(["check", "--arch", "resnet18", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
+def test_check_on_cuda(tmp_path):
+    json_path = tmp_path / "gpu.json"
+    assert main(["check", "--arch", "resnet18,resnet50", "--device", "cuda", "--json", str(json_path)]) == 0
+    data = json.loads(json_path.read_text())
+    assert all(r["report"]["tf32"] is False for r in data["results"])
+
+
+def test_console_script_installed():
+    exe = shutil.which("resnet-parity") or shutil.which("resnet-parity", path=str(
+        __import__("pathlib").Path(sys.executable).parent))
+    assert exe, "the resnet-parity console script is not on PATH"
+    result = subprocess.run([exe, "summary", "--arch", "resnet18", "--backends", ""], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "11,689,512" in result.stdout

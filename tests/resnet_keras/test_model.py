@@ -1,0 +1,139 @@
+"""resnet_keras: the same architecture as resnet_torch, under Keras 3."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import resnet_keras
+from parity.spec import ARCHS
+from parity.weights import get_weights, keras_key
+from tests.conftest import TORCHVISION_TRAINABLE, run_python
+
+
+def count(variables) -> int:
+    return sum(math.prod(v.shape) for v in variables)
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_param_counts_match_spec_and_torchvision(arch):
+    model = getattr(resnet_keras, arch)()
+    assert count(model.trainable_weights) == TORCHVISION_TRAINABLE[arch]
+    assert count(model.non_trainable_weights) == model.spec.param_counts()["bn_running"]
+
+
+def test_variable_paths_map_to_torchvision_keys_by_rule():
+    model = resnet_keras.resnet50()
+    paths = [v.path for v in model.weights]
+    assert "resnet/layer2/0/downsample/0/kernel" in paths
+    assert "resnet/layer2/0/downsample/1/moving_variance" in paths
+    assert keras_key("resnet/layer2/0/downsample/1/moving_variance", "resnet") == (
+        "layer2.0.downsample.1.running_var"
+    )
+    shapes = {k: v.shape for k, v in get_weights(model).items()}
+    assert shapes == model.spec.canonical_shapes()
+
+
+def test_init_mirrors_torchvision():
+    keras.utils.set_random_seed(0)
+    model = resnet_keras.resnet50(zero_init_residual=True)
+    kernel = model.layer3.layers[0].conv2.kernel.numpy()  # HWIO
+    fan_out = kernel.shape[0] * kernel.shape[1] * kernel.shape[3]
+    assert float(kernel.std()) == pytest.approx(math.sqrt(2.0 / fan_out), rel=0.02)
+    assert np.all(model.layer1.layers[0].bn3.gamma.numpy() == 0)
+    assert np.all(model.layer1.layers[0].bn2.gamma.numpy() == 1)
+    bound = 1 / math.sqrt(2048)
+    for variable in (model.fc.kernel, model.fc.bias):
+        values = np.abs(variable.numpy())
+        assert values.max() <= bound and values.max() > 0.95 * bound
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({}, (1, 97, 131, 3)),
+        ({}, (2, 224, 224, 3)),
+        ({"in_channels": 1}, (1, 64, 80, 1)),
+        ({"in_channels": 4, "num_classes": 10}, (2, 65, 65, 4)),
+        ({"stem": "cifar", "num_classes": 10}, (2, 32, 32, 3)),
+    ],
+)
+def test_stage_shapes_match_spec(kwargs, shape):
+    model = resnet_keras.resnet18(**kwargs)
+    outputs = model.forward_stages(np.random.default_rng(0).standard_normal(shape).astype("float32"))
+    expected = model.spec.stage_shapes(shape[1], shape[2])
+    assert list(outputs) == list(model.spec.stage_names)
+    for stage, out in outputs.items():
+        c_h_w = expected[stage]
+        nhwc = (shape[0],) + (c_h_w[1:] + c_h_w[:1] if len(c_h_w) == 3 else c_h_w)
+        assert tuple(out.shape) == nhwc, stage
+
+
+@pytest.mark.parametrize("shape", [(1, 64, 64, 4), (64, 64, 3), (1, 3, 64, 64)])
+def test_wrong_input_names_the_shape(shape):
+    model = resnet_keras.resnet18()
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, H, W, 3\).*got"):
+        model(np.zeros(shape, "float32"))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="num_classes must be a positive int, got -5"):
+        resnet_keras.resnet18(num_classes=-5)
+    with pytest.raises(ValueError, match="in_channels must be a positive int, got 0"):
+        resnet_keras.resnet50(in_channels=0)
+    with pytest.raises(ValueError, match="unknown arch 'resnet"):
+        resnet_keras.build("resnet")
+
+
+def test_momentum_converted_once():
+    model = resnet_keras.resnet18(bn_momentum=0.01, bn_eps=2e-5)
+    assert model.bn1.momentum == pytest.approx(0.99)
+    assert model.layer4.layers[1].bn2.epsilon == pytest.approx(2e-5)
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = resnet_keras.resnet18(num_classes=10, in_channels=1)
+    x = np.random.default_rng(0).standard_normal((2, 40, 48, 1)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, resnet_keras.ResNet)
+    assert loaded.spec == model.spec
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x, training=False)), expected)
+
+
+def test_imports_no_torch_under_tensorflow_backend():
+    result = run_python(
+        "import sys, resnet_keras, keras\nresnet_keras.resnet18()\n"
+        "assert keras.backend.backend() == 'tensorflow'\n"
+        "assert 'torch' not in sys.modules\n",
+        env={"KERAS_BACKEND": "tensorflow"},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_runs_under_torch_backend_and_matches_torch():
+    # Under KERAS_BACKEND=torch a Keras model is also a torch.nn.Module; backend detection and the
+    # port must still treat it as Keras.
+    code = """
+import numpy as np, keras, resnet_keras, resnet_torch
+from parity.weights import copy_weights, random_weights, set_weights
+from parity.compare import compare
+assert keras.backend.backend() == "torch"
+t = resnet_torch.resnet18(num_classes=10)
+k = resnet_keras.resnet18(num_classes=10)
+set_weights(t, random_weights(t.spec, 3))
+copy_weights(t, k)
+x = np.random.default_rng(0).standard_normal((2, 3, 45, 61)).astype("float32")
+report = compare(t, k, x)
+assert report.passed, report.to_json()
+assert report.b == "keras"
+print("max_rel", report.logits.max_rel)
+"""
+    result = run_python(code, env={"KERAS_BACKEND": "torch"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "max_rel" in result.stdout

@@ -1,0 +1,114 @@
+"""resnet_torch: torchvision's keys, shapes, init and constructor behaviour."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import resnet_torch
+from parity.spec import ARCHS, make_spec
+from tests.conftest import TORCHVISION_TRAINABLE, run_python
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_param_counts_match_spec_and_torchvision(arch):
+    model = getattr(resnet_torch, arch)()
+    trainable = sum(p.numel() for p in model.parameters())
+    running = sum(b.numel() for n, b in model.named_buffers() if not n.endswith("num_batches_tracked"))
+    assert trainable == TORCHVISION_TRAINABLE[arch] == model.spec.param_counts()["trainable"]
+    assert running == model.spec.param_counts()["bn_running"]
+
+
+def test_state_dict_is_torchvision_key_for_key():
+    model = resnet_torch.resnet50()
+    state = model.state_dict()
+    expected = model.spec.canonical_shapes()
+    weights = {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    assert list(weights) == list(expected)  # same keys, same (torchvision) order
+    assert weights == expected
+    counters = [k for k in state if k.endswith("num_batches_tracked")]
+    assert len(counters) == 53 and "layer2.0.downsample.1.num_batches_tracked" in counters
+
+
+def test_torchvision_style_checkpoint_loads_strict(spec18):
+    # A state dict exactly as torchvision writes one (counters included) loads with strict=True.
+    source = resnet_torch.ResNet(spec18)
+    checkpoint = {k: v.clone() + 0.01 for k, v in source.state_dict().items()}
+    target = resnet_torch.ResNet(spec18)
+    result = target.load_state_dict(checkpoint, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    x = torch.randn(1, 3, 64, 64)
+    source.load_state_dict(checkpoint)
+    assert torch.equal(source.eval()(x), target.eval()(x))
+
+
+def test_torchvision_init():
+    torch.manual_seed(0)
+    model = resnet_torch.resnet50(zero_init_residual=True)
+    w = model.layer3[0].conv2.weight
+    fan_out = w.shape[0] * w.shape[2] * w.shape[3]
+    assert float(w.std()) == pytest.approx(math.sqrt(2.0 / fan_out), rel=0.02)
+    assert torch.all(model.bn1.weight == 1) and torch.all(model.bn1.bias == 0)
+    assert torch.all(model.layer1[0].bn3.weight == 0)  # zero_init_residual
+    assert torch.all(model.layer1[0].bn2.weight == 1)
+    bound = 1 / math.sqrt(2048)
+    assert float(model.fc.weight.abs().max()) <= bound
+    assert float(model.fc.weight.abs().max()) > 0.95 * bound
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({}, (1, 3, 97, 131)),
+        ({}, (2, 3, 224, 224)),
+        ({"in_channels": 1}, (1, 1, 64, 80)),
+        ({"in_channels": 4, "num_classes": 10}, (2, 4, 65, 65)),
+        ({"stem": "cifar", "num_classes": 10}, (2, 3, 32, 32)),
+    ],
+)
+def test_stage_shapes_match_spec(kwargs, shape):
+    model = resnet_torch.resnet18(**kwargs).eval()
+    with torch.no_grad():
+        outputs = model.forward_stages(torch.randn(*shape))
+    expected = model.spec.stage_shapes(shape[2], shape[3])
+    assert list(outputs) == list(model.spec.stage_names)
+    for stage, out in outputs.items():
+        assert tuple(out.shape) == (shape[0],) + expected[stage], stage
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 64, 64), (3, 64, 64), (1, 64, 64, 3)])
+def test_wrong_input_names_the_shape(shape):
+    model = resnet_torch.resnet18()
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 3, H, W\).*got"):
+        model(torch.zeros(*shape))
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="num_classes must be a positive int, got 0"):
+        resnet_torch.resnet18(num_classes=0)
+    with pytest.raises(ValueError, match="in_channels must be a positive int, got -1"):
+        resnet_torch.resnet34(in_channels=-1)
+    with pytest.raises(ValueError, match="unknown arch 'resnet20'"):
+        resnet_torch.build("resnet20")
+    with pytest.raises(ValueError, match="widths has 4 entries but layers has 5"):
+        resnet_torch.resnet18(layers=(1, 1, 1, 1, 1))
+    with pytest.raises(TypeError, match="spec must be a ResNetSpec"):
+        resnet_torch.ResNet("resnet18")
+
+
+def test_imports_no_keras_or_tensorflow():
+    result = run_python(
+        "import sys, resnet_torch\nresnet_torch.resnet18()\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\nassert not bad, bad\n"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_spec_overrides_reach_the_modules():
+    model = resnet_torch.resnet50(bn_eps=1e-3, bn_momentum=0.01, conv_bias=True)
+    assert model.bn1.eps == 1e-3 and model.layer3[2].bn2.momentum == 0.01
+    assert model.conv1.bias is not None
+    assert np.isclose(model.spec.bn_eps, 1e-3)
