@@ -47,11 +47,12 @@ class CheckResult:
     output_shape: list[int]
     report: Report
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    onnx_reports: list[Report] = field(default_factory=list)
+    onnx_ops: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return self.params.equal and self.report.passed
+        return self.params.equal and self.report.passed and all(r.passed for r in self.onnx_reports)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,7 +67,10 @@ class CheckResult:
             "passed": self.passed,
             "seconds": self.seconds,
             "report": self.report.to_dict(),
-            **self.extra,
+            "onnx": {
+                "reports": [r.to_dict() for r in self.onnx_reports],
+                "ops": self.onnx_ops,
+            },
         }
 
 
@@ -111,6 +115,7 @@ def check_arch(
     variant: str = "torchvision",
     allow_tf32: bool = False,
     spec: ResNetSpec | None = None,
+    onnx: bool = False,
 ) -> CheckResult:
     """Build both models, fill the source with seeded random weights, copy across, compare.
 
@@ -124,6 +129,7 @@ def check_arch(
         variant: spec variant name.
         allow_tf32: see `parity.compare.compare`.
         spec: a full spec to check instead of the preset.
+        onnx: also export both models to ONNX and compare all four on the logits.
     """
     width = height if width is None else width
     if direction not in DIRECTIONS:
@@ -142,6 +148,12 @@ def check_arch(
     k_params, k_running = keras_counts(keras_model)
     counts = spec.param_counts()
     params = ParamCounts(counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running)
-    output_shape = report.logits.shape_b
-    return CheckResult(spec.name, spec.variant, direction, params, output_shape, report,
-                       time.perf_counter() - start)
+    result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
+    if onnx:
+        from parity.export import four_way
+
+        found = four_way(torch_model, keras_model, x, device=device, allow_tf32=allow_tf32)
+        result.onnx_reports = found["reports"]
+        result.onnx_ops = {label: dict(ops) for label, ops in found["ops"].items()}
+    result.seconds = time.perf_counter() - start
+    return result

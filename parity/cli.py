@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from typing import Any, Sequence
 
 DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
@@ -15,6 +16,10 @@ DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
 def _quiet_frameworks() -> None:
     # TensorFlow's C++ start-up logging drowns the tables; users can still override it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Deprecation notices from inside tf2onnx and torch.export, not about anything a user passed.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(keras|torch|tf2onnx|copyreg)")
+    warnings.filterwarnings("ignore", message=r".*np\.object.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
 
 
 def _console(stderr: bool = False):
@@ -124,18 +129,39 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
     rows = []
     for r in results:
         p = r.params
+        native = r.report
         rows.append([
             r.arch,
             r.direction,
             f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
             "x".join(map(str, r.output_shape)),
-            _fmt(r.report.logits.max_abs),
-            _fmt(r.report.logits.max_rel),
-            r.report.first_divergent or "-",
-            "PASS" if r.passed else "FAIL",
+            _fmt(native.logits.max_abs),
+            _fmt(native.logits.max_rel),
+            native.first_divergent or "-",
+            "PASS" if p.equal and native.passed else "FAIL",
             f"{r.seconds:.1f}",
         ])
+        for o in r.onnx_reports:
+            rows.append([
+                r.arch,
+                f"{o.a} vs {o.b}",
+                "",
+                "x".join(map(str, o.logits.shape_b)),
+                _fmt(o.logits.max_abs),
+                _fmt(o.logits.max_rel),
+                o.first_divergent or "-",
+                "PASS" if o.passed else "FAIL",
+                "",
+            ])
     return rows
+
+
+def op_table_rows(ops: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Op type, count in each ONNX graph; ops present in only one graph first."""
+    labels = list(ops)
+    names = sorted({op for counts in ops.values() for op in counts},
+                   key=lambda op: (len({l for l in labels if op in ops[l]}) == len(labels), op))
+    return [[op] + [str(ops[l].get(op, 0)) for l in labels] for op in names]
 
 
 CHECK_COLUMNS = ["arch", "direction", "params spec / torch / keras", "output", "max abs", "max rel",
@@ -169,9 +195,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = []
     for arch in archs:
         for direction in directions:
-            with err.status(f"{arch} {direction}: build, port, compare at {args.batch}x{height}x{width}"):
+            steps = "build, port, compare" + (", export ONNX, run onnxruntime" if args.onnx else "")
+            with err.status(f"{arch} {direction}: {steps} at {args.batch}x{height}x{width}"):
+                # The ONNX files hold the same weights in either direction: export once per arch.
+                onnx = args.onnx and direction == directions[0]
                 result = check_arch(arch, args.batch, height, width, args.device, args.seed, direction,
-                                    args.variant, args.allow_tf32)
+                                    args.variant, args.allow_tf32, onnx=onnx)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     tol = results[0].report
@@ -184,13 +213,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     rows = check_table_rows(results)
     for row in rows:
         table.add_row(*row, style=None if row[7] == "PASS" else "red")
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    op_markdown = ""
+    for r in results:
+        if r.onnx_ops and r.direction == directions[0]:
+            folded = all("BatchNormalization" not in counts for counts in r.onnx_ops.values())
+            ops = Table(title=f"{r.arch}: ONNX ops per graph" + (" (every BatchNorm folded into its Conv)" if folded else ""))
+            ops.add_column("op")
+            for label in r.onnx_ops:
+                ops.add_column(label, justify="right")
+            op_rows = op_table_rows(r.onnx_ops)
+            for row in op_rows:
+                ops.add_row(*row)
+            console.print(ops)
+            op_markdown += f"\n**{r.arch}: ONNX ops per graph**\n\n" + to_markdown(["op", *r.onnx_ops], op_rows)
     passed = all(r.passed for r in results)
     if args.json:
         payload = {
             "config": {"archs": archs, "batch": args.batch, "size": [height, width], "device": args.device,
                        "seed": args.seed, "variant": args.variant, "directions": directions,
-                       "allow_tf32": args.allow_tf32},
+                       "allow_tf32": args.allow_tf32, "onnx": args.onnx},
             "passed": passed,
             "results": [r.to_dict() for r in results],
         }
@@ -198,8 +241,39 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
     if args.markdown:
-        atomic_write_text(args.markdown, f"**{title}**\n\n" + to_markdown(CHECK_COLUMNS, rows))
+        atomic_write_text(args.markdown, f"**{title}**\n\n" + to_markdown(CHECK_COLUMNS, rows) + op_markdown)
     return 0 if passed else 1
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from parity.export import export_onnx, op_histogram
+    from parity.files import check_target
+    from parity.spec import make_spec
+    from parity.weights import random_weights, set_weights
+
+    check_target(args.out, args.force)  # fail before the slow part
+    height, width = _size(args.size)
+    spec = make_spec(args.arch, args.variant, num_classes=args.num_classes, in_channels=args.in_channels)
+    if args.backend == "torch":
+        if args.nchw is False:
+            raise ValueError("--nhwc applies to --backend keras only; torch graphs are NCHW")
+        import resnet_torch as backend
+    else:
+        import resnet_keras as backend
+    model = backend.ResNet(spec)
+    if args.seed is not None:
+        set_weights(model, random_weights(spec, args.seed))
+    err = _console(stderr=True)
+    with err.status(f"exporting {spec.name} ({args.backend}) to {args.out}"):
+        path = export_onnx(model, args.out, nchw=args.nchw, opset=args.opset, height=height, width=width,
+                           force=args.force)
+    ops = op_histogram(path)
+    err.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}, "
+              f"{sum(ops.values())} nodes: " + ", ".join(f"{k} {v}" for k, v in ops.most_common()) + ")")
+    return 0
 
 
 # -- entry point -----------------------------------------------------------------------------------
@@ -232,9 +306,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", default="both", choices=["torch2keras", "keras2torch", "both"],
                    help="which model is the source (and reference); default both")
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
+    p.add_argument("--onnx", action="store_true",
+                   help="also export both models to ONNX and compare torch, keras and both ONNX files")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("export", help="export one model to ONNX (checked with onnx.checker, written atomically)")
+    p.add_argument("--arch", default="resnet50", choices=list(ARCHS))
+    p.add_argument("--backend", required=True, choices=["torch", "keras"])
+    p.add_argument("--out", required=True, metavar="FILE")
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument("--nchw", dest="nchw", action="store_true", default=None,
+                        help="Keras graph takes NCHW input, like the torch graph")
+    layout.add_argument("--nhwc", dest="nchw", action="store_false", help="Keras graph takes NHWC (default)")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N",
+                   help="example input H or H W for tracing (batch stays dynamic)")
+    p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
+    p.add_argument("--num-classes", type=_positive, default=1000)
+    p.add_argument("--in-channels", type=_positive, default=3)
+    p.add_argument("--seed", type=int, default=None, help="fill with seeded random weights (default: init)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -244,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, PermissionError,
+    except (ValueError, RuntimeError, FileExistsError, FileNotFoundError, PermissionError,
             IsADirectoryError) as exc:
         print(f"resnet-parity {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -48,11 +48,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], force: 
         write(tmp)
         if not tmp.exists() or tmp.stat().st_size == 0:
             raise OSError(f"writing {target} produced no data")
+        # mkstemp makes the file 0600; give it the mode a plain open() would have.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, force: bool = True) -> Path:

@@ -38,6 +38,15 @@ def test_existing_file_needs_force(tmp_path):
     assert os.listdir(tmp_path) == ["m.keras"]
 
 
+def test_written_file_has_the_usual_mode(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "r.md", "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_temporary_name_keeps_the_extension(tmp_path):
     seen = []
     atomic_write(tmp_path / "w.weights.h5", lambda tmp: (seen.append(tmp.name), tmp.write_text("x")))

@@ -1,0 +1,258 @@
+"""ONNX export of both backends, onnxruntime execution, and the four-way comparison.
+
+Torch models go through `torch.onnx.export` (the dynamo exporter); Keras models through Keras' own
+`model.export(..., format="onnx")` (tf2onnx under the TensorFlow backend). Every file is written to a
+temporary name, checked with `onnx.checker`, and only then renamed to the target.
+
+Both exports take the input named `input` and give the output named `logits`, with a dynamic batch
+axis named `batch`; with `nchw=True` the Keras export takes NCHW like the torch one, so the two
+files are drop-in interchangeable.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity import tolerances
+from parity.compare import Report, StageDiff, check_device, precision, run_stages
+from parity.files import atomic_write
+from parity.weights import backend_of, spec_of
+
+DEFAULT_OPSET = 18
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+BATCH_AXIS = "batch"
+LAYOUT_KEY = "resnet_parity.layout"
+
+
+def export_onnx(
+    model: Any,
+    path: str | os.PathLike,
+    nchw: bool | None = None,
+    opset: int = DEFAULT_OPSET,
+    height: int = 224,
+    width: int | None = None,
+    force: bool = False,
+) -> Path:
+    """Export a model of either backend to ONNX, atomically, and check the file.
+
+    Args:
+        model: a resnet_torch or resnet_keras model.
+        path: target `.onnx` file; an existing file is replaced only with `force`.
+        nchw: input layout of the graph. Torch graphs are always NCHW; Keras graphs are NHWC unless
+            `nchw=True` (default: NCHW for torch, NHWC for Keras).
+        opset: ONNX opset.
+        height, width: example input size used while tracing (the batch axis stays dynamic; Keras
+            graphs also keep H and W dynamic).
+        force: overwrite an existing file.
+    """
+    backend = backend_of(model)
+    width = height if width is None else width
+    if backend == "torch" and nchw is False:
+        raise ValueError("a torch model exports NCHW only; nchw=False applies to Keras models")
+    if not isinstance(opset, int) or opset < 13:
+        raise ValueError(f"opset must be an int >= 13, got {opset!r}")
+    writer = _write_torch if backend == "torch" else _write_keras
+    return atomic_write(path, lambda tmp: _write_checked(writer, model, tmp, bool(nchw), opset, height,
+                                                         width), force=force)
+
+
+def _write_checked(writer, model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
+    import onnx
+
+    writer(model, tmp, nchw, opset, height, width)
+    graph = onnx.load(str(tmp))
+    _name_io(graph)
+    layout = "NCHW" if nchw or backend_of(model) == "torch" else "NHWC"
+    onnx.helper.set_model_props(graph, {LAYOUT_KEY: layout, "resnet_parity.spec": json.dumps(spec_of(model).to_dict())})
+    onnx.checker.check_model(graph, full_check=True)
+    onnx.save(graph, str(tmp))
+
+
+def _write_torch(model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
+    import torch
+
+    # The exporter logs one warning per torchvision op it cannot find; we have no such ops.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    spec = spec_of(model)
+    model = model.eval().cpu()
+    example = torch.zeros(2, spec.in_channels, height, width)
+    batch = torch.export.Dim(BATCH_AXIS, min=1, max=65536)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(tmp),
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes={"x": {0: batch}},
+        opset_version=opset,
+        verbose=False,
+    )
+
+
+def _write_keras(model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
+    import keras
+
+    spec = spec_of(model)
+    target = NCHWInput(model) if nchw else model
+    shape = (None, spec.in_channels, None, None) if nchw else (None, None, None, spec.in_channels)
+    signature = [keras.InputSpec(shape=shape, dtype="float32", name=INPUT_NAME)]
+    target.export(str(tmp), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
+
+
+def _name_io(graph: Any) -> None:
+    """Name the single input `input` and output `logits`, and axis 0 of both `batch`."""
+    (inp,), (out,) = graph.graph.input, graph.graph.output
+    renames = {inp.name: INPUT_NAME, out.name: OUTPUT_NAME}
+    for node in graph.graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    inp.name, out.name = INPUT_NAME, OUTPUT_NAME
+    for value in (inp, out):
+        value.type.tensor_type.shape.dim[0].dim_param = BATCH_AXIS
+
+
+def NCHWInput(model: Any) -> Any:  # noqa: N802 - builds a Keras class lazily, reads like one
+    """Wrap a resnet_keras model so it takes NCHW input (for a drop-in twin of the torch ONNX file)."""
+    import keras
+
+    class _NCHWInput(keras.Model):
+        def __init__(self, inner, **kwargs):
+            super().__init__(name=f"{inner.name}_nchw", **kwargs)
+            self.inner = inner
+
+        def build(self, input_shape) -> None:
+            self.built = True
+
+        def call(self, x):
+            # FRAMEWORK: layout — NCHW -> NHWC at the graph's edge; tf2onnx folds it into the convs.
+            return self.inner(keras.ops.transpose(x, (0, 2, 3, 1)), training=False)
+
+    wrapper = _NCHWInput(model)
+    wrapper.build((None, spec_of(model).in_channels, None, None))
+    return wrapper
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def providers(device: str, allow_tf32: bool = False) -> list[Any]:
+    """onnxruntime providers for a device: CUDA first where asked for and available.
+
+    On CUDA, TF32 is off unless allowed, as for the native models (onnxruntime's CUDA provider
+    defaults `use_tf32` to on).
+    """
+    import onnxruntime as ort
+
+    check_device(device)
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeError("--device cuda, but this onnxruntime has no CUDAExecutionProvider")
+        return [("CUDAExecutionProvider", {"use_tf32": "1" if allow_tf32 else "0"}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def onnx_session(path: str | os.PathLike, device: str = "cpu", allow_tf32: bool = False) -> Any:
+    """An onnxruntime session; refuses a file that is missing or not ONNX with a clear error."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no ONNX file at {path}")
+    try:
+        return ort.InferenceSession(str(path), providers=providers(device, allow_tf32))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        if isinstance(exc, RuntimeError) and "CUDAExecutionProvider" in str(exc):
+            raise
+        raise ValueError(f"{path} is not a loadable ONNX model: {exc}") from exc
+
+
+def input_layout(session: Any) -> str:
+    """'NCHW' or 'NHWC', as recorded in the file's metadata by `export_onnx` (NCHW if absent)."""
+    return session.get_modelmeta().custom_metadata_map.get(LAYOUT_KEY, "NCHW")
+
+
+def run_onnx(session: Any, x: np.ndarray) -> np.ndarray:
+    """Logits of an onnxruntime session for an NCHW batch (converted if the graph is NHWC)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if input_layout(session) == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+
+def op_histogram(path: str | os.PathLike) -> collections.Counter:
+    """Node count per op type of an ONNX file (top-level graph)."""
+    import onnx
+
+    return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def compare_logits(a_label: str, b_label: str, a: np.ndarray, b: np.ndarray, arch: str, x_shape, device: str,
+                   allow_tf32: bool = False) -> Report:
+    """A logits-only Report between two outputs already computed (same tolerances as native)."""
+    name, tol = tolerances.for_run(device, allow_tf32)
+    report = Report(a=a_label, b=b_label, arch=arch, input_shape=list(x_shape), device=device,
+                    tf32=allow_tf32 and device == "cuda", tolerance=tol, tolerance_name=name)
+    report.stages.append(StageDiff.measure(OUTPUT_NAME, a, b, tol))
+    return report
+
+
+def four_way(
+    torch_model: Any,
+    keras_model: Any,
+    x: np.ndarray,
+    device: str = "cpu",
+    workdir: str | os.PathLike | None = None,
+    keras_nchw: bool = True,
+    opset: int = DEFAULT_OPSET,
+    allow_tf32: bool = False,
+) -> dict[str, Any]:
+    """Export both models, run all four on `x`, compare every pair of logits.
+
+    Returns {"reports": [Report x 6], "ops": {"torch-onnx": Counter, "keras-onnx": Counter},
+    "files": {...}, "export_seconds": {...}}.
+
+    Args:
+        torch_model, keras_model: the two models (same spec, same weights).
+        x: NCHW float32 batch.
+        device: "cpu" or "cuda" (native models and onnxruntime provider).
+        workdir: where to write the two .onnx files (default: a temporary folder, removed after).
+        keras_nchw: export the Keras model with NCHW input.
+        opset: ONNX opset for both.
+        allow_tf32: on CUDA, let every runtime use TF32 (and the TF32 tolerance).
+    """
+    spec = spec_of(torch_model)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(workdir) if workdir is not None else Path(tmp)
+        files = {"torch-onnx": folder / f"{spec.name}_torch.onnx", "keras-onnx": folder / f"{spec.name}_keras.onnx"}
+        export_seconds = {}
+        for label, model in (("torch-onnx", torch_model), ("keras-onnx", keras_model)):
+            start = time.perf_counter()
+            export_onnx(model, files[label], nchw=True if label == "torch-onnx" else keras_nchw, opset=opset,
+                        height=x.shape[2], width=x.shape[3], force=True)
+            export_seconds[label] = time.perf_counter() - start
+        with precision(device, allow_tf32):
+            logits = {
+                "torch": run_stages(torch_model, x, device)[OUTPUT_NAME],
+                "keras": run_stages(keras_model, x, device)[OUTPUT_NAME],
+            }
+        for label, path in files.items():
+            logits[label] = run_onnx(onnx_session(path, device, allow_tf32), x)
+        ops = {label: op_histogram(path) for label, path in files.items()}
+    reports = [
+        compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32)
+        for a, b in itertools.combinations(["torch", "keras", "torch-onnx", "keras-onnx"], 2)
+    ]
+    return {"reports": reports, "ops": ops, "files": {k: str(v) for k, v in files.items()},
+            "export_seconds": export_seconds}

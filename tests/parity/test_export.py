@@ -1,0 +1,169 @@
+"""parity.export: ONNX files of both backends, checked, atomic, dynamic in batch, within tolerance."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from parity import tolerances
+from parity.check import build_pair, check_arch, random_input
+from parity.cli import main
+from parity.compare import run_stages
+from parity.export import (
+    LAYOUT_KEY,
+    export_onnx,
+    four_way,
+    input_layout,
+    onnx_session,
+    op_histogram,
+    run_onnx,
+)
+from parity.weights import copy_weights, random_weights, set_weights
+
+
+@pytest.fixture(scope="module")
+def exported18(tmp_path_factory, spec18):
+    """resnet18 with seeded weights, both backends, exported once (batch 2, 64x64)."""
+    folder = tmp_path_factory.mktemp("onnx")
+    t, k = build_pair(spec18)
+    set_weights(t, random_weights(spec18, 0))
+    copy_weights(t, k)
+    x = random_input(spec18, 2, 64, 64, 0)
+    result = four_way(t, k, x, workdir=folder)
+    return t, k, folder, result
+
+
+def test_four_way_parity_resnet18(exported18):
+    *_, result = exported18
+    pairs = [(r.a, r.b) for r in result["reports"]]
+    assert len(pairs) == 6 and ("torch-onnx", "keras-onnx") in pairs
+    for report in result["reports"]:
+        assert report.passed, report.to_json()
+        assert report.logits.max_rel <= tolerances.FP32_CPU
+        assert report.logits.max_rel > 0 or report.a.endswith("onnx")  # real, separate runs
+
+
+def test_files_pass_checker_and_name_io(exported18):
+    *_, folder, result = exported18
+    for label, path in result["files"].items():
+        model = onnx.load(path)
+        onnx.checker.check_model(model, full_check=True)
+        (inp,), (out,) = model.graph.input, model.graph.output
+        assert (inp.name, out.name) == ("input", "logits")
+        dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+        assert dims[0] == "batch" and dims[1] == 3  # NCHW in both (Keras exported with nchw=True)
+        assert {p.key: p.value for p in model.metadata_props}[LAYOUT_KEY] == "NCHW"
+
+
+def test_dynamic_batch(exported18, spec18):
+    t, k, folder, result = exported18
+    for batch in (1, 5):
+        x = random_input(spec18, batch, 64, 64, batch)
+        reference = run_stages(t, x)["logits"]
+        for path in result["files"].values():
+            logits = run_onnx(onnx_session(path), x)
+            assert logits.shape == (batch, 1000)
+            rel = np.abs(logits - reference).max() / np.abs(reference).max()
+            assert rel <= tolerances.FP32_CPU, (path, batch, rel)
+
+
+def test_op_histograms_show_the_differences(exported18):
+    *_, result = exported18
+    torch_ops, keras_ops = result["ops"]["torch-onnx"], result["ops"]["keras-onnx"]
+    assert torch_ops["Conv"] == keras_ops["Conv"] == 20
+    assert "BatchNormalization" not in torch_ops and "BatchNormalization" not in keras_ops  # folded
+    assert keras_ops["Pad"] == 1 and "Pad" not in torch_ops  # explicit max-pool padding
+    assert torch_ops["Gemm"] == 1 and keras_ops["MatMul"] == 1  # fc: Gemm vs MatMul + Add
+    assert keras_ops.get("Transpose", 0) == 0  # the NCHW wrapper's transpose is folded away
+
+
+def test_keras_nhwc_export(tmp_path, exported18, spec18):
+    t, k, *_ = exported18
+    path = export_onnx(k, tmp_path / "k.onnx", height=64)
+    session = onnx_session(path)
+    assert input_layout(session) == "NHWC"
+    assert session.get_inputs()[0].shape[3] == 3
+    x = random_input(spec18, 3, 48, 56, 1)  # H and W stay dynamic in Keras graphs
+    reference = run_stages(t, x)["logits"]
+    rel = np.abs(run_onnx(session, x) - reference).max() / np.abs(reference).max()
+    assert rel <= tolerances.FP32_CPU
+    assert op_histogram(path)["Transpose"] == 1  # NHWC in, NCHW convs inside
+
+
+def test_occupied_path_is_not_overwritten(tmp_path, exported18):
+    t, *_ = exported18
+    target = tmp_path / "busy.onnx"
+    target.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="busy.onnx exists; pass --force"):
+        export_onnx(t, target, height=32)
+    assert target.read_bytes() == b"precious"
+    assert main(["export", "--arch", "resnet18", "--backend", "torch", "--out", str(target), "--size", "32"]) == 2
+    assert target.read_bytes() == b"precious"
+
+
+def test_unwritable_path_fails_clearly(tmp_path, exported18, capsys):
+    t, *_ = exported18
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_onnx(t, tmp_path / "no" / "such" / "dir" / "m.onnx")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert main(["export", "--arch", "resnet18", "--backend", "keras", "--out", str(blocker / "m.onnx")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_failed_export_leaves_nothing(tmp_path, exported18, monkeypatch):
+    import torch
+
+    t, *_ = exported18
+
+    def broken_export(model, args, f, **kwargs):
+        open(f, "wb").write(b"half an onnx file")
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        export_onnx(t, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupt_file_is_refused(tmp_path):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(ValueError, match="bad.onnx is not a loadable ONNX model"):
+        onnx_session(path)
+    with pytest.raises(FileNotFoundError, match="no ONNX file"):
+        onnx_session(tmp_path / "none.onnx")
+
+
+def test_bad_export_arguments(tmp_path, exported18):
+    t, *_ = exported18
+    with pytest.raises(ValueError, match="torch model exports NCHW only"):
+        export_onnx(t, tmp_path / "m.onnx", nchw=False)
+    with pytest.raises(ValueError, match="opset must be an int >= 13, got 7"):
+        export_onnx(t, tmp_path / "m.onnx", opset=7)
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_export_needs_force_to_replace(tmp_path, capsys):
+    out = tmp_path / "r18.onnx"
+    out.write_bytes(b"stale")
+    args = ["export", "--arch", "resnet18", "--backend", "keras", "--nchw", "--out", str(out), "--size", "32",
+            "--seed", "1", "--num-classes", "10"]
+    assert main(args) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+    assert "wrote" in capsys.readouterr().err
+    session = onnx_session(out)
+    assert session.get_outputs()[0].shape == ["batch", 10]
+    assert input_layout(session) == "NCHW"
+
+
+@pytest.mark.slow
+def test_four_way_parity_resnet50():
+    result = check_arch("resnet50", batch=2, height=96, width=96, onnx=True)
+    assert result.passed, result.to_dict()
+    assert len(result.onnx_reports) == 6
+    assert all(r.logits.max_rel <= tolerances.FP32_CPU for r in result.onnx_reports)
