@@ -276,6 +276,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- convert ---------------------------------------------------------------------------------------
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from parity.checkpoints import convert
+    from parity.spec import make_spec
+
+    spec = None
+    if args.arch:
+        spec = make_spec(args.arch, args.variant, num_classes=args.num_classes, in_channels=args.in_channels)
+    err = _console(stderr=True)
+    with err.status(f"converting {args.src} -> {args.dst}"):
+        path, spec = convert(args.src, args.dst, spec, force=args.force)
+    err.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {spec.name} ({spec.variant}), "
+              f"{spec.num_classes} classes, {spec.in_channels} input channels")
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 
@@ -329,6 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="fill with seeded random weights (default: init)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("convert", help="convert a checkpoint between .pt/.pth, .safetensors, .npz, "
+                                       ".weights.h5 and .keras (format from the extension)")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--arch", choices=list(ARCHS), help="architecture (default: inferred from the weights)")
+    p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
+    p.add_argument("--num-classes", type=_positive, default=1000)
+    p.add_argument("--in-channels", type=_positive, default=3)
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_convert)
     return parser
 
 

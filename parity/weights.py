@@ -87,6 +87,18 @@ def _torch_tensors(model: Any) -> dict[str, Any]:
     return {k: v for k, v in model.state_dict(keep_vars=True).items() if not k.endswith(NUM_BATCHES_TRACKED)}
 
 
+def torch_layout(value: np.ndarray) -> np.ndarray:
+    """A Keras kernel (HWIO conv / in x out dense) in PyTorch's layout; other arrays as they are."""
+    axes = TORCH_FROM_KERAS_AXES.get(value.ndim)
+    return np.ascontiguousarray(value.transpose(axes)) if axes else value
+
+
+def keras_layout(value: np.ndarray) -> np.ndarray:
+    """A PyTorch weight (OIHW conv / out x in dense) in Keras' layout; other arrays as they are."""
+    axes = KERAS_FROM_TORCH_AXES.get(value.ndim)
+    return np.ascontiguousarray(value.transpose(axes)) if axes else value
+
+
 def get_weights(model: Any) -> dict[str, np.ndarray]:
     """Canonical weights of a model of either backend (copies, float32 as stored).
 
@@ -95,12 +107,7 @@ def get_weights(model: Any) -> dict[str, np.ndarray]:
     """
     if backend_of(model) == "torch":
         return {k: v.detach().cpu().numpy().copy() for k, v in _torch_tensors(model).items()}
-    weights = {}
-    for key, var in _keras_variables(model).items():
-        value = np.array(var.numpy())
-        axes = TORCH_FROM_KERAS_AXES.get(value.ndim)
-        weights[key] = np.ascontiguousarray(value.transpose(axes)) if axes else value
-    return weights
+    return {key: torch_layout(np.array(var.numpy())) for key, var in _keras_variables(model).items()}
 
 
 def check_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -> dict[str, np.ndarray]:
@@ -163,9 +170,7 @@ def set_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -> 
         return
     variables = _keras_variables(model)
     for key, value in arrays.items():
-        axes = KERAS_FROM_TORCH_AXES.get(value.ndim)
-        variable = variables[key]
-        variable.assign(np.ascontiguousarray(value.transpose(axes) if axes else value).astype(variable.dtype))
+        variables[key].assign(keras_layout(value).astype(variables[key].dtype))
 
 
 def copy_weights(src: Any, dst: Any, strict: bool = True) -> None:

@@ -22,7 +22,7 @@ CHANNEL_AXIS = -1
 DATA_FORMAT = "channels_last"
 
 
-def local_name(plan: ConvPlan | NormPlan | PoolPlan) -> str:
+def local_name(plan: ConvPlan | NormPlan | PoolPlan | HeadPlan) -> str:
     """The Keras layer name of a plan: the last part of its canonical name."""
     # FRAMEWORK: naming — torch names a child by attribute or Sequential index and joins the path
     # with '.'; Keras joins layer names with '/' and (under its torch backend) refuses '.' in them.
@@ -73,7 +73,7 @@ def make_pool(plan: PoolPlan) -> keras.layers.MaxPooling2D:
     # follows a ReLU, so every input is >= 0 and a zero never wins over a real value.
     return keras.layers.MaxPooling2D(
         pool_size=plan.kernel, strides=plan.stride, padding="valid", data_format=DATA_FORMAT,
-        name=plan.name,
+        name=local_name(plan),
     )
 
 
@@ -85,7 +85,7 @@ def make_fc(plan: HeadPlan) -> keras.layers.Dense:
         plan.out_features,
         kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
         bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-        name=plan.name,
+        name=local_name(plan),
     )
 
 

@@ -15,7 +15,7 @@ def readme_commands() -> list[str]:
 
 def test_ci_runs_the_readme_test_command():
     main_job, tests = readme_commands()[:2]
-    assert tests.endswith("python -m pytest -q")
+    assert "python -m pytest -q" in tests
     ci_lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()]
     assert tests in ci_lines
 

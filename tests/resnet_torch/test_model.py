@@ -48,7 +48,7 @@ def test_torchvision_style_checkpoint_loads_strict(spec18):
 def test_torchvision_init():
     torch.manual_seed(0)
     model = resnet_torch.resnet50(zero_init_residual=True)
-    w = model.layer3[0].conv2.weight
+    w = model.layer3[0].conv2.weight.detach()
     fan_out = w.shape[0] * w.shape[2] * w.shape[3]
     assert float(w.std()) == pytest.approx(math.sqrt(2.0 / fan_out), rel=0.02)
     assert torch.all(model.bn1.weight == 1) and torch.all(model.bn1.bias == 0)
