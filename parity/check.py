@@ -49,10 +49,12 @@ class CheckResult:
     seconds: float
     onnx_reports: list[Report] = field(default_factory=list)
     onnx_ops: dict[str, dict[str, int]] = field(default_factory=dict)
+    train: Any = None  # parity.train.TrainReport when training steps were compared
 
     @property
     def passed(self) -> bool:
-        return self.params.equal and self.report.passed and all(r.passed for r in self.onnx_reports)
+        return (self.params.equal and self.report.passed and all(r.passed for r in self.onnx_reports)
+                and (self.train is None or self.train.passed))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class CheckResult:
                 "reports": [r.to_dict() for r in self.onnx_reports],
                 "ops": self.onnx_ops,
             },
+            "train": None if self.train is None else self.train.to_dict(),
         }
 
 
@@ -116,6 +119,9 @@ def check_arch(
     allow_tf32: bool = False,
     spec: ResNetSpec | None = None,
     onnx: bool = False,
+    train_steps: int = 0,
+    train_batch: int = 8,
+    train_size: int = 64,
 ) -> CheckResult:
     """Build both models, fill the source with seeded random weights, copy across, compare.
 
@@ -130,6 +136,9 @@ def check_arch(
         allow_tf32: see `parity.compare.compare`.
         spec: a full spec to check instead of the preset.
         onnx: also export both models to ONNX and compare all four on the logits.
+        train_steps: also run this many SGD steps in both backends (float64, from the same seeded
+            weights) and compare losses, gradients, weights and BN statistics.
+        train_batch, train_size: the training batches (seeded like the input).
     """
     width = height if width is None else width
     if direction not in DIRECTIONS:
@@ -155,5 +164,11 @@ def check_arch(
         found = four_way(torch_model, keras_model, x, device=device, allow_tf32=allow_tf32)
         result.onnx_reports = found["reports"]
         result.onnx_ops = {label: dict(ops) for label, ops in found["ops"].items()}
+    if train_steps:
+        from parity.train import compare_training, training_pair
+
+        torch_train, keras_train = training_pair(spec, random_weights(spec, seed), "float64")
+        result.train = compare_training(torch_train, keras_train, steps=train_steps, batch=train_batch,
+                                        height=train_size, seed=seed)
     result.seconds = time.perf_counter() - start
     return result

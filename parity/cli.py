@@ -43,6 +43,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 # -- summary ---------------------------------------------------------------------------------------
 
 
@@ -141,6 +148,21 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
             "PASS" if p.equal and native.passed else "FAIL",
             f"{r.seconds:.1f}",
         ])
+        if r.train is not None:
+            t = r.train
+            failed = [d.stage for d in t.loss + t.grads + [t.weights, t.running] if not d.passed]
+            worst = max(t.loss + t.grads + [t.weights, t.running], key=lambda d: d.max_rel)
+            rows.append([
+                r.arch,
+                f"train {t.steps} SGD steps (float64)",
+                "",
+                f"{t.config['batch']}x{t.config['size'][0]}x{t.config['size'][1]}",
+                _fmt(worst.max_abs),
+                _fmt(worst.max_rel),
+                failed[0] if failed else "-",
+                "PASS" if t.passed else "FAIL",
+                f"{t.seconds:.1f}",
+            ])
         for o in r.onnx_reports:
             rows.append([
                 r.arch,
@@ -196,11 +218,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     for arch in archs:
         for direction in directions:
             steps = "build, port, compare" + (", export ONNX, run onnxruntime" if args.onnx else "")
+            steps += f", {args.train_steps} training steps" if args.train_steps else ""
             with err.status(f"{arch} {direction}: {steps} at {args.batch}x{height}x{width}"):
                 # The ONNX files hold the same weights in either direction: export once per arch.
                 onnx = args.onnx and direction == directions[0]
                 result = check_arch(arch, args.batch, height, width, args.device, args.seed, direction,
-                                    args.variant, args.allow_tf32, onnx=onnx)
+                                    args.variant, args.allow_tf32, onnx=onnx,
+                                    train_steps=args.train_steps if direction == directions[0] else 0)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     tol = results[0].report
@@ -233,7 +257,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         payload = {
             "config": {"archs": archs, "batch": args.batch, "size": [height, width], "device": args.device,
                        "seed": args.seed, "variant": args.variant, "directions": directions,
-                       "allow_tf32": args.allow_tf32, "onnx": args.onnx},
+                       "allow_tf32": args.allow_tf32, "onnx": args.onnx, "train_steps": args.train_steps},
             "passed": passed,
             "results": [r.to_dict() for r in results],
         }
@@ -274,6 +298,75 @@ def cmd_export(args: argparse.Namespace) -> int:
     err.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}, "
               f"{sum(ops.values())} nodes: " + ", ".join(f"{k} {v}" for k, v in ops.most_common()) + ")")
     return 0
+
+
+# -- lessons ---------------------------------------------------------------------------------------
+
+LESSON_COLUMNS = ["difference", "case", "handled in", "naive: max abs", "naive: max rel", "naive: first divergent",
+                  "correct: max rel", "tolerance", "verdict"]
+
+
+def lesson_rows(findings: list[Any]) -> list[list[str]]:
+    rows = []
+    for f in findings:
+        if f.naive is None:
+            rows.append([f.title, f.case, f.handled, "-", "-", "-", "-", f"{f.tolerance:.0e}", f"skipped: {f.skipped}"])
+            continue
+        if not f.correct_ok:
+            verdict = "CORRECT PORT DRIFTS"
+        else:
+            verdict = "matters: caught" if f.caught else "harmless here"
+        rows.append([
+            f.title, f.case, f.handled, _fmt(f.naive.max_abs), _fmt(f.naive.max_rel),
+            f.naive.first_divergent or "-", _fmt(f.correct.max_rel), f"{f.tolerance:.0e}", verdict,
+        ])
+    return rows
+
+
+def cmd_lessons(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from parity.compare import cuda_available
+    from parity.files import atomic_write_text, check_target
+    from parity.lessons import run_lessons
+
+    if args.device == "cuda" and not cuda_available():
+        print("resnet-parity: --device cuda, but no CUDA device is visible to torch", file=sys.stderr)
+        return 2
+    for path in (args.json, args.docs, args.plot):
+        if path:
+            check_target(path, force=True)
+    err = _console(stderr=True)
+    only = [k.strip() for k in args.only.split(",")] if args.only else None
+    with err.status("measuring") as status:
+        findings = run_lessons(args.arch, args.size, args.device, args.seed, only, args.train_steps,
+                               progress=lambda title: status.update(f"measuring: {title}"))
+    table = Table(title=f"{args.arch}: each difference left unhandled in the Keras port, measured against torch "
+                        f"({args.device}, {args.size}x{args.size}, seed {args.seed})")
+    for col in LESSON_COLUMNS:
+        table.add_column(col, justify="right" if "max" in col or col == "tolerance" else "left")
+    rows = lesson_rows(findings)
+    for row in rows:
+        table.add_row(*row, style="red" if row[-1] == "CORRECT PORT DRIFTS" else None)
+    _console().print(table)
+    command = "resnet-parity " + " ".join(args.argv)
+    if args.json:
+        from dataclasses import asdict
+
+        from parity.compare import _json_safe
+
+        payload = {"command": command, "findings": [{**asdict(f), "caught": f.caught, "correct_ok": f.correct_ok}
+                                                    for f in findings]}
+        atomic_write_text(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
+    if args.plot:
+        from parity.docs import plot_lessons
+
+        plot_lessons(findings, args.plot, title=f"{args.arch}, {args.size}x{args.size}: per-stage drift from torch")
+    if args.docs:
+        from parity.docs import lessons_markdown
+
+        atomic_write_text(args.docs, lessons_markdown(findings, LESSON_COLUMNS, rows, command, args.plot))
+    return 0 if all(f.correct_ok for f in findings) else 1
 
 
 # -- convert ---------------------------------------------------------------------------------------
@@ -326,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
     p.add_argument("--onnx", action="store_true",
                    help="also export both models to ONNX and compare torch, keras and both ONNX files")
+    p.add_argument("--train-steps", type=_non_negative, default=0, metavar="N",
+                   help="also compare N SGD steps (momentum, weight decay, BN in training mode), float64")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
     p.set_defaults(func=cmd_check)
@@ -348,6 +443,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("lessons", help="measure every PyTorch/Keras difference: naive port vs correct port")
+    p.add_argument("--arch", default="resnet18", choices=list(ARCHS))
+    p.add_argument("--size", type=_positive, default=64, help="even input size (odd cases use size + 1)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-steps", type=_positive, default=3, help="SGD steps for the training lessons")
+    p.add_argument("--only", help="comma list of lesson keys (default: all)")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--plot", metavar="PNG", help="plot per-stage drift of the naive ports")
+    p.add_argument("--docs", metavar="MD", help="write the framework-differences page (Markdown)")
+    p.set_defaults(func=cmd_lessons)
+
     p = sub.add_parser("convert", help="convert a checkpoint between .pt/.pth, .safetensors, .npz, "
                                        ".weights.h5 and .keras (format from the extension)")
     p.add_argument("src")
@@ -364,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_frameworks()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (ValueError, RuntimeError, FileExistsError, FileNotFoundError, PermissionError,

@@ -196,13 +196,14 @@ def run_stages(model: Any, x: np.ndarray, device: str = "cpu") -> dict[str, np.n
 
         model.eval()
         model.to(device)
+        dtype = next(model.parameters()).dtype
         with torch.no_grad():
-            outputs = model.forward_stages(torch.from_numpy(x).to(device))
+            outputs = model.forward_stages(torch.from_numpy(x).to(device=device, dtype=dtype))
         return {k: v.detach().cpu().numpy() for k, v in outputs.items()}
     import keras
 
     # FRAMEWORK: layout — the one NCHW -> NHWC conversion, at the Keras model's input.
-    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).astype(model.compute_dtype)
     with keras.device("gpu:0" if device == "cuda" else "cpu:0"):
         outputs = model.forward_stages(x_nhwc, training=False)
         outputs = {k: keras.ops.convert_to_numpy(v) for k, v in outputs.items()}

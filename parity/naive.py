@@ -47,9 +47,48 @@ def _bn_eps_default(module: Any) -> dict[str, Callable]:
     return {"make_norm": norm}
 
 
+def _bn_momentum_unconverted(module: Any) -> dict[str, Callable]:
+    """Pass torch's momentum (0.1) to Keras as is, where Keras means the weight of the old value."""
+    make_norm = module.make_norm
+
+    def norm(plan):
+        layer = make_norm(plan)
+        layer.momentum = plan.momentum
+        return layer
+
+    return {"make_norm": norm}
+
+
+def _bn_variance_biased(module: Any) -> dict[str, Callable]:
+    """Stock keras.layers.BatchNormalization: moving variance updated with the biased variance."""
+    return {"BatchNorm": module.keras.layers.BatchNormalization}
+
+
+def _default_initializers(module: Any) -> dict[str, Callable]:
+    """Keras' default initialisers (Glorot uniform kernels, zero biases) instead of torchvision's."""
+    keras = module.keras
+    make_conv, make_fc = module.make_conv, module.make_fc
+
+    def conv(plan):
+        layer = make_conv(plan)
+        layer.kernel_initializer = keras.initializers.GlorotUniform()
+        return layer
+
+    def fc(plan):
+        layer = make_fc(plan)
+        layer.kernel_initializer = keras.initializers.GlorotUniform()
+        layer.bias_initializer = keras.initializers.Zeros()
+        return layer
+
+    return {"make_conv": conv, "make_fc": fc}
+
+
 NAIVE_PORTS: dict[str, Callable[[Any], dict[str, Callable]]] = {
     "same_padding": _same_padding,
     "bn_eps_default": _bn_eps_default,
+    "bn_momentum_unconverted": _bn_momentum_unconverted,
+    "bn_variance_biased": _bn_variance_biased,
+    "default_initializers": _default_initializers,
 }
 
 
@@ -73,6 +112,15 @@ def naive_keras(difference: str) -> Iterator[None]:
     finally:
         for name, func in saved.items():
             setattr(module, name, func)
+
+
+def naive_set_weights_reshape(model: Any, weights: dict) -> None:
+    """Copy canonical weights into a Keras model by reshaping instead of transposing the kernels."""
+    from parity.weights import _keras_variables, check_weights
+
+    arrays = check_weights(model, weights)
+    for key, variable in _keras_variables(model).items():
+        variable.assign(arrays[key].reshape(tuple(variable.shape)))
 
 
 def build_naive_keras(spec: Any, difference: str) -> Any:

@@ -34,3 +34,26 @@ def for_run(device: str, allow_tf32: bool = False) -> tuple[str, float]:
     if device == "cuda":
         return ("TF32_CUDA", TF32_CUDA) if allow_tf32 else ("FP32_CUDA", FP32_CUDA)
     return "FP32_CPU", FP32_CPU
+
+TRAIN_STEP_FP64 = 1e-10
+"""Training-step parity in float64: loss, every gradient, every weight and BN running statistic.
+
+Measured (`python benchmarks/train_sensitivity.py`, 3 SGD steps, lr 0.01, momentum 0.9, wd 1e-4) at
+the default batch 8 of 64x64: worst 1.1e-14 (resnet18) and 7.1e-14 (resnet50) over every gradient and
+weight, the same as torch against itself with 1e-15 input noise (1.0e-14 / 5.4e-14). 1e-10 leaves a
+1000x margin; the naive ports of the BN lessons drift by 1e-3 and more.
+
+Why float64: training through ReLU and max-pool kinks and BatchNorm on small batches amplifies
+round-off. In float32, torch against *itself* with 1e-7 input noise differs by 4.6e-2 (resnet18) and
+1.2 (resnet50) in some gradient after 3 steps at batch 8 of 64x64, about what Keras differs by
+(0.45 / 0.76), so no fixed float32 tolerance separates a porting mistake from noise. Smaller maps are worse: at batch 4 of 32x32 (1x1 maps in layer4) even float64 resnet50
+drifts 4.7e-8 from Keras and 7.5e-8 from itself.
+"""
+
+INIT_STD_REL = 0.05
+"""Per-layer weight std of two fresh initialisations drawn from the same distribution.
+
+The std estimated from N draws has a relative standard error of about 1/sqrt(2N): 0.7% for
+resnet18's smallest layer (conv1, 9,408 weights), 1.7% for a cifar stem conv (1,728). 5% is 3 to 7
+standard errors; Keras' default Glorot uniform misses torchvision's kaiming init by about 30%.
+"""

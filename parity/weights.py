@@ -99,6 +99,17 @@ def keras_layout(value: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(value.transpose(axes)) if axes else value
 
 
+def flatten_weight_nchw_to_nhwc(weight: np.ndarray, channels: int, height: int, width: int) -> np.ndarray:
+    """Reorder the columns of an fc weight trained on torch's flatten of (C, H, W) for Keras' (H, W, C).
+
+    # FRAMEWORK: flatten order — only for heads that flatten a spatial map; ResNet pools to 1x1 first.
+    """
+    out = weight.shape[0]
+    return np.ascontiguousarray(
+        weight.reshape(out, channels, height, width).transpose(0, 2, 3, 1).reshape(out, -1)
+    )
+
+
 def get_weights(model: Any) -> dict[str, np.ndarray]:
     """Canonical weights of a model of either backend (copies, float32 as stored).
 

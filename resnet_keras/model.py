@@ -55,11 +55,35 @@ def make_pad(plan: ConvPlan | PoolPlan) -> keras.layers.Layer:
     return keras.layers.ZeroPadding2D(plan.padding, data_format=DATA_FORMAT, name=f"{local_name(plan)}_pad")
 
 
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class BatchNorm(keras.layers.BatchNormalization):
+    """Keras BatchNormalization whose moving variance follows torch's running_var update.
+
+    # FRAMEWORK: BN running variance — in training mode both normalise the batch with its biased
+    # variance, but torch feeds the unbiased one (x n / (n - 1)) into running_var, Keras the biased.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        inputs = keras.ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        axes = [i for i in range(len(inputs.shape)) if i != len(inputs.shape) + CHANNEL_AXIS]
+        mean, variance = keras.ops.moments(inputs, axes=axes)
+        count = keras.ops.cast(keras.ops.size(inputs) // inputs.shape[CHANNEL_AXIS], inputs.dtype)
+        unbiased = variance * count / keras.ops.maximum(count - 1.0, 1.0)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
+        outputs = keras.ops.batch_normalization(
+            inputs, mean, variance, axis=CHANNEL_AXIS, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
+        )
+        return keras.ops.cast(outputs, self.compute_dtype)
+
+
 def make_norm(plan: NormPlan) -> keras.layers.BatchNormalization:
     """BatchNorm with the spec's eps; momentum converted from PyTorch's convention."""
     # FRAMEWORK: BN momentum — torch: running = (1 - m) * running + m * batch;
     # Keras: moving = m' * moving + (1 - m') * batch. So m' = 1 - m (0.1 -> 0.9).
-    return keras.layers.BatchNormalization(
+    return BatchNorm(
         axis=CHANNEL_AXIS,
         epsilon=plan.eps,
         momentum=1.0 - plan.momentum,

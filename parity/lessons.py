@@ -1,0 +1,446 @@
+"""Every known PyTorch/Keras difference, measured: a naive port beside the correct one, in one run.
+
+Each lesson builds (or runs) the Keras side with one difference left unhandled, measures how far it
+drifts from the torch model, and measures the correct port the same way in the same run. Nothing
+here is a typed-in number: `run_lessons` produces every figure the table, the docs and the plot show.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from parity import tolerances
+from parity.check import build_pair, random_input
+from parity.compare import StageDiff, compare, cuda_available, run_stages
+from parity.naive import build_naive_keras, naive_keras, naive_set_weights_reshape
+from parity.spec import ResNetSpec, make_spec
+from parity.weights import copy_weights, random_weights, set_weights
+
+
+@dataclass
+class Measure:
+    """Drift of one port (naive or correct) from the torch model."""
+
+    max_abs: float
+    max_rel: float
+    first_divergent: str | None
+    stages: dict[str, float] = field(default_factory=dict)  # stage -> max_rel, model-level only
+    note: str = ""
+    metric: str = "outputs"  # what max_rel measures: "outputs" (drift from torch) or something else
+
+    @classmethod
+    def of_report(cls, report) -> "Measure":
+        return cls(report.logits.max_abs, report.logits.max_rel, report.first_divergent,
+                   {s.stage: s.max_rel for s in report.stages})
+
+    @classmethod
+    def of_diff(cls, diff: StageDiff, note: str = "") -> "Measure":
+        return cls(diff.max_abs, diff.max_rel, None if diff.passed else diff.stage, {}, note)
+
+
+@dataclass
+class Finding:
+    """One row of the lessons table."""
+
+    lesson: str
+    title: str
+    case: str
+    handled: str
+    naive: Measure | None
+    correct: Measure
+    tolerance: float
+    skipped: str = ""
+    seconds: float = 0.0
+
+    @property
+    def caught(self) -> bool | None:
+        """True when the naive port exceeds the tolerance (the difference matters in this case)."""
+        if self.naive is None:
+            return None
+        return self.naive.first_divergent is not None or self.naive.max_rel > self.tolerance
+
+    @property
+    def correct_ok(self) -> bool:
+        return self.skipped != "" or (self.correct.first_divergent is None and self.correct.max_rel <= self.tolerance)
+
+
+@dataclass
+class Lesson:
+    """A difference between the frameworks and where this project handles it."""
+
+    key: str
+    title: str
+    handled: str
+    why: str
+    torch_code: str  # "module:function" shown in the docs
+    keras_code: str
+    run: Callable[["Context"], list[Finding]]
+
+
+@dataclass
+class Context:
+    """What every lesson needs: the spec, input size, device and the ported reference pair."""
+
+    spec: ResNetSpec
+    size: int
+    device: str
+    seed: int
+    torch_model: Any = None
+    keras_model: Any = None
+    weights: dict = field(default_factory=dict)
+    train_steps: int = 3
+    trained_correct: tuple | None = None
+
+    def x(self, size: int | None = None, batch: int = 1) -> np.ndarray:
+        size = size or self.size
+        return random_input(self.spec, batch, size, size, self.seed)
+
+    def compare(self, keras_model: Any, x: np.ndarray) -> Measure:
+        return Measure.of_report(compare(self.torch_model, keras_model, x, device=self.device))
+
+
+def _finding(ctx: Context, lesson: "Lesson", case: str, naive: Measure | None, correct: Measure,
+             tolerance: float | None = None, skipped: str = "") -> Finding:
+    return Finding(lesson.key, lesson.title, case, lesson.handled, naive, correct,
+                   tolerances.FP32_CPU if tolerance is None else tolerance, skipped)
+
+
+def _naive_model(ctx: Context, difference: str) -> Any:
+    model = build_naive_keras(ctx.spec, difference)
+    set_weights(model, ctx.weights)
+    return model
+
+
+def _all_stride2_inputs_odd(spec: ResNetSpec, size: int) -> bool:
+    return all(r.input_shape[1] % 2 == 1 and r.input_shape[2] % 2 == 1
+               for r in spec.layer_table(size) if r.stride == 2)
+
+
+# -- the lessons -----------------------------------------------------------------------------------
+
+
+def run_same_padding(ctx: Context) -> list[Finding]:
+    lesson = LESSONS["same_padding"]
+    naive = _naive_model(ctx, "same_padding")
+    findings = []
+    for size in (ctx.size, ctx.size + 1):
+        odd = _all_stride2_inputs_odd(ctx.spec, size)
+        case = f"{size}x{size}: " + ("every stride-2 input odd" if odd else "a stride-2 input is even")
+        x = ctx.x(size)
+        findings.append(_finding(ctx, lesson, case, ctx.compare(naive, x), ctx.compare(ctx.keras_model, x)))
+    return findings
+
+
+def run_maxpool_padding(ctx: Context) -> list[Finding]:
+    import keras
+    import torch
+
+    lesson = LESSONS["maxpool_padding"]
+    t = ctx.torch_model.eval()
+    pool = ctx.spec.stem_plan().pool
+    if pool is None:
+        return [_finding(ctx, lesson, "cifar stem has no max-pool", None, Measure(0, 0, None),
+                         skipped="no max-pool in this stem")]
+    with torch.no_grad():
+        pre = t.bn1(t.conv1(torch.from_numpy(ctx.x())))  # the stem before its ReLU: signed values
+    findings = []
+    for case, tensor in (("after ReLU (as in ResNet)", torch.relu(pre)), ("before ReLU (signed input)", pre)):
+        reference = t.maxpool(tensor).numpy()
+        nhwc = tensor.numpy().transpose(0, 2, 3, 1)
+        # What the Keras model does: zero padding, then a 'valid' pool.
+        padded = keras.layers.ZeroPadding2D(pool.padding)(nhwc)
+        zeros = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(pool.kernel, pool.stride)(padded))
+        diff = StageDiff.measure("stem", reference, zeros.transpose(0, 3, 1, 2), tolerances.FP32_CPU)
+        measure = Measure.of_diff(diff, "op-level: torch MaxPool2d vs ZeroPadding2D + MaxPooling2D")
+        correct = measure if case.startswith("after") else Measure(0.0, 0.0, None, {}, "not reached: ResNet pools after ReLU")
+        findings.append(_finding(ctx, lesson, case, measure, correct))
+    return findings
+
+
+def run_bn_eps(ctx: Context) -> list[Finding]:
+    lesson = LESSONS["bn_eps"]
+    x = ctx.x()
+    return [_finding(ctx, lesson, f"eps {1e-3:g} vs {ctx.spec.bn_eps:g}", ctx.compare(_naive_model(ctx, "bn_eps_default"), x),
+                     ctx.compare(ctx.keras_model, x))]
+
+
+def _trained_pair(ctx: Context, difference: str | None, decoupled_decay: bool = False) -> tuple[Measure, Any]:
+    """Train torch and a (naive or correct) Keras copy for ctx.train_steps; eval drift and train report."""
+    from parity.train import SGDConfig, compare_training, training_pair
+
+    torch_model, keras_model = training_pair(ctx.spec, ctx.weights, "float64", difference)
+    report = compare_training(torch_model, keras_model, steps=ctx.train_steps, batch=8, height=64, seed=ctx.seed,
+                              config=SGDConfig(), decoupled_decay=decoupled_decay)
+    evaluated = Measure.of_report(compare(torch_model, keras_model, ctx.x(), device=ctx.device,
+                                          tolerance=tolerances.TRAIN_STEP_FP64))
+    return evaluated, report
+
+
+def _training_findings(ctx: Context, lesson: "Lesson", difference: str | None, decoupled: bool = False) -> list[Finding]:
+    naive_eval, naive_train = _trained_pair(ctx, difference, decoupled)
+    if ctx.trained_correct is None:  # shared by the three training lessons
+        ctx.trained_correct = _trained_pair(ctx, None)
+    correct_eval, correct_train = ctx.trained_correct
+    tol = tolerances.TRAIN_STEP_FP64
+    stats = Measure.of_diff(naive_train.running, "worst running statistic after training")
+    weights = Measure.of_diff(naive_train.weights, "worst weight after training")
+    steps = ctx.train_steps
+    rows = [
+        _finding(ctx, lesson, f"eval outputs after {steps} SGD steps", naive_eval, correct_eval, tolerance=tol),
+        _finding(ctx, lesson, f"BN running statistics after {steps} steps", stats,
+                 Measure.of_diff(correct_train.running), tolerance=tol),
+    ]
+    if decoupled:
+        rows.append(_finding(ctx, lesson, f"weights after {steps} steps", weights,
+                             Measure.of_diff(correct_train.weights), tolerance=tol))
+    return rows
+
+
+def run_bn_momentum(ctx: Context) -> list[Finding]:
+    return _training_findings(ctx, LESSONS["bn_momentum"], "bn_momentum_unconverted")
+
+
+def run_bn_variance(ctx: Context) -> list[Finding]:
+    return _training_findings(ctx, LESSONS["bn_variance"], "bn_variance_biased")
+
+
+def run_weight_decay(ctx: Context) -> list[Finding]:
+    return _training_findings(ctx, LESSONS["weight_decay"], None, decoupled=True)
+
+
+def run_weight_layout(ctx: Context) -> list[Finding]:
+    from resnet_keras import ResNet
+
+    lesson = LESSONS["weight_layout"]
+    naive = ResNet(ctx.spec)
+    naive_set_weights_reshape(naive, ctx.weights)
+    x = ctx.x()
+    return [_finding(ctx, lesson, "kernels reshaped, not transposed", ctx.compare(naive, x),
+                     ctx.compare(ctx.keras_model, x))]
+
+
+def run_flatten_order(ctx: Context) -> list[Finding]:
+    import keras
+    import torch
+
+    from parity.weights import flatten_weight_nchw_to_nhwc
+
+    lesson = LESSONS["flatten_order"]
+    x = ctx.x(max(ctx.size, 64))  # a map of at least 2x2, or the flatten order cannot matter
+    features_nchw = run_stages(ctx.torch_model, x)[f"layer{len(ctx.spec.layers)}"]
+    features_nhwc = keras.ops.convert_to_numpy(ctx.keras_model.forward_stages(x.transpose(0, 2, 3, 1))[
+        f"layer{len(ctx.spec.layers)}"])
+    _, c, h, w = features_nchw.shape
+    rng = np.random.default_rng(ctx.seed)
+    weight = rng.uniform(-1, 1, (10, c * h * w)).astype(np.float32) / math.sqrt(c * h * w)
+    reference = torch.flatten(torch.from_numpy(features_nchw), 1).numpy() @ weight.T
+    flat = keras.ops.convert_to_numpy(keras.layers.Flatten()(features_nhwc))
+    naive = flat @ weight.T  # the torch fc weight used as is
+    correct = flat @ flatten_weight_nchw_to_nhwc(weight, c, h, w).T
+    case = f"fc on flattened {c}x{h}x{w} layer{len(ctx.spec.layers)} map"
+    return [_finding(ctx, lesson, case,
+                     Measure.of_diff(StageDiff.measure("logits", reference, naive, tolerances.FP32_CPU), "op-level"),
+                     Measure.of_diff(StageDiff.measure("logits", reference, correct, tolerances.FP32_CPU), "op-level"))]
+
+
+def run_initializers(ctx: Context) -> list[Finding]:
+    """Fresh-init weight scale per layer, Keras (naive / ours) vs torchvision's init, as relative std gap."""
+    import keras
+    import resnet_torch
+
+    lesson = LESSONS["initializers"]
+    keras.utils.set_random_seed(ctx.seed)
+    import torch
+
+    torch.manual_seed(ctx.seed)
+    fresh_torch = resnet_torch.ResNet(ctx.spec)
+    from resnet_keras import ResNet
+
+    ours = ResNet(ctx.spec)
+    with naive_keras("default_initializers"):
+        naive = ResNet(ctx.spec)
+    from parity.weights import get_weights
+
+    reference = get_weights(fresh_torch)
+    keys = [k for k, v in reference.items() if k.endswith("weight") and v.ndim in (2, 4)]
+
+    def gap(model: Any) -> Measure:
+        weights = get_weights(model)
+        stages: dict[str, float] = {}
+        worst = (0.0, "")
+        for key in keys:
+            rel = abs(float(weights[key].std()) / float(reference[key].std()) - 1.0)
+            stage = "stem" if key.startswith("conv1") else ("logits" if key.startswith("fc") else key.split(".")[0])
+            stages[stage] = max(stages.get(stage, 0.0), rel)
+            worst = max(worst, (rel, stage))
+        first = next((s for s in ctx.spec.stage_names if stages.get(s, 0) > tolerances.INIT_STD_REL), None)
+        return Measure(float("nan"), worst[0], first, stages, "relative gap in per-layer weight std",
+                       metric="init std")
+
+    return [_finding(ctx, lesson, "fresh models, per-layer weight std", gap(naive), gap(ours),
+                     tolerance=tolerances.INIT_STD_REL)]
+
+
+def run_train_eval(ctx: Context) -> list[Finding]:
+    import keras
+
+    lesson = LESSONS["train_eval"]
+    x = ctx.x(batch=2)
+    reference = run_stages(ctx.torch_model, x)
+    from resnet_keras import ResNet
+
+    scratch = ResNet(ctx.spec)  # training=True updates moving statistics: never on the shared model
+    set_weights(scratch, ctx.weights)
+    outputs = scratch.forward_stages(x.transpose(0, 2, 3, 1), training=True)
+    stages = []
+    for stage in ctx.spec.stage_names:
+        out = keras.ops.convert_to_numpy(outputs[stage])
+        out = out.transpose(0, 3, 1, 2) if out.ndim == 4 else out
+        stages.append(StageDiff.measure(stage, reference[stage], out, tolerances.FP32_CPU))
+    first = next((s.stage for s in stages if not s.passed), None)
+    naive = Measure(stages[-1].max_abs, stages[-1].max_rel, first, {s.stage: s.max_rel for s in stages})
+    return [_finding(ctx, lesson, "Keras called with training=True at inference", naive,
+                     ctx.compare(ctx.keras_model, x))]
+
+
+def run_tf32(ctx: Context) -> list[Finding]:
+    lesson = LESSONS["tf32"]
+    if ctx.device != "cuda" or not cuda_available():
+        return [_finding(ctx, lesson, "needs a CUDA device", None, Measure(0, 0, None), skipped="no CUDA device")]
+    x = ctx.x(batch=2)
+    fp32 = compare(ctx.torch_model, ctx.keras_model, x, device="cuda")
+    reference = run_stages(ctx.torch_model, x, "cuda")
+    from parity.compare import precision
+
+    with precision("cuda", allow_tf32=True):
+        tf32 = run_stages(ctx.keras_model, x, "cuda")
+    stages = [StageDiff.measure(s, reference[s], tf32[s], tolerances.FP32_CUDA) for s in ctx.spec.stage_names]
+    first = next((s.stage for s in stages if not s.passed), None)
+    naive = Measure(stages[-1].max_abs, stages[-1].max_rel, first, {s.stage: s.max_rel for s in stages})
+    return [_finding(ctx, lesson, "Keras side with TF32 on, torch fp32", naive, Measure.of_report(fp32),
+                     tolerance=tolerances.FP32_CUDA)]
+
+
+def run_maxpool_nan(ctx: Context) -> list[Finding]:
+    lesson = LESSONS["maxpool_nan"]
+    x = ctx.x()
+    x[0, 0, ctx.size // 3, ctx.size // 3] = np.nan
+    report = compare(ctx.torch_model, ctx.keras_model, x, device=ctx.device)
+    stem = report.stage("stem")
+    naive = Measure(stem.max_abs, stem.max_rel, report.first_divergent, {s.stage: s.max_rel for s in report.stages},
+                    f"NaNs at the stem: torch {stem.nan_a}, keras {stem.nan_b}", metric="NaN masks")
+    clean = ctx.compare(ctx.keras_model, ctx.x())
+    return [_finding(ctx, lesson, f"one NaN pixel: {stem.nan_a} vs {stem.nan_b} NaNs at the stem", naive, clean)]
+
+
+LESSONS: dict[str, Lesson] = {}
+
+
+def _lesson(key: str, title: str, handled: str, why: str, torch_code: str, keras_code: str, run) -> None:
+    LESSONS[key] = Lesson(key, title, handled, why, torch_code, keras_code, run)
+
+
+_lesson("same_padding", "stride-2 'same' padding", "resnet_keras.model.make_pad / make_conv",
+        "TensorFlow's 'same' pads (k - s) rows in total and puts the odd one at the bottom/right; torch "
+        "pads `padding` rows on both sides. They agree only when the input of every stride-2 op is odd.",
+        "resnet_torch.model:make_conv", "resnet_keras.model:make_pad", run_same_padding)
+_lesson("maxpool_padding", "max-pool padding: -inf vs zeros", "resnet_keras.model.make_pool",
+        "torch pads a max-pool with -inf; Keras has only zero padding (or 'same'). After a ReLU every input "
+        "is >= 0, so a zero never beats a real value and the two agree exactly.",
+        "resnet_torch.model:make_pool", "resnet_keras.model:make_pool", run_maxpool_padding)
+_lesson("bn_eps", "BatchNorm epsilon", "parity.spec (bn_eps) -> make_norm",
+        "Keras' default epsilon is 1e-3, torch's 1e-5; every BN divides by sqrt(var + eps).",
+        "resnet_torch.model:make_norm", "resnet_keras.model:make_norm", run_bn_eps)
+_lesson("bn_momentum", "BatchNorm momentum convention", "resnet_keras.model.make_norm",
+        "torch's momentum is the weight of the new batch (0.1), Keras' the weight of the old value (0.9). "
+        "Inference is unaffected until a training step updates the running statistics.",
+        "resnet_torch.model:make_norm", "resnet_keras.model:make_norm", run_bn_momentum)
+_lesson("bn_variance", "running variance: unbiased vs biased", "resnet_keras.model.BatchNorm",
+        "Both normalise a training batch with its biased variance, but torch updates running_var with the "
+        "unbiased one (x n/(n-1)); stock Keras uses the biased one. Small batches or maps make n small.",
+        "resnet_torch.model:make_norm", "resnet_keras.model:BatchNorm", run_bn_variance)
+_lesson("weight_decay", "SGD weight decay: coupled vs decoupled", "parity.train.train_keras",
+        "torch's SGD adds weight_decay * w to the gradient, so decay goes through momentum; Keras' "
+        "SGD(weight_decay=...) shrinks the weights directly.",
+        "parity.train:train_torch", "parity.train:train_keras", run_weight_decay)
+_lesson("weight_layout", "conv weight layout OIHW vs HWIO", "parity.weights.keras_layout / torch_layout",
+        "torch stores conv weights (out, in, kh, kw), Keras (kh, kw, in, out); a reshape keeps the shape "
+        "right and the numbers wrong. Only a transpose moves each weight to its place.",
+        "parity.weights:torch_layout", "parity.weights:keras_layout", run_weight_layout)
+_lesson("flatten_order", "NCHW vs NHWC flatten order", "resnet_*/model.py forward_stages (pool, then flatten)",
+        "Flattening (C, H, W) and (H, W, C) orders the same features differently, so an fc weight trained "
+        "on one is scrambled on the other. ResNet pools to 1x1 first, where the order no longer matters; a "
+        "flattening head needs its weight columns permuted.",
+        "resnet_torch.model:ResNet.forward_stages", "parity.weights:flatten_weight_nchw_to_nhwc", run_flatten_order)
+_lesson("initializers", "default initialisers", "resnet_keras.model.make_conv / make_fc",
+        "torchvision draws conv weights from kaiming normal (fan_out) and fc weights from U(+-1/sqrt(in)); "
+        "Keras defaults to Glorot uniform and zero biases. Ported weights are unaffected; training from "
+        "scratch starts elsewhere.",
+        "resnet_torch.model:make_conv", "resnet_keras.model:make_conv", run_initializers)
+_lesson("train_eval", "train / eval flag", "parity.compare.run_stages",
+        "In training mode BatchNorm uses the batch's statistics instead of the running ones. torch keeps a "
+        "mode on the module (model.eval()); Keras takes training= on every call.",
+        "parity.compare:run_stages", "parity.compare:run_stages", run_train_eval)
+_lesson("tf32", "TF32 on NVIDIA GPUs", "parity.compare.precision",
+        "Ampere+ GPUs may run fp32 convs and matmuls in TF32 (10-bit mantissa). torch, TF, JAX and "
+        "onnxruntime each have their own switch and default.",
+        "parity.compare:precision", "parity.compare:precision", run_tf32)
+_lesson("maxpool_nan", "max-pool and NaN", "parity.compare.StageDiff (NaN masks compared)",
+        "torch's max-pool propagates a NaN; TensorFlow's max-pool drops it. Not a porting error: a NaN input "
+        "is reported as a mismatch at the stem, with the NaN counts.",
+        "resnet_torch.model:make_pool", "resnet_keras.model:make_pool", run_maxpool_nan)
+
+
+def run_lessons(arch: str = "resnet18", size: int = 64, device: str = "cpu", seed: int = 0,
+                only: list[str] | None = None, train_steps: int = 3,
+                progress: Callable[[str], None] | None = None) -> list[Finding]:
+    """Measure every lesson (or those in `only`) on one architecture; returns the table's rows.
+
+    Args:
+        arch: preset architecture.
+        size: even input size; lessons that need an odd size use size + 1.
+        device: "cpu" or "cuda".
+        seed: seeds weights and inputs.
+        only: lesson keys to run (default all).
+        train_steps: SGD steps for the training lessons.
+        progress: called with each lesson's title before it runs.
+    """
+    unknown = sorted(set(only or []) - set(LESSONS))
+    if unknown:
+        raise ValueError(f"unknown lesson(s) {', '.join(unknown)}; choose from {', '.join(LESSONS)}")
+    spec = make_spec(arch)
+    ctx = Context(spec, size, device, seed, train_steps=train_steps)
+    ctx.torch_model, ctx.keras_model = build_pair(spec)
+    ctx.weights = random_weights(spec, seed)
+    set_weights(ctx.torch_model, ctx.weights)
+    copy_weights(ctx.torch_model, ctx.keras_model)
+    findings = []
+    for key, lesson in LESSONS.items():
+        if only and key not in only:
+            continue
+        if progress:
+            progress(lesson.title)
+        start = time.perf_counter()
+        rows = lesson.run(ctx)
+        for row in rows:
+            row.seconds = (time.perf_counter() - start) / len(rows)
+        findings.extend(rows)
+    return findings
+
+
+def snippet(ref: str) -> str:
+    """Source of `module:qualname` (e.g. 'resnet_keras.model:make_pad')."""
+    import importlib
+
+    module_name, qualname = ref.split(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return inspect.getsource(obj).rstrip()
