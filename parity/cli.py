@@ -1,4 +1,4 @@
-"""`resnet-parity`: summary and check (more subcommands join as the project grows)."""
+"""`resnet-parity`: summary, check, export, convert and lessons."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _size(values: Sequence[int]) -> tuple[int, int]:
         return values[0], values[0]
     if len(values) == 2:
         return values[0], values[1]
-    raise argparse.ArgumentTypeError(f"--size takes H or H W, got {len(values)} numbers")
+    raise ValueError(f"--size takes H or H W, got {len(values)} numbers")
 
 
 def _positive(text: str) -> int:
@@ -53,14 +53,18 @@ def _non_negative(text: str) -> int:
 # -- summary ---------------------------------------------------------------------------------------
 
 
-def stage_param_counts(spec) -> dict[str, int]:
-    """Trainable parameters per stage (stem, layer1.., fc) from the spec's layer table."""
-    counts: dict[str, int] = {}
-    for row in spec.layer_table(64 if spec.stem == "imagenet" else 32):
-        stage = row.name.split(".")[0]
-        stage = "stem" if stage in ("conv1", "bn1", "maxpool") else stage
-        counts[stage] = counts.get(stage, 0) + row.params
-    return counts
+def stage_of(layer_name: str) -> str:
+    """'conv1' / 'bn1' / 'maxpool' -> 'stem'; 'layer2.0.conv1' -> 'layer2'; 'fc' -> 'fc'."""
+    head = layer_name.split(".")[0]
+    return "stem" if head in ("conv1", "bn1", "maxpool") else head
+
+
+def stage_sums(rows, field: str) -> dict[str, int]:
+    """Sum of a LayerRow field (params, macs) per stage, in forward order."""
+    sums: dict[str, int] = {}
+    for row in rows:
+        sums[stage_of(row.name)] = sums.get(stage_of(row.name), 0) + getattr(row, field)
+    return sums
 
 
 def built_stage_counts(spec, backend: str) -> dict[str, int] | str:
@@ -94,12 +98,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     spec = make_spec(args.arch, args.variant)
     shapes = spec.stage_shapes(height, width)
     rows = spec.layer_table(height, width)
-    macs: dict[str, int] = {}
-    for row in rows:
-        stage = row.name.split(".")[0]
-        stage = "stem" if stage in ("conv1", "bn1", "maxpool") else stage
-        macs[stage] = macs.get(stage, 0) + row.macs
-    params = stage_param_counts(spec)
+    macs = stage_sums(rows, "macs")
+    params = stage_sums(rows, "params")
     built = {b: built_stage_counts(spec, b) for b in args.backends.split(",") if b}
     table = Table(title=f"{spec.name} ({spec.variant}) at {spec.in_channels}x{height}x{width}")
     for col in ["stage", "output (C, H, W)", "params (spec)"] + [f"params ({b})" for b in built] + ["MACs"]:
@@ -261,9 +261,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             "passed": passed,
             "results": [r.to_dict() for r in results],
         }
-        from parity.compare import _json_safe
+        from parity.compare import json_safe
 
-        atomic_write_text(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(json_safe(payload), indent=2) + "\n")
     if args.markdown:
         atomic_write_text(args.markdown, f"**{title}**\n\n" + to_markdown(CHECK_COLUMNS, rows) + op_markdown)
     return 0 if passed else 1
@@ -353,11 +353,11 @@ def cmd_lessons(args: argparse.Namespace) -> int:
     if args.json:
         from dataclasses import asdict
 
-        from parity.compare import _json_safe
+        from parity.compare import json_safe
 
         payload = {"command": command, "findings": [{**asdict(f), "caught": f.caught, "correct_ok": f.correct_ok}
                                                     for f in findings]}
-        atomic_write_text(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(json_safe(payload), indent=2) + "\n")
     if args.plot:
         from parity.docs import plot_lessons
 

@@ -113,16 +113,17 @@ class Report:
 
     def to_json(self, **kwargs: Any) -> str:
         # NaN/inf are not JSON: write them as null so any JSON reader parses the file.
-        return json.dumps(_json_safe(self.to_dict()), **kwargs)
+        return json.dumps(json_safe(self.to_dict()), **kwargs)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """A copy with NaN and inf floats replaced by None, so strict JSON readers parse it."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

@@ -7,7 +7,6 @@ here is a typed-in number: `run_lessons` produces every figure the table, the do
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
 import time

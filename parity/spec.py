@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
 """Output channels of a block = stage width * expansion."""
@@ -489,3 +489,41 @@ def parse_archs(text: str) -> list[str]:
         if name not in ARCHS:
             raise ValueError(f"unknown arch {name!r}; choose from {', '.join(ARCHS)} or 'all'")
     return names
+
+
+def preset_builders(resnet_class: type, module: str) -> dict[str, Callable[..., Any]]:
+    """{'build': ..., 'resnet18': ..., ...} constructing `resnet_class` from preset specs.
+
+    Args:
+        resnet_class: the backend's `ResNet` (takes a `ResNetSpec`).
+        module: the module the functions belong to (for their __module__ and help()).
+    """
+
+    def build(arch: str, num_classes: int = 1000, in_channels: int = 3, **overrides: Any):
+        """A preset architecture with spec overrides.
+
+        Args:
+            arch: "resnet18" .. "resnet152".
+            num_classes: outputs of the fc layer.
+            in_channels: channels of the input image.
+            **overrides: `variant=` or any `ResNetSpec` field (stem="cifar", zero_init_residual=True, ...).
+        """
+        return resnet_class(make_spec(arch, num_classes=num_classes, in_channels=in_channels, **overrides))
+
+    def preset(arch: str) -> Callable[..., Any]:
+        def builder(num_classes: int = 1000, in_channels: int = 3, **overrides: Any):
+            return build(arch, num_classes, in_channels, **overrides)
+
+        return builder
+
+    builders: dict[str, Callable[..., Any]] = {"build": build}
+    for arch, preset_fields in ARCHS.items():
+        builder = preset(arch)
+        blocks = ", ".join(map(str, preset_fields["layers"]))
+        builder.__doc__ = (f"{arch}: {preset_fields['block']} blocks ({blocks}), as torchvision builds it.\n\n"
+                           "Args: num_classes, in_channels and spec overrides, as `build`.")
+        builders[arch] = builder
+    for name, func in builders.items():
+        func.__name__ = func.__qualname__ = name
+        func.__module__ = module
+    return builders

@@ -23,7 +23,7 @@ from parity.checkpoints import (
 from parity.cli import main
 from parity.compare import compare, run_stages
 from parity.spec import make_spec
-from parity.weights import WeightMismatchError, get_weights, random_weights, set_weights
+from parity.weights import WeightMismatchError, get_weights, random_weights
 
 EXTENSIONS = [".pt", ".pth", ".safetensors", ".npz", ".weights.h5", ".keras"]
 

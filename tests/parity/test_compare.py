@@ -13,7 +13,6 @@ from parity import tolerances
 from parity.check import build_pair, random_input
 from parity.compare import StageDiff, compare, precision
 from parity.naive import build_naive_keras
-from parity.spec import make_spec
 from parity.weights import copy_weights, random_weights, set_weights
 
 

@@ -48,7 +48,7 @@ def test_four_way_parity_resnet18(exported18):
 
 def test_files_pass_checker_and_name_io(exported18):
     *_, folder, result = exported18
-    for label, path in result["files"].items():
+    for path in result["files"].values():
         model = onnx.load(path)
         onnx.checker.check_model(model, full_check=True)
         (inp,), (out,) = model.graph.input, model.graph.output

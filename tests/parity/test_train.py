@@ -7,7 +7,6 @@ import pytest
 
 from parity import tolerances
 from parity.cli import main
-from parity.spec import make_spec
 from parity.train import SGDConfig, compare_training, keras_floatx, make_batches, training_pair
 from parity.weights import get_weights, random_weights
 

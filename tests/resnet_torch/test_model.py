@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import resnet_torch
-from parity.spec import ARCHS, make_spec
+from parity.spec import ARCHS
 from tests.conftest import TORCHVISION_TRAINABLE, run_python
 
 
