@@ -95,6 +95,7 @@ class Context:
     keras_model: Any = None
     weights: dict = field(default_factory=dict)
     train_steps: int = 3
+    train_size: int = 64
     trained_correct: tuple | None = None
 
     def x(self, size: int | None = None, batch: int = 1) -> np.ndarray:
@@ -175,7 +176,8 @@ def _trained_pair(ctx: Context, difference: str | None, decoupled_decay: bool = 
     from parity.train import SGDConfig, compare_training, training_pair
 
     torch_model, keras_model = training_pair(ctx.spec, ctx.weights, "float64", difference)
-    report = compare_training(torch_model, keras_model, steps=ctx.train_steps, batch=8, height=64, seed=ctx.seed,
+    report = compare_training(torch_model, keras_model, steps=ctx.train_steps, batch=8, height=ctx.train_size,
+                              seed=ctx.seed,
                               config=SGDConfig(), decoupled_decay=decoupled_decay)
     evaluated = Measure.of_report(compare(torch_model, keras_model, ctx.x(), device=ctx.device,
                                           tolerance=tolerances.TRAIN_STEP_FP64))
@@ -398,7 +400,7 @@ _lesson("maxpool_nan", "max-pool and NaN", "parity.compare.StageDiff (NaN masks 
 
 
 def run_lessons(arch: str = "resnet18", size: int = 64, device: str = "cpu", seed: int = 0,
-                only: list[str] | None = None, train_steps: int = 3,
+                only: list[str] | None = None, train_steps: int = 3, train_size: int = 64,
                 progress: Callable[[str], None] | None = None) -> list[Finding]:
     """Measure every lesson (or those in `only`) on one architecture; returns the table's rows.
 
@@ -409,13 +411,14 @@ def run_lessons(arch: str = "resnet18", size: int = 64, device: str = "cpu", see
         seed: seeds weights and inputs.
         only: lesson keys to run (default all).
         train_steps: SGD steps for the training lessons.
+        train_size: image size of their batches of 8 (float64).
         progress: called with each lesson's title before it runs.
     """
     unknown = sorted(set(only or []) - set(LESSONS))
     if unknown:
         raise ValueError(f"unknown lesson(s) {', '.join(unknown)}; choose from {', '.join(LESSONS)}")
     spec = make_spec(arch)
-    ctx = Context(spec, size, device, seed, train_steps=train_steps)
+    ctx = Context(spec, size, device, seed, train_steps=train_steps, train_size=train_size)
     ctx.torch_model, ctx.keras_model = build_pair(spec)
     ctx.weights = random_weights(spec, seed)
     set_weights(ctx.torch_model, ctx.weights)

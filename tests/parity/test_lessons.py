@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def findings():
-    return run_lessons("resnet18", size=32, seed=0)
+    return run_lessons("resnet18", size=32, seed=0, train_size=32)
 
 
 def by_case(findings, lesson: str) -> list:
