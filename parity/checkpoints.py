@@ -23,7 +23,7 @@ import numpy as np
 
 from parity.files import atomic_write
 from parity.spec import ARCHS, NUM_BATCHES_TRACKED, VARIANTS, ResNetSpec, make_spec
-from parity.weights import WeightMismatchError, get_weights, set_weights, spec_of
+from parity.weights import WeightMismatchError, get_weights, match_shapes, set_weights, spec_of
 
 FORMATS = {
     ".weights.h5": "keras-weights",
@@ -180,19 +180,8 @@ def write_checkpoint(weights: Mapping[str, np.ndarray], path: str | os.PathLike,
 
 
 def check_against_spec(weights: Mapping[str, Any], spec: ResNetSpec) -> dict[str, np.ndarray]:
-    """Weights in canonical order, float32, after a strict check of every key and shape."""
-    expected = spec.canonical_shapes()
-    given = {k: np.asarray(v) for k, v in weights.items() if not k.endswith(NUM_BATCHES_TRACKED)}
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    mismatched = [
-        f"{k} (expected {expected[k]}, got {tuple(given[k].shape)})"
-        for k in expected
-        if k in given and tuple(given[k].shape) != expected[k]
-    ]
-    if missing or unexpected or mismatched:
-        raise WeightMismatchError(missing, unexpected, mismatched)
-    return {k: given[k] for k in expected}
+    """Weights in canonical order after a strict check of every key and shape against the spec."""
+    return match_shapes(spec.canonical_shapes(), weights)
 
 
 def _with_counters(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

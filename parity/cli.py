@@ -10,6 +10,8 @@ import sys
 import warnings
 from typing import Any, Sequence
 
+from parity.compare import fmt_sci
+
 DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
 
 
@@ -128,10 +130,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # -- check -----------------------------------------------------------------------------------------
 
 
-def _fmt(value: float) -> str:
-    return "nan" if value != value else f"{value:.2e}"
-
-
 def check_table_rows(results: list[Any]) -> list[list[str]]:
     rows = []
     for r in results:
@@ -142,8 +140,8 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
             r.direction,
             f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
             "x".join(map(str, r.output_shape)),
-            _fmt(native.logits.max_abs),
-            _fmt(native.logits.max_rel),
+            fmt_sci(native.logits.max_abs),
+            fmt_sci(native.logits.max_rel),
             native.first_divergent or "-",
             "PASS" if p.equal and native.passed else "FAIL",
             f"{r.seconds:.1f}",
@@ -157,8 +155,8 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
                 f"train {t.steps} SGD steps (float64)",
                 "",
                 f"{t.config['batch']}x{t.config['size'][0]}x{t.config['size'][1]}",
-                _fmt(worst.max_abs),
-                _fmt(worst.max_rel),
+                fmt_sci(worst.max_abs),
+                fmt_sci(worst.max_rel),
                 failed[0] if failed else "-",
                 "PASS" if t.passed else "FAIL",
                 f"{t.seconds:.1f}",
@@ -169,8 +167,8 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
                 f"{o.a} vs {o.b}",
                 "",
                 "x".join(map(str, o.logits.shape_b)),
-                _fmt(o.logits.max_abs),
-                _fmt(o.logits.max_rel),
+                fmt_sci(o.logits.max_abs),
+                fmt_sci(o.logits.max_rel),
                 o.first_divergent or "-",
                 "PASS" if o.passed else "FAIL",
                 "",
@@ -317,8 +315,8 @@ def lesson_rows(findings: list[Any]) -> list[list[str]]:
         else:
             verdict = "matters: caught" if f.caught else "harmless here"
         rows.append([
-            f.title, f.case, f.handled, _fmt(f.naive.max_abs), _fmt(f.naive.max_rel),
-            f.naive.first_divergent or "-", _fmt(f.correct.max_rel), f"{f.tolerance:.0e}", verdict,
+            f.title, f.case, f.handled, fmt_sci(f.naive.max_abs), fmt_sci(f.naive.max_rel),
+            f.naive.first_divergent or "-", fmt_sci(f.correct.max_rel), f"{f.tolerance:.0e}", verdict,
         ])
     return rows
 

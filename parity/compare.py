@@ -116,6 +116,11 @@ class Report:
         return json.dumps(json_safe(self.to_dict()), **kwargs)
 
 
+def fmt_sci(value: float) -> str:
+    """A figure for a table: 1.23e-07, or nan."""
+    return "nan" if value != value else f"{value:.2e}"
+
+
 def json_safe(value: Any) -> Any:
     """A copy with NaN and inf floats replaced by None, so strict JSON readers parse it."""
     if isinstance(value, float) and not math.isfinite(value):

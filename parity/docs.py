@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from parity.compare import fmt_sci
 from parity.files import atomic_write
 
 FLOOR = 1e-17
@@ -62,10 +63,6 @@ def plot_lessons(findings: list[Any], path: str | os.PathLike, title: str = "") 
         plt.close(fig)
 
 
-def _fmt(value: float) -> str:
-    return "nan" if value != value else f"{value:.2e}"
-
-
 def lessons_markdown(findings: list[Any], columns: list[str], rows: list[list[str]], command: str,
                      plot: str | None = None) -> str:
     """The whole docs/framework-differences.md page."""
@@ -102,9 +99,9 @@ def lessons_markdown(findings: list[Any], columns: list[str], rows: list[list[st
                 continue
             first = finding.naive.first_divergent or "none"
             note = f" ({finding.naive.note})" if finding.naive.note else ""
-            out.append(f"- {finding.case}: naive port drifts {_fmt(finding.naive.max_rel)} "
+            out.append(f"- {finding.case}: naive port drifts {fmt_sci(finding.naive.max_rel)} "
                        f"(first divergent stage: {first}){note}; this project's port "
-                       f"{_fmt(finding.correct.max_rel)}.")
+                       f"{fmt_sci(finding.correct.max_rel)}.")
         out += ["", "PyTorch side:", "", "```python", snippet(lesson.torch_code), "```", "",
                 "Keras side:", "", "```python", snippet(lesson.keras_code), "```", ""]
     out += ["Regenerate:", "", "```bash", command, "```", ""]

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from parity.weights import KERAS_TO_TORCH_SUFFIX, WeightMismatchError, keras_layout, torch_layout
+from parity.weights import KERAS_TO_TORCH_SUFFIX, keras_layout, match_shapes, torch_layout, torch_shape
 
 FIXED = {"conv1_conv": "conv1", "conv1_bn": "bn1", "predictions": "fc"}
 BLOCK_LAYER = re.compile(r"^conv(\d+)_block(\d+)_(\d)_(conv|bn)$")
@@ -60,17 +60,10 @@ def from_keras_applications(model: Any) -> dict[str, np.ndarray]:
 def to_keras_applications(model: Any, weights: Mapping[str, Any]) -> None:
     """Load canonical weights into a keras.applications ResNet; validates all before assigning."""
     variables = _variables(model)
-    missing = [k for k in variables if k not in weights]
-    unexpected = [k for k in weights if k not in variables and not k.endswith("num_batches_tracked")]
-    mismatched = [
-        f"{k} (expected {tuple(keras_layout(np.zeros(v.shape)).shape)}, got {np.shape(weights[k])})"
-        for k, v in variables.items()
-        if k in weights and keras_layout(np.asarray(weights[k])).shape != tuple(v.shape)
-    ]
-    if missing or unexpected or mismatched:
-        raise WeightMismatchError(missing, unexpected, mismatched)
+    expected = {k: torch_shape(tuple(v.shape)) for k, v in variables.items()}
+    arrays = match_shapes(expected, weights)
     for key, variable in variables.items():
-        variable.assign(keras_layout(np.asarray(weights[key], dtype=np.float32)))
+        variable.assign(keras_layout(arrays[key]).astype(variable.dtype))
 
 
 def spec_for(model: Any, **overrides: Any):

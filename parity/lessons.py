@@ -254,21 +254,19 @@ def run_flatten_order(ctx: Context) -> list[Finding]:
 def run_initializers(ctx: Context) -> list[Finding]:
     """Fresh-init weight scale per layer, Keras (naive / ours) vs torchvision's init, as relative std gap."""
     import keras
+    import torch
+
     import resnet_torch
+    from parity.weights import get_weights
+    from resnet_keras import ResNet
 
     lesson = LESSONS["initializers"]
     keras.utils.set_random_seed(ctx.seed)
-    import torch
-
     torch.manual_seed(ctx.seed)
     fresh_torch = resnet_torch.ResNet(ctx.spec)
-    from resnet_keras import ResNet
-
     ours = ResNet(ctx.spec)
     with naive_keras("default_initializers"):
         naive = ResNet(ctx.spec)
-    from parity.weights import get_weights
-
     reference = get_weights(fresh_torch)
     keys = [k for k, v in reference.items() if k.endswith("weight") and v.ndim in (2, 4)]
 

@@ -93,6 +93,12 @@ def torch_layout(value: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(value.transpose(axes)) if axes else value
 
 
+def torch_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The PyTorch-layout shape of a Keras variable's shape (as `torch_layout` would give)."""
+    axes = TORCH_FROM_KERAS_AXES.get(len(shape))
+    return tuple(int(shape[a]) for a in axes) if axes else tuple(int(d) for d in shape)
+
+
 def keras_layout(value: np.ndarray) -> np.ndarray:
     """A PyTorch weight (OIHW conv / out x in dense) in Keras' layout; other arrays as they are."""
     axes = KERAS_FROM_TORCH_AXES.get(value.ndim)
@@ -121,13 +127,13 @@ def get_weights(model: Any) -> dict[str, np.ndarray]:
     return {key: torch_layout(np.array(var.numpy())) for key, var in _keras_variables(model).items()}
 
 
-def check_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -> dict[str, np.ndarray]:
-    """Validate canonical weights against a model; return them as float arrays in canonical order.
+def match_shapes(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
+                 strict: bool = True) -> dict[str, np.ndarray]:
+    """Check weights against expected key -> shape; return them as float arrays in expected order.
 
     Raises WeightMismatchError listing every missing (when strict), unexpected (when strict) and
-    mis-shaped key. Nothing is changed.
+    mis-shaped or non-float key. `num_batches_tracked` counters are ignored. Nothing is changed.
     """
-    expected = get_shapes(model)
     given = {k: v for k, v in weights.items() if not k.endswith(NUM_BATCHES_TRACKED)}
     missing = [k for k in expected if k not in given] if strict else []
     unexpected = [k for k in given if k not in expected] if strict else []
@@ -148,15 +154,16 @@ def check_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -
     return arrays
 
 
+def check_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -> dict[str, np.ndarray]:
+    """Validate canonical weights against a model (see `match_shapes`)."""
+    return match_shapes(get_shapes(model), weights, strict)
+
+
 def get_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     """Canonical key -> PyTorch-layout shape, as the model holds them."""
     if backend_of(model) == "torch":
         return {k: tuple(v.shape) for k, v in _torch_tensors(model).items()}
-    shapes = {}
-    for key, var in _keras_variables(model).items():
-        axes = TORCH_FROM_KERAS_AXES.get(len(var.shape))
-        shapes[key] = tuple(var.shape[a] for a in axes) if axes else tuple(var.shape)
-    return shapes
+    return {key: torch_shape(tuple(var.shape)) for key, var in _keras_variables(model).items()}
 
 
 def set_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -> None:
