@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -77,28 +78,30 @@ class CheckResult:
         }
 
 
-def torch_counts(model: Any) -> tuple[int, int]:
-    """(trainable parameters, BN running-statistic elements) of a torch model."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    running = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
-    return trainable, running
-
-
-def keras_counts(model: Any) -> tuple[int, int]:
-    """(trainable parameters, BN moving-statistic elements) of a built Keras model."""
-    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-    running = sum(int(np.prod(v.shape)) for v in model.non_trainable_weights)
-    return trainable, running
-
-
 def build_pair(spec: ResNetSpec) -> tuple[Any, Any]:
     """A torch and a Keras model of one spec (both hold their variables from construction)."""
-    import resnet_keras
-    import resnet_torch
+    from parity.backends import adapter_named
 
-    torch_model = resnet_torch.ResNet(spec)
-    keras_model = resnet_keras.ResNet(spec)
-    return torch_model, keras_model
+    return adapter_named("torch").build(spec), adapter_named("keras").build(spec)
+
+
+def count_params(model: Any) -> tuple[int, int]:
+    """(trainable parameters, BN running-statistic elements) of a model of either backend."""
+    from parity.backends import adapter
+
+    return adapter(model).count_params(model)
+
+
+@functools.lru_cache(maxsize=4)
+def _calibrated(spec: ResNetSpec, seed: int, height: int, width: int) -> dict[str, np.ndarray]:
+    return random_weights(spec, seed, calibrate=True, size=(height, width))
+
+
+def default_weights(spec: ResNetSpec, seed: int, height: int, width: int, calibrate: bool = True) -> dict:
+    """`check`'s weights: seeded, BN statistics calibrated at the input size (cached per spec/seed/size)."""
+    if not calibrate:
+        return random_weights(spec, seed)
+    return {k: v.copy() for k, v in _calibrated(spec, seed, height, width).items()}
 
 
 def random_input(spec: ResNetSpec, batch: int, height: int, width: int, seed: int) -> np.ndarray:
@@ -122,8 +125,12 @@ def check_arch(
     train_steps: int = 0,
     train_batch: int = 8,
     train_size: int = 64,
+    weights: dict[str, np.ndarray] | None = None,
+    x: np.ndarray | None = None,
+    calibrate: bool = True,
+    float64: bool = True,
 ) -> CheckResult:
-    """Build both models, fill the source with seeded random weights, copy across, compare.
+    """Build both models, fill the source with weights, copy across, compare.
 
     Args:
         arch: preset name (ignored for building when `spec` is given).
@@ -139,6 +146,11 @@ def check_arch(
         train_steps: also run this many SGD steps in both backends (float64, from the same seeded
             weights) and compare losses, gradients, weights and BN statistics.
         train_batch, train_size: the training batches (seeded like the input).
+        weights: canonical weights to check (e.g. a user's checkpoint); default seeded random
+            weights with calibrated BN statistics (`default_weights`).
+        x: NCHW input to compare on (e.g. a user's images); default a seeded standard-normal batch.
+        calibrate: calibrate the seeded weights' BN statistics (ignored when `weights` is given).
+        float64: run the float64 pass (the port verdict); see `parity.compare.compare`.
     """
     width = height if width is None else width
     if direction not in DIRECTIONS:
@@ -147,14 +159,17 @@ def check_arch(
         raise ValueError(f"batch must be >= 1, got {batch}")
     spec = spec or make_spec(arch, variant)
     start = time.perf_counter()
+    if x is None:
+        x = random_input(spec, batch, height, width, seed)
+    if weights is None:
+        weights = default_weights(spec, seed, x.shape[2], x.shape[3], calibrate)
     torch_model, keras_model = build_pair(spec)
     src, dst = (torch_model, keras_model) if direction == "torch2keras" else (keras_model, torch_model)
-    set_weights(src, random_weights(spec, seed))
+    set_weights(src, weights)
     copy_weights(src, dst)
-    x = random_input(spec, batch, height, width, seed)
-    report = compare(src, dst, x, device=device, allow_tf32=allow_tf32)
-    t_params, t_running = torch_counts(torch_model)
-    k_params, k_running = keras_counts(keras_model)
+    report = compare(src, dst, x, device=device, allow_tf32=allow_tf32, float64=float64, seed=seed)
+    t_params, t_running = count_params(torch_model)
+    k_params, k_running = count_params(keras_model)
     counts = spec.param_counts()
     params = ParamCounts(counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running)
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
@@ -167,7 +182,7 @@ def check_arch(
     if train_steps:
         from parity.train import compare_training, training_pair
 
-        torch_train, keras_train = training_pair(spec, random_weights(spec, seed), "float64")
+        torch_train, keras_train = training_pair(spec, weights, "float64")
         result.train = compare_training(torch_train, keras_train, steps=train_steps, batch=train_batch,
                                         height=train_size, seed=seed)
     result.seconds = time.perf_counter() - start

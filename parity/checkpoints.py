@@ -77,10 +77,15 @@ def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> 
 
 
 def _read_torch(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
+    import pickle
+
     import torch
 
     # weights_only=True: tensors and plain containers only, never arbitrary pickled objects.
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint of tensors: {_torch_reason(exc, path)}") from None
     state = _unwrap(state, path)
     weights = {}
     for key, value in state.items():
@@ -88,6 +93,22 @@ def _read_torch(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
             raise CheckpointError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
         weights[key] = value.detach().cpu().numpy()
     return weights
+
+
+def _torch_reason(exc: Exception, path: Path) -> str:
+    """Why torch.load refused a file, without torch's advice to turn the safe loader off."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"it holds a pickled {found[1]} object, which a file of plain tensors never does; "
+                "it was not unpickled (only tensors and plain containers are read)")
+    if not zipfile.is_zipfile(path):
+        return ("its bytes are neither a torch.save zip archive nor a pickle of plain tensors (corrupt, "
+                "truncated, another format, or pickled objects); nothing in it was unpickled")
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n", text)
+    return f"torch.load cannot read this archive as tensors ({detail[1] if detail else type(exc).__name__})"
 
 
 def _unwrap(state: Any, path: Path) -> Mapping[str, Any]:
@@ -111,8 +132,17 @@ def _read_safetensors(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarr
 
 
 def _read_npz(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a .npz archive (not a zip file: corrupt, truncated or another format)")
+    weights = {}
     with np.load(path, allow_pickle=False) as archive:
-        return {k: archive[k] for k in archive.files}
+        for key in archive.files:
+            try:
+                weights[key] = archive[key]
+            except ValueError:
+                raise CheckpointError(f"{path}: entry {key!r} holds pickled Python objects, not a numeric array; "
+                                      "a checkpoint holds numeric arrays only, and this entry was not unpickled") from None
+    return weights
 
 
 def _read_keras_weights(path: Path, spec: ResNetSpec) -> dict[str, np.ndarray]:
@@ -250,7 +280,21 @@ def load_checkpoint(model: Any, path: str | os.PathLike, strict: bool = True) ->
         path: a file of one of `FORMATS` (a torchvision `.pth` works as is).
         strict: as in `parity.weights.set_weights`.
     """
-    set_weights(model, read_checkpoint(path, spec_of(model)), strict=strict)
+    spec = spec_of(model)
+    weights = read_checkpoint(path, spec)
+    try:
+        set_weights(model, weights, strict=strict)
+    except WeightMismatchError as exc:
+        raise exc.with_headline(_which_network(weights, spec, path)) from None
+
+
+def _which_network(weights: Mapping[str, Any], spec: ResNetSpec, path: Any) -> str:
+    """'this file is resnet18 (...); the model is resnet50 (...)', or the closest preset's name."""
+    try:
+        found = infer_spec(weights)
+    except ValueError:
+        return f"{path} does not hold {_describe(spec)}"
+    return f"{path} holds {_describe(found)}; the model is {_describe(spec)}"
 
 
 def save_checkpoint(model: Any, path: str | os.PathLike, force: bool = False) -> Path:
@@ -269,12 +313,76 @@ def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
     shapes = {k: tuple(np.shape(v)) for k, v in weights.items() if not k.endswith(NUM_BATCHES_TRACKED)}
     overrides = {"num_classes": int(np.shape(fc)[0]), "in_channels": int(np.shape(conv1)[1]),
                  "stem": "imagenet" if np.shape(conv1)[2] == 7 else "cifar"}
+    best = None
     for arch in ARCHS:
         for variant in VARIANTS:
             spec = make_spec(arch, variant, **overrides)
-            if spec.canonical_shapes() == shapes:
+            expected = spec.canonical_shapes()
+            if expected == shapes:
                 return spec
-    raise ValueError(f"no preset architecture has exactly these {len(shapes)} keys and shapes; pass --arch")
+            missing = [k for k in expected if k not in shapes]
+            unexpected = [k for k in shapes if k not in expected]
+            mismatched = [f"{k} (expected {expected[k]}, got {shapes[k]})" for k in expected
+                          if k in shapes and shapes[k] != expected[k]]
+            score = len(missing) + len(unexpected) + len(mismatched)
+            if best is None or score < best[0]:
+                best = (score, spec, WeightMismatchError(missing, unexpected, mismatched))
+    _, spec, error = best
+    raise ValueError(f"no preset architecture has exactly these {len(shapes)} keys and shapes; the closest is "
+                     f"{_describe(spec)}, which differs by: " + str(error).split("(nothing was changed): ", 1)[1]
+                     + "; pass --arch/--variant (or fix the file)")
+
+
+def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: str = "torchvision",
+                   num_classes: int | None = None, in_channels: int | None = None) -> tuple[ResNetSpec, dict]:
+    """(spec, canonical weights) of a checkpoint file, checked against each other.
+
+    The architecture comes from `arch`/`variant` when given, else from the file (a `.keras` file
+    holds its spec; other formats are matched against every preset by keys and shapes).
+    `num_classes` and `in_channels` default to what the file holds; given, they must agree with it.
+
+    Args:
+        path: a checkpoint of one of `FORMATS`.
+        arch: a preset name, or None to infer it.
+        variant: the preset variant (with `arch`).
+        num_classes, in_channels: expected outputs and input channels, or None.
+    """
+    fmt = format_of(path)
+    if fmt == "keras":
+        model = load_keras_model(path)
+        spec, weights = spec_of(model), get_weights(model)
+    elif fmt == "keras-weights":
+        if arch is None:
+            raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant, "
+                             "--num-classes, --in-channels if they differ from the defaults)")
+        spec = make_spec(arch, variant, num_classes=num_classes or 1000, in_channels=in_channels or 3)
+        weights = read_checkpoint(path, spec)
+    else:
+        weights = read_checkpoint(path)
+        spec = infer_spec(weights) if arch is None else None
+    held = _held_sizes(weights)
+    for flag, given, key in (("--num-classes", num_classes, "num_classes"), ("--in-channels", in_channels, "in_channels")):
+        if given is not None and held.get(key) is not None and given != held[key]:
+            raise ValueError(f"{flag} {given}, but {path} holds {held[key]} ({_HELD_BY[key]} is "
+                             f"{tuple(np.shape(weights[_HELD_BY[key]]))})")
+    if spec is None:
+        spec = make_spec(arch, variant, num_classes=held.get("num_classes") or 1000,
+                         in_channels=held.get("in_channels") or 3,
+                         stem="cifar" if np.shape(weights.get("conv1.weight", np.zeros((1, 1, 7, 7))))[2] == 3 else "imagenet")
+    try:
+        check_against_spec(weights, spec)
+    except WeightMismatchError as exc:
+        raise exc.with_headline(_which_network(weights, spec, path)) from None
+    return spec, weights
+
+
+_HELD_BY = {"num_classes": "fc.weight", "in_channels": "conv1.weight"}
+
+
+def _held_sizes(weights: Mapping[str, Any]) -> dict[str, int | None]:
+    fc, conv1 = weights.get("fc.weight"), weights.get("conv1.weight")
+    return {"num_classes": int(np.shape(fc)[0]) if fc is not None and np.ndim(fc) == 2 else None,
+            "in_channels": int(np.shape(conv1)[1]) if conv1 is not None and np.ndim(conv1) == 4 else None}
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, spec: ResNetSpec | None = None,
@@ -291,8 +399,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, spec: ResNetSpec | N
 
     format_of(dst)
     check_target(dst, force)
-    if spec is None and format_of(src) == "keras":
-        spec = spec_of(load_keras_model(src))
-    weights = read_checkpoint(src, spec)
-    spec = spec or infer_spec(weights)
+    if spec is None:
+        spec, weights = read_with_spec(src)
+    else:
+        weights = read_checkpoint(src, spec)
     return write_checkpoint(weights, dst, spec, force=force), spec

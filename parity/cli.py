@@ -52,6 +52,43 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _even_size(text: str) -> int:
+    value = int(text)
+    if value < 8 or value % 2:
+        raise argparse.ArgumentTypeError(f"must be an even number >= 8 (the odd-size lessons use size + 1), got {value}")
+    return value
+
+
+def _backend_list(text: str) -> list[str]:
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in ("torch", "keras")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown backend(s) {', '.join(map(repr, unknown))}; "
+                                         "use a comma list of torch, keras (or '' for none)")
+    return names
+
+
+KERAS_BACKENDS = ("tensorflow", "torch", "jax")
+
+
+def select_keras_backend(name: str | None) -> None:
+    """Make `import keras` use this backend (before Keras is imported), or refuse clearly."""
+    import importlib.util
+
+    if name is None:
+        return
+    if name not in KERAS_BACKENDS:
+        raise ValueError(f"--keras-backend must be one of {', '.join(KERAS_BACKENDS)}, got {name!r}")
+    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}[name]
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"--keras-backend {name} needs the {module} package, which is not installed")
+    loaded = sys.modules.get("keras")
+    if loaded is not None and loaded.backend.backend() != name:
+        raise ValueError(f"--keras-backend {name}: Keras is already loaded with the {loaded.backend.backend()} "
+                         "backend in this process; run in a fresh process or set KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = name
+
+
 # -- summary ---------------------------------------------------------------------------------------
 
 
@@ -102,7 +139,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     rows = spec.layer_table(height, width)
     macs = stage_sums(rows, "macs")
     params = stage_sums(rows, "params")
-    built = {b: built_stage_counts(spec, b) for b in args.backends.split(",") if b}
+    built = {b: built_stage_counts(spec, b) for b in args.backends}
     table = Table(title=f"{spec.name} ({spec.variant}) at {spec.in_channels}x{height}x{width}")
     for col in ["stage", "output (C, H, W)", "params (spec)"] + [f"params ({b})" for b in built] + ["MACs"]:
         table.add_column(col, justify="left" if col in ("stage", "output (C, H, W)") else "right")
@@ -130,19 +167,29 @@ def cmd_summary(args: argparse.Namespace) -> int:
 # -- check -----------------------------------------------------------------------------------------
 
 
+def _first_wrong(report: Any) -> str:
+    if report.first_wrong_layer:
+        return report.first_wrong_layer
+    if report.first_wrong_block:
+        return report.first_wrong_block
+    return report.first_divergent or "-"
+
+
 def check_table_rows(results: list[Any]) -> list[list[str]]:
     rows = []
     for r in results:
         p = r.params
         native = r.report
+        port = max((s.max_rel for s in native.float64_stages + native.blocks), default=math.nan)
         rows.append([
             r.arch,
             r.direction,
             f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
             "x".join(map(str, r.output_shape)),
-            fmt_sci(native.logits.max_abs),
+            fmt_sci(port) if native.float64 else "off",
             fmt_sci(native.logits.max_rel),
-            native.first_divergent or "-",
+            f"{native.worst_ratio:.1f}x" if native.float64 and native.tolerance_name == "FP32_NOISE_MULTIPLE" else "-",
+            _first_wrong(native),
             "PASS" if p.equal and native.passed else "FAIL",
             f"{r.seconds:.1f}",
         ])
@@ -155,8 +202,9 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
                 f"train {t.steps} SGD steps (float64)",
                 "",
                 f"{t.config['batch']}x{t.config['size'][0]}x{t.config['size'][1]}",
-                fmt_sci(worst.max_abs),
                 fmt_sci(worst.max_rel),
+                "-",
+                "-",
                 failed[0] if failed else "-",
                 "PASS" if t.passed else "FAIL",
                 f"{t.seconds:.1f}",
@@ -167,8 +215,9 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
                 f"{o.a} vs {o.b}",
                 "",
                 "x".join(map(str, o.logits.shape_b)),
-                fmt_sci(o.logits.max_abs),
+                "-",
                 fmt_sci(o.logits.max_rel),
+                "-",
                 o.first_divergent or "-",
                 "PASS" if o.passed else "FAIL",
                 "",
@@ -184,8 +233,9 @@ def op_table_rows(ops: dict[str, dict[str, int]]) -> list[list[str]]:
     return [[op] + [str(ops[l].get(op, 0)) for l in labels] for op in names]
 
 
-CHECK_COLUMNS = ["arch", "direction", "params spec / torch / keras", "output", "max abs", "max rel",
-                 "first divergent", "verdict", "seconds"]
+CHECK_COLUMNS = ["arch", "direction", "params spec / torch / keras", "output", "port: float64 max rel",
+                 "fp32 logits max rel", "fp32 / noise", "first wrong", "verdict", "seconds"]
+VERDICT_COLUMN = CHECK_COLUMNS.index("verdict")
 
 
 def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
@@ -194,15 +244,48 @@ def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_subject(args: argparse.Namespace, height: int, width: int) -> tuple[list[str], Any, Any, Any]:
+    """(archs, spec or None, weights or None, x or None) from --arch, --weights and --input."""
+    from parity.spec import make_spec, parse_archs
+
+    spec = weights = x = None
+    if args.weights:
+        from parity.checkpoints import read_with_spec
+
+        arch = None
+        if args.arch is not None:
+            archs = parse_archs(args.arch)
+            if len(archs) != 1:
+                raise ValueError("--weights checks one network: give one --arch (or none, to infer it)")
+            arch = archs[0]
+        spec, weights = read_with_spec(args.weights, arch, args.variant, args.num_classes, args.in_channels)
+        archs = [spec.name]
+    else:
+        archs = parse_archs(args.arch or DEFAULT_CHECK_ARCHS)
+        overrides = {k: v for k, v in (("num_classes", args.num_classes), ("in_channels", args.in_channels)) if v}
+        if overrides or args.variant != "torchvision":
+            specs = [make_spec(a, args.variant, **overrides) for a in archs]
+            spec = specs[0] if len(specs) == 1 else None
+            if len(specs) > 1:
+                args.specs = specs
+    if args.input:
+        from parity.inputs import load_inputs
+
+        channels = spec.in_channels if spec is not None else (args.in_channels or 3)
+        x = load_inputs(args.input, size=height, channels=channels)
+    return archs, spec, weights, x
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from parity.check import DIRECTIONS, check_arch
     from parity.compare import cuda_available
     from parity.files import atomic_write_text, check_target
-    from parity.spec import parse_archs
 
-    archs = parse_archs(args.arch)
+    select_keras_backend(args.keras_backend)
+    from parity.check import DIRECTIONS, check_arch
+    from parity.provenance import header
+
     height, width = _size(args.size)
     if args.device == "cuda" and not cuda_available():
         print("resnet-parity: --device cuda, but no CUDA device is visible to torch", file=sys.stderr)
@@ -210,33 +293,45 @@ def cmd_check(args: argparse.Namespace) -> int:
     for path in (args.json, args.markdown):
         if path:
             check_target(path, force=True)
+    archs, spec, weights, x = _check_subject(args, height, width)
+    specs = getattr(args, "specs", None)
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
     err = _console(stderr=True)
     results = []
-    for arch in archs:
+    for index, arch in enumerate(archs):
+        arch_spec = specs[index] if specs else spec
         for direction in directions:
-            steps = "build, port, compare" + (", export ONNX, run onnxruntime" if args.onnx else "")
+            steps = "build, port, compare in fp32 and float64" + (", export ONNX, run onnxruntime" if args.onnx else "")
             steps += f", {args.train_steps} training steps" if args.train_steps else ""
-            with err.status(f"{arch} {direction}: {steps} at {args.batch}x{height}x{width}"):
+            shape = "x".join(map(str, x.shape)) if x is not None else f"{args.batch}x{height}x{width}"
+            with err.status(f"{arch} {direction}: {steps} at {shape}"):
                 # The ONNX files hold the same weights in either direction: export once per arch.
                 onnx = args.onnx and direction == directions[0]
                 result = check_arch(arch, args.batch, height, width, args.device, args.seed, direction,
-                                    args.variant, args.allow_tf32, onnx=onnx,
-                                    train_steps=args.train_steps if direction == directions[0] else 0)
+                                    args.variant, args.allow_tf32, spec=arch_spec, onnx=onnx,
+                                    train_steps=args.train_steps if direction == directions[0] else 0,
+                                    weights=weights, x=x, calibrate=not args.uncalibrated,
+                                    float64=not args.no_float64)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
-    tol = results[0].report
-    title = (f"parity check on {args.device} ({'TF32 allowed' if tol.tf32 else 'fp32'}), "
-             f"input {args.batch}x3x{height}x{width}, seed {args.seed}, "
-             f"tolerance {tol.tolerance_name}={tol.tolerance:.0e} (max rel per stage)")
-    table = Table(title=title)
+    first = results[0].report
+    source = f"weights {args.weights}" if args.weights else (
+        f"seeded weights (seed {args.seed}, BN {'uncalibrated' if args.uncalibrated else 'calibrated'})")
+    inputs = f"input {' '.join(args.input)}" if args.input else f"seeded input {args.batch}x{height}x{width}"
+    verdicts = ("port verdict in float64 (FP64), fp32 verdict within FP32_NOISE_MULTIPLE x the reference's fp32 noise"
+                if first.float64 else first.float64_note)
+    title = f"parity check on {args.device}: {source}, {inputs}; {verdicts}"
+    table = Table(title=title, caption=header(first.provenance))
     for col in CHECK_COLUMNS:
-        table.add_column(col, justify="right" if col in ("max abs", "max rel", "seconds") else "left")
+        table.add_column(col, justify="right" if "max" in col or col in ("seconds", "fp32 / noise") else "left")
     rows = check_table_rows(results)
     for row in rows:
-        table.add_row(*row, style=None if row[7] == "PASS" else "red")
+        table.add_row(*row, style=None if row[VERDICT_COLUMN] == "PASS" else "red")
     console = _console()
     console.print(table)
+    for r in results:
+        if not r.report.passed:
+            console.print(f"\n{r.arch} {r.direction}:\n{r.report}", highlight=False, markup=False)
     op_markdown = ""
     for r in results:
         if r.onnx_ops and r.direction == directions[0]:
@@ -255,7 +350,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         payload = {
             "config": {"archs": archs, "batch": args.batch, "size": [height, width], "device": args.device,
                        "seed": args.seed, "variant": args.variant, "directions": directions,
-                       "allow_tf32": args.allow_tf32, "onnx": args.onnx, "train_steps": args.train_steps},
+                       "allow_tf32": args.allow_tf32, "onnx": args.onnx, "train_steps": args.train_steps,
+                       "weights": args.weights, "input": args.input, "float64": not args.no_float64,
+                       "calibrated": not args.uncalibrated},
+            "provenance": first.provenance,
             "passed": passed,
             "results": [r.to_dict() for r in results],
         }
@@ -263,7 +361,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.json, json.dumps(json_safe(payload), indent=2) + "\n")
     if args.markdown:
-        atomic_write_text(args.markdown, f"**{title}**\n\n" + to_markdown(CHECK_COLUMNS, rows) + op_markdown)
+        atomic_write_text(args.markdown, f"**{title}**\n\n{header(first.provenance)}\n\n"
+                          + to_markdown(CHECK_COLUMNS, rows) + op_markdown)
     return 0 if passed else 1
 
 
@@ -371,21 +470,31 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from parity.checkpoints import convert
-    from parity.spec import make_spec
+    from parity.checkpoints import read_with_spec, write_checkpoint
+    from parity.files import check_target
+    from parity.checkpoints import format_of
 
-    spec = None
-    if args.arch:
-        spec = make_spec(args.arch, args.variant, num_classes=args.num_classes, in_channels=args.in_channels)
+    format_of(args.dst)
+    check_target(args.dst, args.force)  # fail before the slow part
     err = _console(stderr=True)
     with err.status(f"converting {args.src} -> {args.dst}"):
-        path, spec = convert(args.src, args.dst, spec, force=args.force)
+        spec, weights = read_with_spec(args.src, args.arch, args.variant, args.num_classes, args.in_channels)
+        path = write_checkpoint(weights, args.dst, spec, force=args.force)
     err.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {spec.name} ({spec.variant}), "
               f"{spec.num_classes} classes, {spec.in_channels} input channels")
     return 0
 
 
 # -- entry point -----------------------------------------------------------------------------------
+
+
+def version_text() -> str:
+    """`resnet-parity --version`: this package and every framework it would use (none imported)."""
+    from parity.provenance import keras_backend, versions
+
+    found = versions()
+    others = ", ".join(f"{k} {v}" for k, v in found.items() if k != "resnet-parity" and v)
+    return f"resnet-parity {found['resnet-parity']} ({others}; Keras backend {keras_backend()})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -395,23 +504,40 @@ def build_parser() -> argparse.ArgumentParser:
         prog="resnet-parity",
         description="One ResNet spec, a PyTorch and a Keras model built from it, and proof they agree.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="per-stage shapes, parameters and MACs from the spec and both models")
     p.add_argument("--arch", default="resnet50", choices=list(ARCHS))
     p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N", help="H or H W")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
-    p.add_argument("--backends", default="torch,keras",
+    p.add_argument("--backends", type=_backend_list, default=["torch", "keras"],
                    help="built models to count beside the spec (comma list of torch, keras; '' for none)")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("check", help="port seeded weights across backends and compare every stage")
-    p.add_argument("--arch", default=DEFAULT_CHECK_ARCHS, help="comma list of architectures, or 'all'")
+    p = sub.add_parser("check", help="port weights across backends; judge the port in float64 and fp32 against "
+                                     "its own rounding noise; name the first wrong block and layer")
+    p.add_argument("--arch", default=None,
+                   help=f"comma list of architectures, or 'all' (default {DEFAULT_CHECK_ARCHS}; with --weights: "
+                        "inferred from the file)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="check your own checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)")
+    p.add_argument("--input", nargs="+", metavar="FILE",
+                   help="compare on your data: one .npy NCHW float batch, or image files (resized to --size, "
+                        "centre-cropped, ImageNet mean/std)")
     p.add_argument("--batch", type=_positive, default=2)
     p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N", help="H or H W")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0, help="seeds weights and input (>= 0)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
+    p.add_argument("--num-classes", type=_positive, default=None, help="fc outputs (default: 1000, or the file's)")
+    p.add_argument("--in-channels", type=_positive, default=None, help="input channels (default: 3, or the file's)")
+    p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None,
+                   help="run the Keras side on this backend (default: KERAS_BACKEND, else tensorflow)")
+    p.add_argument("--no-float64", action="store_true",
+                   help="skip the float64 pass (fixed fp32 tolerances decide; for devices without float64)")
+    p.add_argument("--uncalibrated", action="store_true",
+                   help="seeded weights keep random BN statistics instead of statistics measured on data")
     p.add_argument("--direction", default="both", choices=["torch2keras", "keras2torch", "both"],
                    help="which model is the source (and reference); default both")
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
@@ -443,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lessons", help="measure every PyTorch/Keras difference: naive port vs correct port")
     p.add_argument("--arch", default="resnet18", choices=list(ARCHS))
-    p.add_argument("--size", type=_positive, default=64, help="even input size (odd cases use size + 1)")
+    p.add_argument("--size", type=_even_size, default=64, help="even input size >= 8 (odd cases use size + 1)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-steps", type=_positive, default=3, help="SGD steps for the training lessons")
@@ -459,8 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--arch", choices=list(ARCHS), help="architecture (default: inferred from the weights)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
-    p.add_argument("--num-classes", type=_positive, default=1000)
-    p.add_argument("--in-channels", type=_positive, default=3)
+    p.add_argument("--num-classes", type=_positive, default=None,
+                   help="fc outputs (default: the file's; given, it must match the file)")
+    p.add_argument("--in-channels", type=_positive, default=None,
+                   help="input channels (default: the file's; given, it must match the file)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_convert)
     return parser

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import logging
 import os
 import tempfile
 import time
@@ -26,7 +25,8 @@ import numpy as np
 from parity import tolerances
 from parity.compare import Report, StageDiff, check_device, precision, run_stages
 from parity.files import atomic_write
-from parity.weights import backend_of, spec_of
+from parity.backends import adapter
+from parity.weights import spec_of
 
 DEFAULT_OPSET = 18
 INPUT_NAME = "input"
@@ -56,59 +56,26 @@ def export_onnx(
             graphs also keep H and W dynamic).
         force: overwrite an existing file.
     """
-    backend = backend_of(model)
+    side = adapter(model)
     width = height if width is None else width
-    if backend == "torch" and nchw is False:
+    if side.NAME == "torch" and nchw is False:
         raise ValueError("a torch model exports NCHW only; nchw=False applies to Keras models")
     if not isinstance(opset, int) or opset < 13:
         raise ValueError(f"opset must be an int >= 13, got {opset!r}")
-    writer = _write_torch if backend == "torch" else _write_keras
-    return atomic_write(path, lambda tmp: _write_checked(writer, model, tmp, bool(nchw), opset, height,
+    return atomic_write(path, lambda tmp: _write_checked(side, model, tmp, bool(nchw), opset, height,
                                                          width), force=force)
 
 
-def _write_checked(writer, model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
+def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
     import onnx
 
-    writer(model, tmp, nchw, opset, height, width)
+    side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, OUTPUT_NAME, BATCH_AXIS)
     graph = onnx.load(str(tmp))
     _name_io(graph)
-    layout = "NCHW" if nchw or backend_of(model) == "torch" else "NHWC"
+    layout = "NCHW" if nchw or side.NAME == "torch" else "NHWC"
     onnx.helper.set_model_props(graph, {LAYOUT_KEY: layout, "resnet_parity.spec": json.dumps(spec_of(model).to_dict())})
     onnx.checker.check_model(graph, full_check=True)
     onnx.save(graph, str(tmp))
-
-
-def _write_torch(model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
-    import torch
-
-    # The exporter logs one warning per torchvision op it cannot find; we have no such ops.
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    spec = spec_of(model)
-    model = model.eval().cpu()
-    example = torch.zeros(2, spec.in_channels, height, width)
-    batch = torch.export.Dim(BATCH_AXIS, min=1, max=65536)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(tmp),
-        dynamo=True,
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_shapes={"x": {0: batch}},
-        opset_version=opset,
-        verbose=False,
-    )
-
-
-def _write_keras(model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
-    import keras
-
-    spec = spec_of(model)
-    target = NCHWInput(model) if nchw else model
-    shape = (None, spec.in_channels, None, None) if nchw else (None, None, None, spec.in_channels)
-    signature = [keras.InputSpec(shape=shape, dtype="float32", name=INPUT_NAME)]
-    target.export(str(tmp), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
 
 
 def _name_io(graph: Any) -> None:
@@ -121,27 +88,6 @@ def _name_io(graph: Any) -> None:
     inp.name, out.name = INPUT_NAME, OUTPUT_NAME
     for value in (inp, out):
         value.type.tensor_type.shape.dim[0].dim_param = BATCH_AXIS
-
-
-def NCHWInput(model: Any) -> Any:  # noqa: N802 - builds a Keras class lazily, reads like one
-    """Wrap a resnet_keras model so it takes NCHW input (for a drop-in twin of the torch ONNX file)."""
-    import keras
-
-    class _NCHWInput(keras.Model):
-        def __init__(self, inner, **kwargs):
-            super().__init__(name=f"{inner.name}_nchw", **kwargs)
-            self.inner = inner
-
-        def build(self, input_shape) -> None:
-            self.built = True
-
-        def call(self, x):
-            # FRAMEWORK: layout — NCHW -> NHWC at the graph's edge; tf2onnx folds it into the convs.
-            return self.inner(keras.ops.transpose(x, (0, 2, 3, 1)), training=False)
-
-    wrapper = _NCHWInput(model)
-    wrapper.build((None, spec_of(model).in_channels, None, None))
-    return wrapper
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -201,7 +147,7 @@ def op_histogram(path: str | os.PathLike) -> collections.Counter:
 def compare_logits(a_label: str, b_label: str, a: np.ndarray, b: np.ndarray, arch: str, x_shape, device: str,
                    allow_tf32: bool = False) -> Report:
     """A logits-only Report between two outputs already computed (same tolerances as native)."""
-    name, tol = tolerances.for_run(device, allow_tf32)
+    name, tol = tolerances.for_run(device, allow_tf32, arch)
     report = Report(a=a_label, b=b_label, arch=arch, input_shape=list(x_shape), device=device,
                     tf32=allow_tf32 and device == "cuda", tolerance=tol, tolerance_name=name)
     report.stages.append(StageDiff.measure(OUTPUT_NAME, a, b, tol))

@@ -116,10 +116,11 @@ def naive_keras(difference: str) -> Iterator[None]:
 
 def naive_set_weights_reshape(model: Any, weights: dict) -> None:
     """Copy canonical weights into a Keras model by reshaping instead of transposing the kernels."""
-    from parity.weights import _keras_variables, check_weights
+    from parity.backends import keras as adapter
+    from parity.weights import check_weights
 
     arrays = check_weights(model, weights)
-    for key, variable in _keras_variables(model).items():
+    for key, variable in adapter.tensors(model).items():
         variable.assign(arrays[key].reshape(tuple(variable.shape)))
 
 

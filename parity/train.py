@@ -25,7 +25,8 @@ import numpy as np
 from parity import tolerances
 from parity.compare import StageDiff
 from parity.spec import ResNetSpec
-from parity.weights import backend_of, get_weights, keras_key, spec_of, torch_layout
+from parity.backends import backend_of
+from parity.weights import get_weights, keras_key, spec_of, torch_layout
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ on input). The mapping from Keras variable paths is a rule, not a table: drop th
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Mapping
 
 import numpy as np
 
+from parity.backends import adapter, backend_of  # noqa: F401 - backend_of is part of this API
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec
 
 KERAS_TO_TORCH_SUFFIX = {
@@ -30,33 +30,34 @@ KERAS_FROM_TORCH_AXES = {4: (2, 3, 1, 0), 2: (1, 0)}
 TORCH_FROM_KERAS_AXES = {4: (3, 2, 0, 1), 2: (1, 0)}
 
 
-class WeightMismatchError(ValueError):
-    """A set of weights does not fit a model; lists every offending key."""
+LISTED_KEYS = 8
+"""How many keys of each kind an error message names before it says how many more there are."""
 
-    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[str]):
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:LISTED_KEYS])
+    return shown + (f", ... and {len(keys) - LISTED_KEYS} more" if len(keys) > LISTED_KEYS else "")
+
+
+class WeightMismatchError(ValueError):
+    """A set of weights does not fit a model; names the offending keys (all of them in `.missing` etc.)."""
+
+    def __init__(self, missing: list[str], unexpected: list[str], mismatched: list[str], headline: str = ""):
         self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+        self.headline = headline
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing key(s): " + ", ".join(missing))
+            parts.append(f"{len(missing)} missing key(s): " + _listing(missing))
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): " + ", ".join(unexpected))
+            parts.append(f"{len(unexpected)} unexpected key(s): " + _listing(unexpected))
         if mismatched:
-            parts.append(f"{len(mismatched)} mis-shaped tensor(s): " + ", ".join(mismatched))
-        super().__init__("weights do not fit the model (nothing was changed): " + "; ".join(parts))
+            parts.append(f"{len(mismatched)} mis-shaped tensor(s): " + _listing(mismatched))
+        lead = f"{headline}; " if headline else ""
+        super().__init__(lead + "weights do not fit the model (nothing was changed): " + "; ".join(parts))
 
-
-def backend_of(model: Any) -> str:
-    """'keras' or 'torch' for a model of ours (or any Keras model / torch module).
-
-    Keras is asked first: under Keras' torch backend a Keras model is also a torch.nn.Module.
-    """
-    keras = sys.modules.get("keras")
-    if keras is not None and isinstance(model, keras.Model):
-        return "keras"
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return "torch"
-    raise TypeError(f"expected a resnet_torch or resnet_keras model, got {type(model).__name__}")
+    def with_headline(self, headline: str) -> "WeightMismatchError":
+        """The same error, led by a sentence that says what went wrong in words."""
+        return WeightMismatchError(self.missing, self.unexpected, self.mismatched, headline)
 
 
 def spec_of(model: Any) -> ResNetSpec:
@@ -75,16 +76,6 @@ def keras_key(path: str, model_name: str) -> str:
     if variable not in KERAS_TO_TORCH_SUFFIX:
         raise KeyError(f"Keras variable {path!r} has no canonical name (unknown '{variable}')")
     return ".".join(layers + [KERAS_TO_TORCH_SUFFIX[variable]])
-
-
-def _keras_variables(model: Any) -> dict[str, Any]:
-    if not model.built:
-        raise ValueError("the Keras model is not built yet: call it once on an input first")
-    return {keras_key(v.path, model.name): v for v in model.weights}
-
-
-def _torch_tensors(model: Any) -> dict[str, Any]:
-    return {k: v for k, v in model.state_dict(keep_vars=True).items() if not k.endswith(NUM_BATCHES_TRACKED)}
 
 
 def torch_layout(value: np.ndarray) -> np.ndarray:
@@ -122,9 +113,7 @@ def get_weights(model: Any) -> dict[str, np.ndarray]:
     Args:
         model: a `resnet_torch.ResNet` or a built `resnet_keras.ResNet`.
     """
-    if backend_of(model) == "torch":
-        return {k: v.detach().cpu().numpy().copy() for k, v in _torch_tensors(model).items()}
-    return {key: torch_layout(np.array(var.numpy())) for key, var in _keras_variables(model).items()}
+    return adapter(model).get_weights(model)
 
 
 def match_shapes(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
@@ -161,9 +150,7 @@ def check_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -
 
 def get_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     """Canonical key -> PyTorch-layout shape, as the model holds them."""
-    if backend_of(model) == "torch":
-        return {k: tuple(v.shape) for k, v in _torch_tensors(model).items()}
-    return {key: torch_shape(tuple(var.shape)) for key, var in _keras_variables(model).items()}
+    return adapter(model).get_shapes(model)
 
 
 def set_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -> None:
@@ -177,18 +164,7 @@ def set_weights(model: Any, weights: Mapping[str, Any], strict: bool = True) -> 
         strict: require every key to be present and no extra key; shapes are always checked.
     """
     arrays = check_weights(model, weights, strict=strict)
-    if backend_of(model) == "torch":
-        import torch
-
-        tensors = _torch_tensors(model)
-        with torch.no_grad():
-            for key, value in arrays.items():
-                target = tensors[key]
-                target.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(target.dtype))
-        return
-    variables = _keras_variables(model)
-    for key, value in arrays.items():
-        variables[key].assign(keras_layout(value).astype(variables[key].dtype))
+    adapter(model).assign(model, arrays)
 
 
 def copy_weights(src: Any, dst: Any, strict: bool = True) -> None:
@@ -202,17 +178,25 @@ def copy_weights(src: Any, dst: Any, strict: bool = True) -> None:
     set_weights(dst, get_weights(src), strict=strict)
 
 
-def random_weights(spec: ResNetSpec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded canonical weights with realistic, non-identity BatchNorm parameters and statistics.
+def random_weights(spec: ResNetSpec, seed: int = 0, calibrate: bool = False,
+                   size: int | tuple[int, int] = 64) -> dict[str, np.ndarray]:
+    """Seeded canonical weights with non-identity BatchNorm parameters and statistics.
 
-    Convs follow torchvision's init (kaiming normal, fan_out); BN gamma/beta and running
-    mean/variance are drawn so BN really transforms its input (never the identity), and the last BN
-    of each residual branch gets a small gamma, as in trained ResNets, so activations stay O(1)
-    through 152 layers.
+    Convs follow torchvision's init (kaiming normal, fan_out); the fc nn.Linear's. BN gamma and beta
+    are drawn so BN really transforms its input (never the identity).
+
+    Uncalibrated (`calibrate=False`), running mean/variance are drawn at random and the last BN of
+    each residual branch gets a small gamma so activations stay O(1) through 152 layers: a network
+    that damps rounding noise, unlike a trained one. Calibrated (`calibrate=True`, what `check` uses),
+    every gamma is drawn the same way and the running statistics are then measured by
+    training-mode forward passes on seeded standard-normal images (`calibrate_weights`), so every
+    BN output has unit scale at every depth, as in a trained network.
 
     Args:
         spec: the architecture.
-        seed: seed of numpy's default generator; same seed, same weights, on any machine.
+        seed: seed of numpy's default generator; same seed, same draws, on any machine.
+        calibrate: measure the BN running statistics on data (needs torch or Keras).
+        size: calibration image size, H or (H, W).
     """
     rng = np.random.default_rng(seed)
     shapes = spec.canonical_shapes()
@@ -229,7 +213,7 @@ def random_weights(spec: ResNetSpec, seed: int = 0) -> dict[str, np.ndarray]:
                 bound = 1.0 / np.sqrt(np.prod(weight_shape[1:]))
                 value = rng.uniform(-bound, bound, shape)
         elif kind == "weight":
-            low, high = (0.1, 0.4) if module in last_norms else (0.5, 1.5)
+            low, high = (0.1, 0.4) if module in last_norms and not calibrate else (0.5, 1.5)
             value = rng.uniform(low, high, shape)
         elif kind == "bias":
             value = rng.normal(0.0, 0.1, shape)
@@ -238,4 +222,41 @@ def random_weights(spec: ResNetSpec, seed: int = 0) -> dict[str, np.ndarray]:
         else:  # running_var
             value = rng.uniform(0.5, 2.0, shape)
         weights[key] = value.astype(np.float32)
+    if calibrate:
+        weights = calibrate_weights(spec, weights, seed, size)
     return weights
+
+
+CALIBRATION_BATCHES = 2
+CALIBRATION_BATCH = 8
+"""Calibration passes: 2 batches of 8 seeded images (at 7x7, layer4's BN sees 784 values per channel)."""
+
+
+def calibrate_weights(spec: ResNetSpec, weights: Mapping[str, Any], seed: int = 0,
+                      size: int | tuple[int, int] = 64, backend: str | None = None) -> dict[str, np.ndarray]:
+    """The same weights with BN running statistics measured on seeded standard-normal images.
+
+    Training-mode forward passes (no weight update) average each BN's batch mean and unbiased
+    variance over `CALIBRATION_BATCHES` batches, as torch's momentum=None does.
+
+    Args:
+        spec: the architecture.
+        weights: canonical weights (running statistics are replaced).
+        seed: seeds the calibration images.
+        size: image size, H or (H, W).
+        backend: "torch" or "keras" to calibrate with (default: torch if installed).
+    """
+    import importlib.util
+
+    from parity.backends import adapter_named
+
+    height, width = (size, size) if isinstance(size, int) else size
+    name = backend or ("torch" if importlib.util.find_spec("torch") is not None else "keras")
+    side = adapter_named(name)
+    model = side.build(spec)
+    set_weights(model, weights)
+    rng = np.random.default_rng(seed + 2_000_003)
+    batches = [rng.standard_normal((CALIBRATION_BATCH, spec.in_channels, height, width)).astype(np.float32)
+               for _ in range(CALIBRATION_BATCHES)]
+    side.calibrate(model, batches)
+    return get_weights(model)

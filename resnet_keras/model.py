@@ -61,22 +61,49 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     # FRAMEWORK: BN running variance — in training mode both normalise the batch with its biased
     # variance, but torch feeds the unbiased one (x n / (n - 1)) into running_var, Keras the biased.
+    In inference it normalises with the moving statistics, as Keras' own does.
     """
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or mask is not None or self.renorm:
+        if mask is not None or self.renorm or not (self.center and self.scale):
             return super().call(inputs, training=training, mask=mask)
-        inputs = keras.ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
-        axes = [i for i in range(len(inputs.shape)) if i != len(inputs.shape) + CHANNEL_AXIS]
-        mean, variance = keras.ops.moments(inputs, axes=axes)
-        count = keras.ops.cast(keras.ops.size(inputs) // inputs.shape[CHANNEL_AXIS], inputs.dtype)
-        unbiased = variance * count / keras.ops.maximum(count - 1.0, 1.0)
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
+        # FRAMEWORK: dtype — Keras' own BN computes in result_type(inputs.dtype, "float32"), which is
+        # float32 for float64 inputs under its torch and JAX backends; torch's keeps the input's dtype.
+        # Half-precision inputs are still normalised in float32, as Keras does.
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        dtype = "float32" if dtype in ("float16", "bfloat16") else dtype
+        inputs = keras.ops.cast(inputs, dtype)
+        if training and self.trainable:
+            axes = [i for i in range(len(inputs.shape)) if i != len(inputs.shape) + CHANNEL_AXIS]
+            mean, variance = keras.ops.moments(inputs, axes=axes)
+            count = keras.ops.cast(keras.ops.size(inputs) // inputs.shape[CHANNEL_AXIS], inputs.dtype)
+            unbiased = variance * count / keras.ops.maximum(count - 1.0, 1.0)
+            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
+        else:
+            mean = keras.ops.cast(self.moving_mean, dtype)
+            variance = keras.ops.cast(self.moving_variance, dtype)
         outputs = keras.ops.batch_normalization(
-            inputs, mean, variance, axis=CHANNEL_AXIS, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
+            inputs, mean, variance, axis=CHANNEL_AXIS, offset=keras.ops.cast(self.beta, dtype),
+            scale=keras.ops.cast(self.gamma, dtype), epsilon=self.epsilon,
         )
         return keras.ops.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class GlobalAveragePooling(keras.layers.GlobalAveragePooling2D):
+    """GlobalAveragePooling2D that averages a float64 map in float64, as torch's AdaptiveAvgPool2d does.
+
+    # FRAMEWORK: dtype — keras.ops.mean computes in result_type(x.dtype, "float32"), float32 for a
+    # float64 map under the torch and JAX backends; a sum divided by the count keeps float64.
+    """
+
+    def call(self, inputs):
+        if keras.backend.standardize_dtype(inputs.dtype) != "float64":
+            return super().call(inputs)
+        shape = keras.ops.shape(inputs)
+        count = keras.ops.cast(shape[1] * shape[2], "float64")
+        return keras.ops.sum(inputs, axis=[1, 2], keepdims=self.keepdims) / count
 
 
 def make_norm(plan: NormPlan) -> keras.layers.BatchNormalization:
@@ -101,11 +128,27 @@ def make_pool(plan: PoolPlan) -> keras.layers.MaxPooling2D:
     )
 
 
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class Dense(keras.layers.Dense):
+    """keras.layers.Dense that multiplies float64 inputs in float64, as torch's nn.Linear does.
+
+    # FRAMEWORK: dtype — under Keras' torch backend keras.ops.matmul returns float32 for float64
+    # operands (its dtype promotion does not read torch dtypes); einsum keeps float64.
+    """
+
+    def call(self, inputs, training=None):
+        if keras.backend.standardize_dtype(inputs.dtype) != "float64":
+            return super().call(inputs)
+        out = keras.ops.einsum("ni,io->no", inputs, keras.ops.cast(self.kernel, "float64"))
+        out = out + keras.ops.cast(self.bias, "float64")
+        return out
+
+
 def make_fc(plan: HeadPlan) -> keras.layers.Dense:
     # FRAMEWORK: init — nn.Linear's default is U(-1/sqrt(in), 1/sqrt(in)) for weight and bias;
     # Keras' default is Glorot uniform and zero bias.
     bound = 1.0 / math.sqrt(plan.in_features)
-    return keras.layers.Dense(
+    return Dense(
         plan.out_features,
         kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
         bias_initializer=keras.initializers.RandomUniform(-bound, bound),
@@ -195,12 +238,33 @@ class Bottleneck(keras.layers.Layer):
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-def make_downsample(plan: BlockPlan) -> keras.Sequential | None:
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class Sequential(keras.Sequential):
+    """keras.Sequential that runs its layers in order on whatever dtype comes in, as torch's does.
+
+    # FRAMEWORK: dtype — keras.Sequential casts its input to the dtype it was built with (float32);
+    # torch's nn.Sequential never casts. Running the layers in order keeps a float64 input float64,
+    # so the same model can be run in float64 (parity's float64 pass) without a silent fp32 step.
+    """
+
+    @property
+    def input_dtype(self):
+        # keras.Sequential answers its input layer's dtype here; a layer's own is its compute dtype.
+        return super(keras.Sequential, self).input_dtype
+
+    def call(self, inputs, training=None, mask=None):
+        out = inputs
+        for layer in self.layers:
+            out = layer(out, training=training) if layer._call_has_training_arg else layer(out)
+        return out
+
+
+def make_downsample(plan: BlockPlan) -> Sequential | None:
     """The identity path's 1x1 conv + BN, named `downsample/0` / `downsample/1`."""
     if plan.downsample is None:
         return None
     conv, norm = plan.downsample
-    return keras.Sequential([make_conv(conv), make_norm(norm)], name="downsample")
+    return Sequential([make_conv(conv), make_norm(norm)], name="downsample")
 
 
 @keras.saving.register_keras_serializable(package="resnet_keras")
@@ -228,9 +292,9 @@ class ResNet(keras.Model):
         for index, plans in enumerate(spec.stage_blocks()):
             # torchvision's `layer1` .. `layer4` attributes, each a Sequential of blocks.
             blocks = [BLOCKS[plan.kind](plan) for plan in plans]
-            setattr(self, f"layer{index + 1}", keras.Sequential(blocks, name=f"layer{index + 1}"))
+            setattr(self, f"layer{index + 1}", Sequential(blocks, name=f"layer{index + 1}"))
         # FRAMEWORK: pooling — keepdims so the flatten below reads like torch's.
-        self.avgpool = keras.layers.GlobalAveragePooling2D(data_format=DATA_FORMAT, keepdims=True)
+        self.avgpool = GlobalAveragePooling(data_format=DATA_FORMAT, keepdims=True)
         self.flatten = keras.layers.Flatten()
         self.fc = make_fc(spec.head_plan())
         # FRAMEWORK: variables — torch creates them in __init__; Keras waits for an input shape.
@@ -243,34 +307,50 @@ class ResNet(keras.Model):
         self.built = True
 
     @property
-    def stages(self) -> list[keras.Sequential]:
+    def stages(self) -> list[Sequential]:
         return [getattr(self, f"layer{i + 1}") for i in range(len(self.spec.layers))]
 
     def check_input(self, x) -> None:
-        """Raise ValueError unless x is (N, H, W, in_channels)."""
+        """Raise ValueError unless x is a float tensor (N, H, W, in_channels)."""
         if len(x.shape) != 4 or x.shape[CHANNEL_AXIS] != self.spec.in_channels:
             raise ValueError(
                 f"expected input of shape (N, H, W, {self.spec.in_channels}) (NHWC), "
                 f"got {tuple(x.shape)}"
             )
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        if "float" not in dtype:
+            raise ValueError(
+                f"expected a float input, got {dtype}: convert and normalise images first "
+                "(e.g. x.astype('float32') / 255, then the mean/std the weights were trained with)"
+            )
 
-    def forward_stages(self, x, training=None) -> "OrderedDict[str, object]":
-        """Run the network and return every stage output: stem, layer1.., logits (NHWC)."""
-        self.check_input(x)
-        outputs = OrderedDict()
+    def forward_stem(self, x, training=None):
+        """conv1 -> bn1 -> relu -> maxpool."""
         out = self.pad1(x)
         out = self.conv1(out)
         out = self.bn1(out, training=training)
         out = self.relu(out)
         out = self.maxpool_pad(out)
         out = self.maxpool(out)
+        return out
+
+    def forward_head(self, x, training=None):
+        """Global average pool -> fc: the last stage's map to logits."""
+        out = self.avgpool(x)
+        out = self.flatten(out)
+        out = self.fc(out)
+        return out
+
+    def forward_stages(self, x, training=None) -> "OrderedDict[str, object]":
+        """Run the network and return every stage output: stem, layer1.., logits (NHWC)."""
+        self.check_input(x)
+        outputs = OrderedDict()
+        out = self.forward_stem(x, training=training)
         outputs["stem"] = out
         for index, stage in enumerate(self.stages):
             out = stage(out, training=training)
             outputs[f"layer{index + 1}"] = out
-        out = self.avgpool(out)
-        out = self.flatten(out)
-        out = self.fc(out)
+        out = self.forward_head(out, training=training)
         outputs["logits"] = out
         return outputs
 

@@ -161,30 +161,45 @@ class ResNet(nn.Module):
         return [getattr(self, f"layer{i + 1}") for i in range(len(self.spec.layers))]
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ValueError unless x is (N, in_channels, H, W)."""
+        """Raise ValueError unless x is a float tensor (N, in_channels, H, W)."""
         if x.dim() != 4 or x.shape[CHANNEL_AXIS] != self.spec.in_channels:
             raise ValueError(
                 f"expected input of shape (N, {self.spec.in_channels}, H, W) (NCHW), "
                 f"got {tuple(x.shape)}"
             )
+        if not x.is_floating_point():
+            raise ValueError(
+                f"expected a float input, got {str(x.dtype).replace('torch.', '')}: convert and "
+                "normalise images first (e.g. x.float() / 255, then the mean/std the weights were trained with)"
+            )
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 -> bn1 -> relu -> maxpool."""
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+        out = self.maxpool(out)
+        return out
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Global average pool -> fc: the last stage's map to logits."""
+        out = self.avgpool(x)
+        # FRAMEWORK: flatten — (N, C, 1, 1) -> (N, C); order matters only for a head that
+        # flattens a spatial map, which this one never does.
+        out = torch.flatten(out, 1)
+        out = self.fc(out)
+        return out
 
     def forward_stages(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         """Run the network and return every stage output: stem, layer1.., logits (NCHW)."""
         self.check_input(x)
         outputs: OrderedDict[str, torch.Tensor] = OrderedDict()
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.maxpool(out)
+        out = self.forward_stem(x)
         outputs["stem"] = out
         for index, stage in enumerate(self.stages):
             out = stage(out)
             outputs[f"layer{index + 1}"] = out
-        out = self.avgpool(out)
-        # FRAMEWORK: flatten — (N, C, 1, 1) -> (N, C); order matters only for a head that
-        # flattens a spatial map, which this one never does.
-        out = torch.flatten(out, 1)
-        out = self.fc(out)
+        out = self.forward_head(out)
         outputs["logits"] = out
         return outputs
 

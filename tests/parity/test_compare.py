@@ -57,9 +57,15 @@ def test_report_is_json_with_every_stage(ported18, spec18):
     data = json.loads(report.to_json())
     assert data["passed"] is True and data["first_divergent"] is None
     assert [s["stage"] for s in data["stages"]] == list(spec18.stage_names)
-    assert data["tolerance"] == tolerances.FP32_CPU and data["tolerance_name"] == "FP32_CPU"
+    assert data["tolerance"] == tolerances.FP32_NOISE_MULTIPLE and data["tolerance_name"] == "FP32_NOISE_MULTIPLE"
     assert data["stages"][-1]["shape_a"] == [2, 1000]
-    assert 0 < data["stages"][-1]["max_rel"] <= tolerances.FP32_CPU
+    assert 0 < data["stages"][-1]["max_rel"] <= tolerances.FP32_NOISE_MULTIPLE * data["stages"][-1]["noise"]
+    assert [s["stage"] for s in data["float64_stages"]] == list(spec18.stage_names)
+    assert data["port_passed"] is True and data["first_wrong_block"] is None
+    prov = data["provenance"]
+    assert prov["versions"]["torch"] and prov["versions"]["keras"] and prov["versions"]["onnxruntime"]
+    assert prov["keras_backend"] == "tensorflow" and prov["device"] == "cpu" and prov["dtype"] == "float32"
+    assert prov["tf32"] is False
 
 
 def test_nan_input_verdicts(ported18, spec18):
@@ -147,6 +153,7 @@ def test_precision_on_cpu_changes_nothing():
 
 
 def test_default_tolerance_follows_device_and_tf32():
+    assert tolerances.for_run("cpu", arch="resnet50") == ("FP32_FIXED[resnet50]", tolerances.FP32_FIXED["resnet50"])
     assert tolerances.for_run("cpu") == ("FP32_CPU", tolerances.FP32_CPU)
     assert tolerances.for_run("cuda") == ("FP32_CUDA", tolerances.FP32_CUDA)
     assert tolerances.for_run("cuda", allow_tf32=True) == ("TF32_CUDA", tolerances.TF32_CUDA)

@@ -166,4 +166,5 @@ def test_four_way_parity_resnet50():
     result = check_arch("resnet50", batch=2, height=96, width=96, onnx=True)
     assert result.passed, result.to_dict()
     assert len(result.onnx_reports) == 6
-    assert all(r.logits.max_rel <= tolerances.FP32_CPU for r in result.onnx_reports)
+    # Calibrated weights (check_arch default): no float64 pass for ONNX files, so the fixed per-depth figure.
+    assert all(r.logits.max_rel <= tolerances.FP32_FIXED["resnet50"] for r in result.onnx_reports)

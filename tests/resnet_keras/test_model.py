@@ -137,3 +137,26 @@ print("max_rel", report.logits.max_rel)
     result = run_python(code, env={"KERAS_BACKEND": "torch"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max_rel" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch", "tensorflow"])
+def test_check_runs_on_every_keras_backend(backend):
+    """`check --keras-backend B`: float64 truth and the fp32 verdict on each Keras backend (JAX needs x64)."""
+    import json
+    import tempfile
+
+    out = tempfile.mktemp(suffix=".json")
+    code = ("import sys\nfrom parity.cli import main\n"
+            f"code = main(['check', '--arch', 'resnet18', '--size', '40', '--batch', '1', '--keras-backend', "
+            f"'{backend}', '--json', {out!r}])\n"
+            "import keras\n"
+            f"assert keras.backend.backend() == {backend!r}, keras.backend.backend()\n"
+            "sys.exit(code)\n")
+    result = run_python(code)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    data = json.loads(open(out).read())
+    assert data["provenance"]["keras_backend"] == backend
+    for row in data["results"]:
+        report = row["report"]
+        assert report["float64"] and report["port_passed"], report
+        assert max(s["max_rel"] for s in report["float64_stages"]) < 1e-12

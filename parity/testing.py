@@ -1,0 +1,60 @@
+"""Parity assertions for your own tests, and the pytest plugin that serves them as fixtures.
+
+    from parity.testing import assert_parity
+    assert_parity(torch_model, keras_model)          # seeded input of the spec's usual size
+    assert_parity(torch_model, keras_model, x=batch)  # your NCHW float batch
+
+The pytest plugin (entry point `resnet_parity`, active once the package is installed) gives a test
+the fixtures `parity_input` (a seeded-input factory) and `assert_parity`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+DEFAULT_SIZE = 64
+
+
+def seeded_input(model: Any, batch: int = 2, size: int | tuple[int, int] = DEFAULT_SIZE, seed: int = 0) -> np.ndarray:
+    """A seeded standard-normal NCHW batch shaped for `model` (its spec's input channels).
+
+    Args:
+        model: a resnet_torch or resnet_keras model.
+        batch: images in the batch.
+        size: H or (H, W).
+        seed: numpy seed.
+    """
+    from parity.check import random_input
+    from parity.weights import spec_of
+
+    height, width = (size, size) if isinstance(size, int) else size
+    return random_input(spec_of(model), batch, height, width, seed)
+
+
+def assert_parity(model_a: Any, model_b: Any, x: np.ndarray | None = None, *, device: str = "cpu",
+                  float64: bool = True, tolerance: float | None = None, seed: int = 0) -> Any:
+    """Raise AssertionError (message: the readable report) unless the two models agree.
+
+    Both verdicts of `parity.compare.compare` must pass: the port in float64 and the fp32 outputs
+    within a measured multiple of the reference's own fp32 rounding. The message names the first
+    wrong stage, block (`layer3.4`) and layer (`layer3.4.bn2`). Returns the report when it passes.
+
+    Args:
+        model_a: the reference model (either backend).
+        model_b: the model under test (either backend), same spec and weights.
+        x: NCHW float input; default `seeded_input(model_a, seed=seed)`.
+        device: "cpu" or "cuda".
+        float64: run the float64 pass (default); off, fixed fp32 tolerances decide.
+        tolerance: a fixed fp32 tolerance per stage instead of the noise-aware one.
+        seed: seeds the default input.
+    """
+    from parity.compare import compare
+
+    if x is None:
+        x = seeded_input(model_a, seed=seed)
+    report = compare(model_a, model_b, x, device=device, float64=float64, tolerance=tolerance, seed=seed)
+    if not report.passed:
+        raise AssertionError("models do not agree:\n" + str(report))
+    return report
