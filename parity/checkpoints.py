@@ -297,6 +297,21 @@ def _which_network(weights: Mapping[str, Any], spec: ResNetSpec, path: Any) -> s
     return f"{path} holds {_describe(found)}; the model is {_describe(spec)}"
 
 
+def load_model(path: str | os.PathLike, backend: str, arch: str | None = None, variant: str = "torchvision",
+               num_classes: int | None = None, in_channels: int | None = None) -> Any:
+    """A new model of `backend` ("torch" or "keras") holding a checkpoint file's weights.
+
+    The architecture comes from the file (see `read_with_spec`) unless `arch` is given. A `.keras`
+    file loads with safe_mode, and needs no prior `import resnet_keras`.
+    """
+    from parity.backends import adapter_named
+
+    spec, weights = read_with_spec(path, arch, variant, num_classes, in_channels)
+    model = adapter_named(backend).build(spec)
+    set_weights(model, weights)
+    return model
+
+
 def save_checkpoint(model: Any, path: str | os.PathLike, force: bool = False) -> Path:
     """Write a model's canonical weights to a file of any format (atomically)."""
     return write_checkpoint(get_weights(model), path, spec_of(model), force=force)

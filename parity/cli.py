@@ -108,22 +108,14 @@ def stage_sums(rows, field: str) -> dict[str, int]:
 
 def built_stage_counts(spec, backend: str) -> dict[str, int] | str:
     """Per-stage trainable parameters of a built model, or a reason it could not be built."""
+    from parity.backends import adapter_named
+
     try:
-        if backend == "torch":
-            import resnet_torch
-
-            model = resnet_torch.ResNet(spec)
-            groups = {"stem": [model.conv1, model.bn1], "fc": [model.fc]}
-            groups.update({f"layer{i + 1}": [s] for i, s in enumerate(model.stages)})
-            return {k: sum(p.numel() for m in ms for p in m.parameters()) for k, ms in groups.items()}
-        import resnet_keras
-
-        model = resnet_keras.ResNet(spec)
+        side = adapter_named(backend)
+        model = side.build(spec)
         groups = {"stem": [model.conv1, model.bn1], "fc": [model.fc]}
         groups.update({f"layer{i + 1}": [s] for i, s in enumerate(model.stages)})
-        return {
-            k: sum(math.prod(v.shape) for m in ms for v in m.trainable_weights) for k, ms in groups.items()
-        }
+        return {k: sum(side.count_params(m)[0] for m in ms) for k, ms in groups.items()}
     except ImportError as exc:
         return f"not installed ({exc.name})"
 

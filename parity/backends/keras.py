@@ -45,7 +45,7 @@ def assign(model: Any, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def count_params(model: Any) -> tuple[int, int]:
-    """(trainable parameters, BN moving-statistic elements)."""
+    """(trainable parameters, BN moving-statistic elements) of a model or any of its layers."""
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     running = sum(int(np.prod(v.shape)) for v in model.non_trainable_weights)
     return trainable, running

@@ -46,7 +46,7 @@ def assign(model: Any, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def count_params(model: Any) -> tuple[int, int]:
-    """(trainable parameters, BN running-statistic elements)."""
+    """(trainable parameters, BN running-statistic elements) of a model or any of its modules."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     running = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
     return trainable, running

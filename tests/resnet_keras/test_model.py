@@ -160,3 +160,17 @@ def test_check_runs_on_every_keras_backend(backend):
         report = row["report"]
         assert report["float64"] and report["port_passed"], report
         assert max(s["max_rel"] for s in report["float64_stages"]) < 1e-12
+
+
+def test_keras_file_in_a_fresh_process(tmp_path):
+    """Keras rebuilds a custom class only once its module is imported: `import resnet_keras` first, or
+    use `resnet_keras.load_model`, which needs nothing else."""
+    path = tmp_path / "m.keras"
+    resnet_keras.resnet18(num_classes=7).save(path)
+    code = ("import keras, resnet_keras\n"
+            f"a = keras.models.load_model({str(path)!r}, safe_mode=True)\n"
+            f"b = resnet_keras.load_model({str(path)!r})\n"
+            "assert type(a).__name__ == type(b).__name__ == 'ResNet' and a.spec == b.spec\n"
+            "assert a.spec.num_classes == 7\n")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -112,3 +112,15 @@ def test_spec_overrides_reach_the_modules():
     assert model.bn1.eps == 1e-3 and model.layer3[2].bn2.momentum == 0.01
     assert model.conv1.bias is not None
     assert np.isclose(model.spec.bn_eps, 1e-3)
+
+
+def test_load_model_reads_the_architecture_from_the_file(tmp_path):
+    import resnet_torch
+    from parity.checkpoints import save_checkpoint
+
+    model = resnet_torch.resnet34(num_classes=5)
+    save_checkpoint(model, tmp_path / "m.safetensors")
+    loaded = resnet_torch.load_model(tmp_path / "m.safetensors")
+    assert loaded.spec == model.spec
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
