@@ -236,11 +236,11 @@ def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _check_subject(args: argparse.Namespace, height: int, width: int) -> tuple[list[str], Any, Any, Any]:
-    """(archs, spec or None, weights or None, x or None) from --arch, --weights and --input."""
+def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any]:
+    """(one spec per architecture, weights or None, x or None) from --arch, --weights and --input."""
     from parity.spec import make_spec, parse_archs
 
-    spec = weights = x = None
+    weights = x = None
     if args.weights:
         from parity.checkpoints import read_with_spec
 
@@ -251,21 +251,15 @@ def _check_subject(args: argparse.Namespace, height: int, width: int) -> tuple[l
                 raise ValueError("--weights checks one network: give one --arch (or none, to infer it)")
             arch = archs[0]
         spec, weights = read_with_spec(args.weights, arch, args.variant, args.num_classes, args.in_channels)
-        archs = [spec.name]
+        specs = [spec]
     else:
-        archs = parse_archs(args.arch or DEFAULT_CHECK_ARCHS)
         overrides = {k: v for k, v in (("num_classes", args.num_classes), ("in_channels", args.in_channels)) if v}
-        if overrides or args.variant != "torchvision":
-            specs = [make_spec(a, args.variant, **overrides) for a in archs]
-            spec = specs[0] if len(specs) == 1 else None
-            if len(specs) > 1:
-                args.specs = specs
+        specs = [make_spec(a, args.variant, **overrides) for a in parse_archs(args.arch or DEFAULT_CHECK_ARCHS)]
     if args.input:
         from parity.inputs import load_inputs
 
-        channels = spec.in_channels if spec is not None else (args.in_channels or 3)
-        x = load_inputs(args.input, size=height, channels=channels)
-    return archs, spec, weights, x
+        x = load_inputs(args.input, size=height, channels=specs[0].in_channels)
+    return specs, weights, x
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -285,13 +279,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     for path in (args.json, args.markdown):
         if path:
             check_target(path, force=True)
-    archs, spec, weights, x = _check_subject(args, height, width)
-    specs = getattr(args, "specs", None)
+    specs, weights, x = _check_subject(args, height)
+    archs = [spec.name for spec in specs]
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
     err = _console(stderr=True)
     results = []
-    for index, arch in enumerate(archs):
-        arch_spec = specs[index] if specs else spec
+    for arch_spec in specs:
+        arch = arch_spec.name
         for direction in directions:
             steps = "build, port, compare in fp32 and float64" + (", export ONNX, run onnxruntime" if args.onnx else "")
             steps += f", {args.train_steps} training steps" if args.train_steps else ""

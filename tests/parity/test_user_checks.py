@@ -178,3 +178,23 @@ def test_top_level_api_is_lazy():
                         "assert callable(parity.copy_weights) and callable(parity.assert_parity)\n"
                         "assert not {'torch', 'keras', 'tensorflow'} & set(sys.modules), sorted(sys.modules)\n")
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_check_without_float64_and_uncalibrated_says_so(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["check", "--arch", "resnet18", "--size", "32", "--batch", "1", "--direction", "torch2keras",
+                 "--no-float64", "--uncalibrated", "--num-classes", "7", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["config"]["float64"] is False and data["config"]["calibrated"] is False
+    report = data["results"][0]["report"]
+    assert report["float64"] is False and report["tolerance_name"] == "FP32_FIXED[resnet18]"
+    assert data["results"][0]["output_shape"] == [1, 7]
+    out = " ".join(capsys.readouterr().out.split())
+    assert "float64 pass off" in out and "BN uncalibrated" in out
+
+
+def test_check_weights_of_another_depth_names_both(tmp_path, capsys, spec18_10, trained_like):
+    path = write_checkpoint(trained_like, tmp_path / "r18.pth", spec18_10)
+    assert main(["check", "--weights", str(path), "--arch", "resnet50"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds resnet18 (torchvision, 10 classes, 3 channels); the model is resnet50" in err
