@@ -120,40 +120,128 @@ def built_stage_counts(spec, backend: str) -> dict[str, int] | str:
         return f"not installed ({exc.name})"
 
 
+def group_of(layer_name: str, depth: str) -> str:
+    """The row a layer is summed into at a depth: stage ('layer2'), block ('layer2.0') or layer."""
+    if depth == "layer":
+        return layer_name
+    stage = stage_of(layer_name)
+    if depth == "block" and stage.startswith("layer"):
+        return ".".join(layer_name.split(".")[:2])
+    return stage
+
+
+def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    """`--set field=value` pairs -> spec overrides; values as JSON (1e-3, true, null), '3,4,6,3' a tuple."""
+    import dataclasses
+
+    from parity.spec import ResNetSpec
+
+    fields = [f.name for f in dataclasses.fields(ResNetSpec) if f.name not in ("name", "variant")]
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        field, sep, text = item.partition("=")
+        field = field.strip().replace("-", "_")
+        if not sep or not field:
+            raise ValueError(f"--set takes field=value, got {item!r}")
+        if field not in fields:
+            raise ValueError(f"--set {field}: unknown spec field; fields are {', '.join(fields)}")
+        text = text.strip()
+        if "," in text:
+            value: Any = tuple(int(v) for v in text.split(",") if v.strip())
+        else:
+            try:
+                value = json.loads(text.lower() if text.lower() in ("true", "false", "null") else text)
+            except json.JSONDecodeError:
+                value = text
+        overrides[field] = value
+    return overrides
+
+
+def spec_from_args(arch: str, args: argparse.Namespace):
+    """A preset spec with --variant, --num-classes, --in-channels, --stem and --set applied (validated)."""
+    from parity.spec import make_spec
+
+    overrides = parse_set(getattr(args, "set", None))
+    for field in ("num_classes", "in_channels", "stem"):
+        value = getattr(args, field, None)
+        if value is not None:
+            overrides[field] = value
+    try:
+        return make_spec(arch, args.variant, **overrides)
+    except TypeError as exc:  # an unknown field reaches here only through the Python API
+        raise ValueError(str(exc)) from None
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from parity.spec import make_spec
+    from parity.files import atomic_write_text
+    from parity.spec import VARIANT_INPUT_SIZE
 
-    height, width = _size(args.size)
-    spec = make_spec(args.arch, args.variant)
-    shapes = spec.stage_shapes(height, width)
+    spec = spec_from_args(args.arch, args)
+    height, width = _size(args.size or [VARIANT_INPUT_SIZE.get(spec.variant, 224)])
     rows = spec.layer_table(height, width)
-    macs = stage_sums(rows, "macs")
-    params = stage_sums(rows, "params")
-    built = {b: built_stage_counts(spec, b) for b in args.backends}
-    table = Table(title=f"{spec.name} ({spec.variant}) at {spec.in_channels}x{height}x{width}")
-    for col in ["stage", "output (C, H, W)", "params (spec)"] + [f"params ({b})" for b in built] + ["MACs"]:
-        table.add_column(col, justify="left" if col in ("stage", "output (C, H, W)") else "right")
-    for stage in list(params):
-        shape = shapes["logits" if stage == "fc" else stage]
-        cells = [stage, str(shape), f"{params[stage]:,}"]
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        group = groups.setdefault(group_of(row.name, args.depth),
+                                  {"kind": row.kind, "output": row.output_shape, "params": 0, "macs": 0,
+                                   "kernel": row.kernel, "stride": row.stride, "padding": row.padding})
+        group["params"] += row.params
+        group["macs"] += row.macs
+        if ".downsample" not in row.name:
+            group["output"] = row.output_shape
+    built = {b: built_stage_counts(spec, b) for b in args.backends} if args.depth == "stage" else {}
+    built_totals = {b: built_totals_of(spec, b) for b in args.backends}
+    title = f"{spec.name} ({spec.variant}) at {spec.in_channels}x{height}x{width}, by {args.depth}"
+    table = Table(title=title)
+    columns = [args.depth, "output (C, H, W)"] + (["kernel / stride / pad"] if args.depth == "layer" else [])
+    columns += ["params (spec)"] + [f"params ({b})" for b in built] + ["MACs"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in (args.depth, "output (C, H, W)") else "right")
+    for name, group in groups.items():
+        cells = [name, str(group["output"])]
+        if args.depth == "layer":
+            cells.append("-" if group["kernel"] is None else f"{group['kernel']} / {group['stride']} / {group['padding']}")
+        cells.append(f"{group['params']:,}")
         for counts in built.values():
-            cells.append(f"{counts[stage]:,}" if isinstance(counts, dict) else "-")
-        table.add_row(*cells, f"{macs.get(stage, 0) / 1e6:,.1f} M")
+            cells.append(f"{counts[name]:,}" if isinstance(counts, dict) else "-")
+        table.add_row(*cells, f"{group['macs'] / 1e6:,.1f} M")
     totals = spec.param_counts()
-    cells = ["total", "", f"{totals['trainable']:,}"]
+    cells = ["total", ""] + ([""] if args.depth == "layer" else []) + [f"{totals['trainable']:,}"]
     for counts in built.values():
         cells.append(f"{sum(counts.values()):,}" if isinstance(counts, dict) else counts)
     table.add_row(*cells, f"{spec.macs(height, width) / 1e9:,.3f} G", style="bold")
     console = _console()
     console.print(table)
-    console.print(f"BatchNorm running statistics (not trainable): {totals['bn_running']:,} values")
-    mismatched = [b for b, c in built.items() if isinstance(c, dict) and c != params]
+    console.print(f"Keras (model.summary()): Total params: {totals['keras_total']:,}, Trainable params: "
+                  f"{totals['keras_trainable']:,}, Non-trainable params: {totals['keras_non_trainable']:,} "
+                  "(BatchNorm moving mean and variance)")
+    console.print(f"PyTorch: parameters(): {totals['torch_parameters']:,}; buffers(): {totals['torch_buffers']:,} "
+                  "(running_mean, running_var and one num_batches_tracked per BatchNorm)")
+    mismatched = [b for b, c in built.items() if isinstance(c, dict) and c != {k: v["params"] for k, v in groups.items()}]
+    mismatched += [b for b, t in built_totals.items() if isinstance(t, dict) and
+                   any(t[k] != totals[k] for k in t) and b not in mismatched]
+    if args.json:
+        payload = {"spec": spec.to_dict(), "input": [spec.in_channels, height, width], "depth": args.depth,
+                   "rows": [{"name": name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}}
+                            for name, g in groups.items()],
+                   "totals": totals, "macs": spec.macs(height, width), "built": built_totals}
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     if mismatched:
         console.print(f"[red]parameter counts differ from the spec for: {', '.join(mismatched)}[/red]")
         return 1
     return 0
+
+
+def built_totals_of(spec, backend: str) -> dict[str, int] | str:
+    """A built model's totals in its own framework's convention (Keras' summary(), or torch's)."""
+    from parity.backends import adapter_named
+
+    try:
+        side = adapter_named(backend)
+        return side.framework_counts(side.build(spec))
+    except ImportError as exc:
+        return f"not installed ({exc.name})"
 
 
 # -- check -----------------------------------------------------------------------------------------
@@ -238,12 +326,14 @@ def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
 
 def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any]:
     """(one spec per architecture, weights or None, x or None) from --arch, --weights and --input."""
-    from parity.spec import make_spec, parse_archs
+    from parity.spec import parse_archs
 
     weights = x = None
     if args.weights:
         from parity.checkpoints import read_with_spec
 
+        if args.set or args.stem:
+            raise ValueError("--set and --stem shape seeded networks; with --weights the file decides the architecture")
         arch = None
         if args.arch is not None:
             archs = parse_archs(args.arch)
@@ -253,8 +343,7 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
         spec, weights = read_with_spec(args.weights, arch, args.variant, args.num_classes, args.in_channels)
         specs = [spec]
     else:
-        overrides = {k: v for k, v in (("num_classes", args.num_classes), ("in_channels", args.in_channels)) if v}
-        specs = [make_spec(a, args.variant, **overrides) for a in parse_archs(args.arch or DEFAULT_CHECK_ARCHS)]
+        specs = [spec_from_args(a, args) for a in parse_archs(args.arch or DEFAULT_CHECK_ARCHS)]
     if args.input:
         from parity.inputs import load_inputs
 
@@ -271,8 +360,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     select_keras_backend(args.keras_backend)
     from parity.check import DIRECTIONS, check_arch
     from parity.provenance import header
+    from parity.spec import VARIANT_INPUT_SIZE
 
-    height, width = _size(args.size)
+    height, width = _size(args.size or [VARIANT_INPUT_SIZE.get(args.variant, 224)])
     if args.device == "cuda" and not cuda_available():
         print("resnet-parity: --device cuda, but no CUDA device is visible to torch", file=sys.stderr)
         return 2
@@ -474,6 +564,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
 # -- entry point -----------------------------------------------------------------------------------
 
 
+def _spec_flags(p: argparse.ArgumentParser) -> None:
+    from parity.spec import STEMS
+
+    p.add_argument("--num-classes", type=_positive, default=None, help="fc outputs (default: the preset's, or the file's)")
+    p.add_argument("--in-channels", type=_positive, default=None, help="input channels (default: 3, or the file's)")
+    p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="any spec field, e.g. --set padding=same --set bn_eps=1e-3 (repeatable)")
+
+
 def version_text() -> str:
     """`resnet-parity --version`: this package and every framework it would use (none imported)."""
     from parity.provenance import keras_backend, versions
@@ -493,10 +593,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("summary", help="per-stage shapes, parameters and MACs from the spec and both models")
+    p = sub.add_parser("summary", help="per-stage, per-block or per-layer shapes, parameters and MACs from the "
+                                       "spec and both models, counted both frameworks' ways")
     p.add_argument("--arch", default="resnet50", choices=list(ARCHS))
-    p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N", help="H or H W")
+    p.add_argument("--size", type=_positive, nargs="+", default=None, metavar="N",
+                   help="H or H W (default: the variant's input size, else 224)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
+    p.add_argument("--depth", default="stage", choices=["stage", "block", "layer"], help="rows per stage, block or layer")
+    p.add_argument("--json", metavar="PATH", help="write every row and total as JSON")
+    _spec_flags(p)
     p.add_argument("--backends", type=_backend_list, default=["torch", "keras"],
                    help="built models to count beside the spec (comma list of torch, keras; '' for none)")
     p.set_defaults(func=cmd_summary)
@@ -512,12 +617,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare on your data: one .npy NCHW float batch, or image files (resized to --size, "
                         "centre-cropped, ImageNet mean/std)")
     p.add_argument("--batch", type=_positive, default=2)
-    p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N", help="H or H W")
+    p.add_argument("--size", type=_positive, nargs="+", default=None, metavar="N",
+                   help="H or H W (default: the variant's input size, else 224)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=_non_negative, default=0, help="seeds weights and input (>= 0)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
-    p.add_argument("--num-classes", type=_positive, default=None, help="fc outputs (default: 1000, or the file's)")
-    p.add_argument("--in-channels", type=_positive, default=None, help="input channels (default: 3, or the file's)")
+    _spec_flags(p)
     p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None,
                    help="run the Keras side on this backend (default: KERAS_BACKEND, else tensorflow)")
     p.add_argument("--no-float64", action="store_true",

@@ -82,5 +82,6 @@ def trace_layers(spec: ResNetSpec, run: Run, unit: str, x: np.ndarray) -> list[t
     if plan.downsample is not None:
         conv, norm = plan.downsample
         identity = layer(f"{unit}.{conv.name}", x)
-        layer(f"{unit}.{norm.name}", identity)
+        if norm is not None:
+            layer(f"{unit}.{norm.name}", identity)
     return steps

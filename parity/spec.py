@@ -27,6 +27,15 @@ STRIDE_ON = ("v1.5", "v1")
 
 STEMS = ("imagenet", "cifar")
 
+PADDINGS = ("symmetric", "same")
+"""'symmetric': PyTorch's, `kernel // 2` on both sides (or the stem/pool paddings given); 'same':
+TF/Keras 'same' on every conv and the max-pool, total `max((ceil(n / s) - 1) * s + k - n, 0)` with the
+odd pixel at the bottom/right (the max-pool never picks a padded cell)."""
+
+SHORTCUTS = ("projection", "always")
+"""'projection': a 1x1 conv on the identity path only where the shape changes (torchvision);
+'always': in every block, even at stride 1 with equal channels."""
+
 VARIANTS: dict[str, dict[str, Any]] = {
     # torchvision.models.resnet*: stride on the 3x3, no conv bias, eps 1e-5, momentum 0.1.
     "torchvision": {},
@@ -34,8 +43,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "v1": {"stride_on": "v1"},
     # keras.applications.ResNet50/101/152: v1 stride, biased convs, eps 1.001e-5.
     "keras_applications": {"stride_on": "v1", "conv_bias": True, "bn_eps": 1.001e-5},
+    # PyTorch's default Conv2d(bias=True) left on everywhere, shortcut included.
+    "conv_bias": {"conv_bias": True},
+    # Written the Keras way: 'same' padding on every conv and the max-pool, use_bias left on, Keras'
+    # BatchNormalization defaults (eps 1e-3, momentum 0.99 = 0.01 in PyTorch's convention), and the
+    # shortcut always a biased 1x1 conv without BatchNorm, even at stride 1.
+    "same_bias_conv_shortcut": {"padding": "same", "conv_bias": True, "bn_eps": 1e-3, "bn_momentum": 0.01,
+                                "shortcut": "always", "shortcut_norm": False},
+    # Stem conv 7x7/2 unpadded with a bias, stem BN eps 1e-3, a ReLU after the last BN before the
+    # addition, a biased 1x1 shortcut conv without BatchNorm where the shape changes; 10 classes at 96x96.
+    "unpadded_stem_relu_before_add": {"stem_padding": 0, "stem_bias": True, "stem_bn_eps": 1e-3,
+                                      "relu_before_add": True, "shortcut_bias": True, "shortcut_norm": False,
+                                      "num_classes": 10},
+    # The paper's bottleneck (stride on the first 1x1) with an unpadded max-pool; 4 classes.
+    "v1_unpadded_pool": {"stride_on": "v1", "pool_padding": 0, "num_classes": 4},
 }
-"""Named sets of overrides on top of an architecture preset."""
+"""Named sets of overrides on top of an architecture preset; names say what differs from torchvision."""
+
+VARIANT_INPUT_SIZE = {"unpadded_stem_relu_before_add": 96}
+"""The input size a variant's network was written for (224 where not listed)."""
 
 ARCHS: dict[str, dict[str, Any]] = {
     "resnet18": {"block": "basic", "layers": (2, 2, 2, 2)},
@@ -60,15 +86,20 @@ class ConvPlan:
     stride: int
     padding: int
     bias: bool
+    same: bool = False
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
         return (self.out_channels, self.in_channels, self.kernel, self.kernel)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
-        return _window_out(h, self.kernel, self.stride, self.padding), _window_out(
-            w, self.kernel, self.stride, self.padding
+        return _window_out(h, self.kernel, self.stride, self.padding, self.same), _window_out(
+            w, self.kernel, self.stride, self.padding, self.same
         )
+
+    def pads(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) padding for an h x w input."""
+        return _pads(h, w, self.kernel, self.stride, self.padding, self.same)
 
 
 @dataclass(frozen=True)
@@ -90,11 +121,16 @@ class PoolPlan:
     kernel: int
     stride: int
     padding: int
+    same: bool = False
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
-        return _window_out(h, self.kernel, self.stride, self.padding), _window_out(
-            w, self.kernel, self.stride, self.padding
+        return _window_out(h, self.kernel, self.stride, self.padding, self.same), _window_out(
+            w, self.kernel, self.stride, self.padding, self.same
         )
+
+    def pads(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) padding for an h x w input."""
+        return _pads(h, w, self.kernel, self.stride, self.padding, self.same)
 
 
 @dataclass(frozen=True)
@@ -110,8 +146,9 @@ class StemPlan:
 class BlockPlan:
     """One residual block `layer{stage}.{index}`.
 
-    `convs[i]` is followed by `norms[i]`; a ReLU follows every norm but the last, and the last one
-    follows the residual addition. `downsample` is (conv, norm) on the identity path, or None.
+    `convs[i]` is followed by `norms[i]`; a ReLU follows every norm but the last (and the last too
+    when `relu_before_add`), and one follows the residual addition. `downsample` is (conv, norm) on
+    the identity path, (conv, None) without BatchNorm, or None.
     """
 
     name: str
@@ -123,7 +160,8 @@ class BlockPlan:
     stride: int
     convs: tuple[ConvPlan, ...]
     norms: tuple[NormPlan, ...]
-    downsample: tuple[ConvPlan, NormPlan] | None
+    downsample: tuple[ConvPlan, NormPlan | None] | None
+    relu_before_add: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +183,7 @@ class LayerRow:
     output_shape: tuple[int, ...]
     kernel: int | None
     stride: int | None
-    padding: int | None
+    padding: int | str | None  # "same" for TF-style padding
     params: int
     buffers: int
     macs: int
@@ -171,6 +209,15 @@ class ResNetSpec:
         zero_init_residual: start the last BN of each block at gamma = 0 (torchvision's option).
         name: architecture name, for reports.
         variant: variant name, for reports.
+        padding: "symmetric" (PyTorch) or "same" (TF/Keras 'same' on every conv and the max-pool).
+        stem_padding: the stem conv's symmetric padding (None: kernel // 2).
+        pool_padding: the stem max-pool's symmetric padding (0 or 1).
+        stem_bias: whether the stem conv has a bias (None: conv_bias).
+        shortcut_bias: whether the shortcut conv has a bias (None: conv_bias).
+        shortcut: "projection" (1x1 conv where the shape changes) or "always" (in every block).
+        shortcut_norm: BatchNorm after the shortcut conv.
+        stem_bn_eps: the stem BN's epsilon (None: bn_eps).
+        relu_before_add: a ReLU after each block's last BN, before the residual addition.
     """
 
     block: str
@@ -188,6 +235,15 @@ class ResNetSpec:
     zero_init_residual: bool = False
     name: str = "resnet"
     variant: str = "torchvision"
+    padding: str = "symmetric"
+    stem_padding: int | None = None
+    pool_padding: int = 1
+    stem_bias: bool | None = None
+    shortcut_bias: bool | None = None
+    shortcut: str = "projection"
+    shortcut_norm: bool = True
+    stem_bn_eps: float | None = None
+    relu_before_add: bool = False
 
     def __post_init__(self) -> None:
         # Normalise lists to tuples so a spec built from JSON compares and hashes equal.
@@ -236,6 +292,22 @@ class ResNetSpec:
             raise ValueError(
                 f"bn_momentum must be in (0, 1] (PyTorch convention), got {self.bn_momentum!r}"
             )
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {self.shortcut!r}")
+        if self.stem_padding is not None and (not _is_int(self.stem_padding) or self.stem_padding < 0):
+            raise ValueError(f"stem_padding must be None (kernel // 2) or an int >= 0, got {self.stem_padding!r}")
+        if not _is_int(self.pool_padding) or self.pool_padding not in (0, 1):
+            raise ValueError(f"pool_padding must be 0 or 1 (at most half the 3x3 pool), got {self.pool_padding!r}")
+        for name in ("stem_bias", "shortcut_bias"):
+            if getattr(self, name) not in (None, True, False):
+                raise ValueError(f"{name} must be None (follow conv_bias), True or False, got {getattr(self, name)!r}")
+        for name in ("conv_bias", "shortcut_norm", "relu_before_add", "zero_init_residual"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.stem_bn_eps is not None and not (isinstance(self.stem_bn_eps, (int, float)) and self.stem_bn_eps > 0):
+            raise ValueError(f"stem_bn_eps must be None (bn_eps) or > 0, got {self.stem_bn_eps!r}")
 
     # -- derived numbers ---------------------------------------------------------------------------
 
@@ -278,21 +350,25 @@ class ResNetSpec:
 
     # -- plans the backends build from --------------------------------------------------------------
 
-    def _conv(self, name: str, cin: int, cout: int, kernel: int, stride: int) -> ConvPlan:
-        # 'Same'-style symmetric padding for odd kernels; a 1x1 conv never pads.
-        return ConvPlan(name, cin, cout, kernel, stride, kernel // 2, self.conv_bias)
+    def _conv(self, name: str, cin: int, cout: int, kernel: int, stride: int, bias: bool | None = None,
+              padding: int | None = None) -> ConvPlan:
+        # Symmetric kernel // 2 for odd kernels unless given; a 1x1 conv never pads.
+        padding = kernel // 2 if padding is None else padding
+        bias = self.conv_bias if bias is None else bias
+        return ConvPlan(name, cin, cout, kernel, stride, padding, bias, self.padding == "same")
 
-    def _norm(self, name: str, channels: int, zero_init: bool = False) -> NormPlan:
-        return NormPlan(name, channels, float(self.bn_eps), float(self.bn_momentum), zero_init)
+    def _norm(self, name: str, channels: int, zero_init: bool = False, eps: float | None = None) -> NormPlan:
+        eps = self.bn_eps if eps is None else eps
+        return NormPlan(name, channels, float(eps), float(self.bn_momentum), zero_init)
 
     def stem_plan(self) -> StemPlan:
         if self.stem == "imagenet":
-            conv = self._conv("conv1", self.in_channels, self.stem_width, 7, 2)
-            pool = PoolPlan("maxpool", 3, 2, 1)
+            conv = self._conv("conv1", self.in_channels, self.stem_width, 7, 2, self.stem_bias, self.stem_padding)
+            pool = PoolPlan("maxpool", 3, 2, self.pool_padding, self.padding == "same")
         else:
-            conv = self._conv("conv1", self.in_channels, self.stem_width, 3, 1)
+            conv = self._conv("conv1", self.in_channels, self.stem_width, 3, 1, self.stem_bias, self.stem_padding)
             pool = None
-        return StemPlan(conv, self._norm("bn1", self.stem_width), pool)
+        return StemPlan(conv, self._norm("bn1", self.stem_width, eps=self.stem_bn_eps), pool)
 
     def block_plans(self) -> Iterator[BlockPlan]:
         cin = self.stem_width
@@ -319,12 +395,13 @@ class ResNetSpec:
                     for i, c in enumerate(convs)
                 )
                 downsample = None
-                if stride != 1 or cin != cout:
+                if stride != 1 or cin != cout or self.shortcut == "always":
                     downsample = (
-                        self._conv("downsample.0", cin, cout, 1, stride),
-                        self._norm("downsample.1", cout),
+                        self._conv("downsample.0", cin, cout, 1, stride, self.shortcut_bias),
+                        self._norm("downsample.1", cout) if self.shortcut_norm else None,
                     )
-                yield BlockPlan(name, self.block, s + 1, b, cin, cout, stride, convs, norms, downsample)
+                yield BlockPlan(name, self.block, s + 1, b, cin, cout, stride, convs, norms, downsample,
+                                self.relu_before_add)
                 cin = cout
 
     def stage_blocks(self) -> list[list[BlockPlan]]:
@@ -342,7 +419,7 @@ class ResNetSpec:
     def layer_table(self, height: int = 224, width: int | None = None) -> list[LayerRow]:
         """Every conv / bn / max-pool / fc, in forward order, with shapes for one input size.
 
-        Every conv and pool pads kernel // 2, so any input of at least 1x1 gives maps of at least 1x1.
+        An input too small for an unpadded stem or pool is refused, naming the layer.
         """
         width = height if width is None else width
         for label, value in (("height", height), ("width", width)):
@@ -354,9 +431,10 @@ class ResNetSpec:
         c, h, w = self._conv_rows(rows, "", stem.conv, stem.norm, c, h, w)
         if stem.pool is not None:
             ph, pw = stem.pool.output_size(h, w)
+            _check_size(stem.pool.name, ph, pw, h, w)
             rows.append(
                 LayerRow(stem.pool.name, "maxpool", (c, h, w), (c, ph, pw), stem.pool.kernel,
-                         stem.pool.stride, stem.pool.padding, 0, 0, 0)
+                         stem.pool.stride, "same" if stem.pool.same else stem.pool.padding, 0, 0, 0)
             )
             h, w = ph, pw
         for plan in self.block_plans():
@@ -375,27 +453,43 @@ class ResNetSpec:
         )
         return rows
 
-    def _conv_rows(self, rows, prefix, conv: ConvPlan, norm: NormPlan, c, h, w):
+    def _conv_rows(self, rows, prefix, conv: ConvPlan, norm: NormPlan | None, c, h, w):
         oh, ow = conv.output_size(h, w)
+        _check_size(prefix + conv.name, oh, ow, h, w)
         params = math.prod(conv.weight_shape) + (conv.out_channels if conv.bias else 0)
         macs = oh * ow * conv.out_channels * conv.in_channels * conv.kernel * conv.kernel
         out = (conv.out_channels, oh, ow)
         rows.append(
             LayerRow(prefix + conv.name, "conv", (c, h, w), out, conv.kernel, conv.stride,
-                     conv.padding, params, 0, macs)
+                     "same" if conv.same else conv.padding, params, 0, macs)
         )
-        rows.append(
-            LayerRow(prefix + norm.name, "bn", out, out, None, None, None, 2 * norm.channels,
-                     2 * norm.channels, 0)
-        )
+        if norm is not None:
+            rows.append(
+                LayerRow(prefix + norm.name, "bn", out, out, None, None, None, 2 * norm.channels,
+                         2 * norm.channels, 0)
+            )
         return out
 
     def param_counts(self) -> dict[str, int]:
-        """{'trainable': weights and biases, 'bn_running': running_mean + running_var elements}."""
-        rows = self.layer_table(64 if self.stem == "imagenet" else 32)
+        """Parameter counts in both frameworks' conventions.
+
+        Keys: 'trainable' (weights and biases), 'bn_running' (running_mean + running_var elements);
+        Keras' `model.summary()`: 'keras_trainable', 'keras_non_trainable' (the BN moving statistics),
+        'keras_total'; PyTorch: 'torch_parameters' (`parameters()`), 'torch_buffers' (`buffers()`:
+        running statistics plus one `num_batches_tracked` per BN).
+        """
+        rows = self.layer_table(96 if self.stem == "imagenet" else 32)
+        trainable = sum(r.params for r in rows)
+        running = sum(r.buffers for r in rows)
+        norms = sum(1 for r in rows if r.kind == "bn")
         return {
-            "trainable": sum(r.params for r in rows),
-            "bn_running": sum(r.buffers for r in rows),
+            "trainable": trainable,
+            "bn_running": running,
+            "keras_trainable": trainable,
+            "keras_non_trainable": running,
+            "keras_total": trainable + running,
+            "torch_parameters": trainable,
+            "torch_buffers": running + norms,
         }
 
     def macs(self, height: int = 224, width: int | None = None) -> int:
@@ -442,7 +536,8 @@ class ResNetSpec:
                 norm(plan.name + ".", n)
             if plan.downsample is not None:
                 conv(plan.name + ".", plan.downsample[0])
-                norm(plan.name + ".", plan.downsample[1])
+                if plan.downsample[1] is not None:
+                    norm(plan.name + ".", plan.downsample[1])
         head = self.head_plan()
         shapes["fc.weight"] = (head.out_features, head.in_features)
         shapes["fc.bias"] = (head.out_features,)
@@ -455,9 +550,30 @@ NORM_SUFFIXES = ("weight", "bias", "running_mean", "running_var")
 NUM_BATCHES_TRACKED = "num_batches_tracked"
 
 
-def _window_out(size: int, kernel: int, stride: int, padding: int) -> int:
+def _window_out(size: int, kernel: int, stride: int, padding: int, same: bool = False) -> int:
+    if same:  # TF's 'same': ceil(size / stride), whatever the kernel
+        return -(-size // stride)
     # PyTorch's floor rule; equals TF's 'valid' after explicit symmetric padding.
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def _pads(h: int, w: int, kernel: int, stride: int, padding: int, same: bool) -> tuple[int, int, int, int]:
+    if not same:
+        return padding, padding, padding, padding
+    pads = []
+    for size in (h, w):
+        total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]  # the odd pixel goes bottom / right
+    return pads[0], pads[1], pads[2], pads[3]
+
+
+def _check_size(name: str, oh: int, ow: int, h: int, w: int) -> None:
+    if oh < 1 or ow < 1:
+        raise ValueError(f"input too small: {name} turns {h}x{w} into {oh}x{ow}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def make_spec(arch: str, variant: str = "torchvision", **overrides: Any) -> ResNetSpec:

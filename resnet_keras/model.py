@@ -32,14 +32,15 @@ def local_name(plan: ConvPlan | NormPlan | PoolPlan | HeadPlan) -> str:
 
 def make_conv(plan: ConvPlan) -> keras.layers.Conv2D:
     """A conv with torchvision's init (kaiming normal, fan_out, relu gain)."""
-    # FRAMEWORK: padding — always 'valid' here; the padding is a separate layer (`make_pad`),
-    # because TF's 'same' on a strided conv puts the odd pixel bottom/right, torch pads symmetrically.
+    # FRAMEWORK: padding — 'valid' here with the symmetric padding a separate layer (`make_pad`),
+    # because TF's 'same' on a strided conv puts the odd pixel bottom/right, torch pads symmetrically;
+    # 'same' only where the spec asks for TF's padding.
     # FRAMEWORK: init — kaiming_normal_(fan_out, relu) is VarianceScaling(2, fan_out, untruncated).
     return keras.layers.Conv2D(
         plan.out_channels,
         kernel_size=plan.kernel,
         strides=plan.stride,
-        padding="valid",
+        padding="same" if plan.same else "valid",
         use_bias=plan.bias,
         data_format=DATA_FORMAT,
         kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
@@ -49,8 +50,8 @@ def make_conv(plan: ConvPlan) -> keras.layers.Conv2D:
 
 
 def make_pad(plan: ConvPlan | PoolPlan) -> keras.layers.Layer:
-    """Symmetric zero padding in front of a conv or pool; Identity where the plan has none."""
-    if plan.padding == 0:
+    """Symmetric zero padding in front of a conv or pool; Identity where the plan has none or is 'same'."""
+    if plan.padding == 0 or plan.same:
         return keras.layers.Identity(name=f"{local_name(plan)}_pad")
     return keras.layers.ZeroPadding2D(plan.padding, data_format=DATA_FORMAT, name=f"{local_name(plan)}_pad")
 
@@ -122,8 +123,10 @@ def make_norm(plan: NormPlan) -> keras.layers.BatchNormalization:
 def make_pool(plan: PoolPlan) -> keras.layers.MaxPooling2D:
     # FRAMEWORK: max-pool padding — Keras pads with zeros (`make_pad`), torch with -inf. The pool
     # follows a ReLU, so every input is >= 0 and a zero never wins over a real value.
+    # With TF's 'same' the pool ignores padded cells, as torch's -inf does.
     return keras.layers.MaxPooling2D(
-        pool_size=plan.kernel, strides=plan.stride, padding="valid", data_format=DATA_FORMAT,
+        pool_size=plan.kernel, strides=plan.stride, padding="same" if plan.same else "valid",
+        data_format=DATA_FORMAT,
         name=local_name(plan),
     )
 
@@ -175,6 +178,7 @@ class BasicBlock(keras.layers.Layer):
         self.conv2 = make_conv(plan.convs[1])
         self.bn2 = make_norm(plan.norms[1])
         self.downsample = make_downsample(plan)
+        self.relu_before_add = plan.relu_before_add
 
     def call(self, x, training=None):
         identity = x
@@ -185,6 +189,8 @@ class BasicBlock(keras.layers.Layer):
         out = self.pad2(out)
         out = self.conv2(out)
         out = self.bn2(out, training=training)
+        if self.relu_before_add:
+            out = self.relu(out)
         if self.downsample is not None:
             identity = self.downsample(x, training=training)
         out = out + identity
@@ -214,6 +220,7 @@ class Bottleneck(keras.layers.Layer):
         self.bn3 = make_norm(plan.norms[2])
         self.relu = keras.layers.ReLU()
         self.downsample = make_downsample(plan)
+        self.relu_before_add = plan.relu_before_add
 
     def call(self, x, training=None):
         identity = x
@@ -228,6 +235,8 @@ class Bottleneck(keras.layers.Layer):
         out = self.pad3(out)
         out = self.conv3(out)
         out = self.bn3(out, training=training)
+        if self.relu_before_add:
+            out = self.relu(out)
         if self.downsample is not None:
             identity = self.downsample(x, training=training)
         out = out + identity
@@ -264,6 +273,8 @@ def make_downsample(plan: BlockPlan) -> Sequential | None:
     if plan.downsample is None:
         return None
     conv, norm = plan.downsample
+    if norm is None:
+        return Sequential([make_conv(conv)], name="downsample")
     return Sequential([make_conv(conv), make_norm(norm)], name="downsample")
 
 

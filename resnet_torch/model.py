@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec
@@ -17,16 +18,50 @@ from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNe
 CHANNEL_AXIS = 1
 
 
+class SameConv2d(nn.Conv2d):
+    """nn.Conv2d with TF's 'same' padding, the odd pixel at the bottom/right (any stride).
+
+    # FRAMEWORK: padding — torch's padding='same' exists for stride 1 only and pads symmetrically;
+    # TF's 'same' depends on the input size, so the pad is computed per call.
+    """
+
+    def __init__(self, *args, plan: ConvPlan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plan = plan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom, left, right = self.plan.pads(x.shape[-2], x.shape[-1])
+        out = F.pad(x, (left, right, top, bottom))
+        out = super().forward(out)
+        return out
+
+
+class SameMaxPool2d(nn.MaxPool2d):
+    """nn.MaxPool2d with TF's 'same' padding: pads with -inf, so a padded cell never wins."""
+
+    def __init__(self, plan: PoolPlan):
+        super().__init__(kernel_size=plan.kernel, stride=plan.stride, padding=0)
+        self.plan = plan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom, left, right = self.plan.pads(x.shape[-2], x.shape[-1])
+        out = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        out = super().forward(out)
+        return out
+
+
 def make_conv(plan: ConvPlan) -> nn.Conv2d:
     """A conv with torchvision's init (kaiming normal, fan_out, relu gain)."""
-    # FRAMEWORK: padding — torch pads inside the conv, symmetrically.
-    conv = nn.Conv2d(
+    # FRAMEWORK: padding — torch pads inside the conv, symmetrically ('same': `SameConv2d`).
+    same = {"plan": plan} if plan.same else {}
+    conv = (SameConv2d if plan.same else nn.Conv2d)(
         plan.in_channels,
         plan.out_channels,
         kernel_size=plan.kernel,
         stride=plan.stride,
-        padding=plan.padding,
+        padding=0 if plan.same else plan.padding,
         bias=plan.bias,
+        **same,
     )
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
     if conv.bias is not None:
@@ -44,6 +79,8 @@ def make_norm(plan: NormPlan) -> nn.BatchNorm2d:
 
 def make_pool(plan: PoolPlan) -> nn.MaxPool2d:
     # FRAMEWORK: max-pool padding — torch pads with -inf inside the pool.
+    if plan.same:
+        return SameMaxPool2d(plan)
     return nn.MaxPool2d(kernel_size=plan.kernel, stride=plan.stride, padding=plan.padding)
 
 
@@ -69,6 +106,7 @@ class BasicBlock(nn.Module):
         self.conv2 = make_conv(plan.convs[1])
         self.bn2 = make_norm(plan.norms[1])
         self.downsample = make_downsample(plan)
+        self.relu_before_add = plan.relu_before_add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
@@ -77,6 +115,8 @@ class BasicBlock(nn.Module):
         out = self.relu(out)
         out = self.conv2(out)
         out = self.bn2(out)
+        if self.relu_before_add:
+            out = self.relu(out)
         if self.downsample is not None:
             identity = self.downsample(x)
         out = out + identity
@@ -103,6 +143,7 @@ class Bottleneck(nn.Module):
         self.bn3 = make_norm(plan.norms[2])
         self.relu = nn.ReLU(inplace=True)
         self.downsample = make_downsample(plan)
+        self.relu_before_add = plan.relu_before_add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
@@ -114,6 +155,8 @@ class Bottleneck(nn.Module):
         out = self.relu(out)
         out = self.conv3(out)
         out = self.bn3(out)
+        if self.relu_before_add:
+            out = self.relu(out)
         if self.downsample is not None:
             identity = self.downsample(x)
         out = out + identity
@@ -129,6 +172,8 @@ def make_downsample(plan: BlockPlan) -> nn.Sequential | None:
     if plan.downsample is None:
         return None
     conv, norm = plan.downsample
+    if norm is None:
+        return nn.Sequential(make_conv(conv))
     return nn.Sequential(make_conv(conv), make_norm(norm))
 
 

@@ -51,6 +51,13 @@ def count_params(model: Any) -> tuple[int, int]:
     return trainable, running
 
 
+def framework_counts(model: Any) -> dict[str, int]:
+    """Keras' own totals, as `model.summary()` prints them."""
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    return {"keras_trainable": trainable, "keras_non_trainable": model.count_params() - trainable,
+            "keras_total": model.count_params()}
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 

@@ -52,6 +52,12 @@ def count_params(model: Any) -> tuple[int, int]:
     return trainable, running
 
 
+def framework_counts(model: Any) -> dict[str, int]:
+    """PyTorch's own totals: `parameters()` and `buffers()` elements (num_batches_tracked included)."""
+    return {"torch_parameters": sum(p.numel() for p in model.parameters()),
+            "torch_buffers": sum(b.numel() for b in model.buffers())}
+
+
 # -- running ---------------------------------------------------------------------------------------
 
 

@@ -19,7 +19,8 @@ def test_summary_table(capsys):
     out = capsys.readouterr().out
     assert "25,557,032" in out and "4.089 G" in out
     assert "(2048, 7, 7)" in out
-    assert out.count("25,557,032") == 3  # spec, torch, keras totals
+    assert out.count("25,557,032") == 5  # spec, torch, keras totals; Keras trainable and torch parameters() lines
+    assert "Total params: 25,610,152" in out and "buffers(): 53,173" in out
     assert "53,120" in out
 
 
@@ -100,3 +101,31 @@ def test_console_script_installed():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "11,689,512" in result.stdout
+
+
+def test_summary_by_layer_with_overrides_and_json(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    assert main(["summary", "--arch", "resnet18", "--variant", "same_bias_conv_shortcut", "--depth", "layer",
+                 "--set", "num_classes=10", "--in-channels", "1", "--json", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "layer1.0.downsample.0" in out and "same" in out
+    # 12,045,800 - 513,000 (fc of 1000) + 5,130 (fc of 10) - 6,272 (stem conv on 1 channel, not 3)
+    assert "Total params: 11,539,466" in out and "Non-trainable params: 7,808" in out
+    data = json.loads(path.read_text())
+    assert data["spec"]["num_classes"] == 10 and data["spec"]["in_channels"] == 1
+    assert data["built"]["keras"]["keras_total"] == data["totals"]["keras_total"] == 11_539_466
+    assert data["built"]["torch"]["torch_buffers"] == data["totals"]["torch_buffers"]
+    assert sum(r["params"] for r in data["rows"]) == data["totals"]["trainable"]
+    assert main(["summary", "--set", "shortcut=sometimes"]) == 2
+    assert "shortcut must be one of ('projection', 'always'), got 'sometimes'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch, variant", [("resnet18", "unpadded_stem_relu_before_add"),
+                                           ("resnet18", "same_bias_conv_shortcut")])
+def test_check_variant_at_its_own_size(arch, variant, tmp_path):
+    path = tmp_path / "v.json"
+    assert main(["check", "--arch", arch, "--variant", variant, "--batch", "1", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    expected = {"unpadded_stem_relu_before_add": [96, 96]}.get(variant, [224, 224])
+    assert data["config"]["size"] == expected
+    assert all(r["passed"] and r["variant"] == variant for r in data["results"])

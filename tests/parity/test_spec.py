@@ -124,3 +124,45 @@ def test_spec_imports_no_framework():
         "assert not bad, bad\n"
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("override, field, allowed", [
+    ({"padding": "valid"}, "padding", "('symmetric', 'same')"),
+    ({"pool_padding": -1}, "pool_padding", "0 or 1"),
+    ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always')"),
+    ({"stem_padding": -2}, "stem_padding", "int >= 0"),
+    ({"stem_bias": "yes"}, "stem_bias", "None (follow conv_bias), True or False"),
+    ({"stem_bn_eps": 0}, "stem_bn_eps", "> 0"),
+    ({"relu_before_add": 1}, "relu_before_add", "True or False"),
+])
+def test_bad_overrides_name_the_field_and_the_allowed_values(override, field, allowed):
+    with pytest.raises(ValueError) as info:
+        make_spec("resnet18", **override)
+    assert str(info.value).startswith(field) and allowed in str(info.value)
+
+
+def test_new_fields_default_to_torchvision():
+    spec = make_spec("resnet50")
+    assert spec == make_spec("resnet50", padding="symmetric", stem_padding=None, pool_padding=1, stem_bias=None,
+                             shortcut_bias=None, shortcut="projection", shortcut_norm=True, stem_bn_eps=None,
+                             relu_before_add=False)
+    assert all(not c.same for plan in spec.block_plans() for c in plan.convs)
+
+
+def test_shortcut_without_norm_is_just_downsample_0():
+    keys = make_spec("resnet18", shortcut="always", shortcut_norm=False).canonical_shapes()
+    assert "layer1.0.downsample.0.weight" in keys and "layer1.0.downsample.1.weight" not in keys
+    assert not any(k.startswith("layer1.0.downsample.1") for k in keys)
+
+
+def test_same_padding_shapes_are_ceil_of_size_over_stride():
+    spec = make_spec("resnet18", padding="same")
+    assert spec.stage_shapes(97, 131) == {"stem": (64, 25, 33), "layer1": (64, 25, 33), "layer2": (128, 13, 17),
+                                          "layer3": (256, 7, 9), "layer4": (512, 4, 5), "logits": (1000,)}
+    assert spec.stem_plan().conv.pads(224, 97) == (2, 3, 3, 3)  # the odd pixel at the bottom/right
+
+
+def test_counts_in_both_conventions():
+    counts = make_spec("resnet50").param_counts()
+    assert counts["keras_total"] == 25_557_032 + 53_120 and counts["keras_non_trainable"] == 53_120
+    assert counts["torch_parameters"] == 25_557_032 and counts["torch_buffers"] == 53_120 + 53  # 53 BatchNorms

@@ -174,3 +174,17 @@ def test_keras_file_in_a_fresh_process(tmp_path):
             "assert a.spec.num_classes == 7\n")
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list(__import__("parity.spec", fromlist=["VARIANTS"]).VARIANTS))
+def test_keras_summary_totals_equal_the_spec_for_every_preset_and_variant(variant):
+    from parity.spec import make_spec
+
+    for arch in ARCHS:
+        spec = make_spec(arch, variant)
+        model = resnet_keras.ResNet(spec)
+        counts = spec.param_counts()
+        trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
+        assert (model.count_params(), trainable, model.count_params() - trainable) == (
+            counts["keras_total"], counts["keras_trainable"], counts["keras_non_trainable"]), (arch, variant)

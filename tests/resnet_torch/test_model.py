@@ -124,3 +124,36 @@ def test_load_model_reads_the_architecture_from_the_file(tmp_path):
     assert loaded.spec == model.spec
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 9), (7, 10)])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kernel", [1, 3, 7])
+def test_same_padding_equals_keras_same(size, stride, kernel):
+    """torch's SameConv2d / SameMaxPool2d against Keras 'same', even and odd sizes, stride 1 and 2."""
+    import keras
+
+    from parity.spec import ConvPlan, PoolPlan
+    from resnet_torch.model import SameConv2d, SameMaxPool2d
+
+    rng = np.random.default_rng(kernel * 10 + stride)
+    x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+    plan = ConvPlan("c", 3, 4, kernel, stride, 0, True, same=True)
+    conv = SameConv2d(3, 4, kernel, stride, bias=True, plan=plan)
+    k_conv = keras.layers.Conv2D(4, kernel, strides=stride, padding="same")
+    k_conv.build((None, *size, 3))
+    k_conv.kernel.assign(conv.weight.detach().numpy().transpose(2, 3, 1, 0))
+    k_conv.bias.assign(conv.bias.detach().numpy())
+    with torch.no_grad():
+        ours = conv(torch.from_numpy(x)).numpy()
+    theirs = keras.ops.convert_to_numpy(k_conv(x.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    if kernel == 1:
+        return
+    signed = x - 0.5  # negative values: a zero-padded cell would win where -inf must not
+    pool = SameMaxPool2d(PoolPlan("p", kernel, stride, 0, same=True))
+    k_pool = keras.layers.MaxPooling2D(kernel, strides=stride, padding="same")
+    ours = pool(torch.from_numpy(signed)).numpy()
+    theirs = keras.ops.convert_to_numpy(k_pool(signed.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(ours, theirs)
