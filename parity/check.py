@@ -29,12 +29,24 @@ class ParamCounts:
     bn_running_spec: int
     bn_running_torch: int
     bn_running_keras: int
+    conventions: dict = field(default_factory=dict)  # {"spec": param_counts(), "torch": ..., "keras": ...}
 
     @property
     def equal(self) -> bool:
+        framework = all(self.conventions.get(side, {}).get(k) == self.conventions["spec"][k]
+                        for side in ("torch", "keras") for k in self.conventions.get(side, {}))
         return self.spec == self.torch == self.keras and (
             self.bn_running_spec == self.bn_running_torch == self.bn_running_keras
-        )
+        ) and (not self.conventions or framework)
+
+    def line(self) -> str:
+        """Both frameworks' totals, said as each framework says them."""
+        c = self.conventions.get("spec")
+        if not c:
+            return ""
+        return (f"Keras summary(): total {c['keras_total']:,} = trainable {c['keras_trainable']:,} + non-trainable "
+                f"{c['keras_non_trainable']:,}; PyTorch: parameters() {c['torch_parameters']:,}, buffers() "
+                f"{c['torch_buffers']:,}")
 
 
 @dataclass
@@ -171,7 +183,12 @@ def check_arch(
     t_params, t_running = count_params(torch_model)
     k_params, k_running = count_params(keras_model)
     counts = spec.param_counts()
-    params = ParamCounts(counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running)
+    from parity.backends import adapter
+
+    conventions = {"spec": counts, "torch": adapter(torch_model).framework_counts(torch_model),
+                   "keras": adapter(keras_model).framework_counts(keras_model)}
+    params = ParamCounts(counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running,
+                         conventions)
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
     if onnx:
         from parity.export import four_way

@@ -353,7 +353,9 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
     """(spec, canonical weights) of a checkpoint file, checked against each other.
 
     The architecture comes from `arch`/`variant` when given, else from the file (a `.keras` file
-    holds its spec; other formats are matched against every preset by keys and shapes).
+    holds its spec; other formats are matched against every preset by keys and shapes, and where
+    variants share every shape, e.g. torchvision and v1, the first listed is taken unless `variant`
+    names another).
     `num_classes` and `in_channels` default to what the file holds; given, they must agree with it.
 
     Args:
@@ -374,7 +376,14 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
         weights = read_checkpoint(path, spec)
     else:
         weights = read_checkpoint(path)
-        spec = infer_spec(weights) if arch is None else None
+        spec = None
+        if arch is None:
+            spec = infer_spec(weights)
+            # Variants with the same shapes (torchvision / v1, keras_applications / conv_bias) look alike
+            # in a file: inference takes the first, a given --variant overrides it.
+            if variant != "torchvision" and variant != spec.variant:
+                spec = make_spec(spec.name, variant, num_classes=spec.num_classes, in_channels=spec.in_channels,
+                                 stem=spec.stem)
     held = _held_sizes(weights)
     for flag, given, key in (("--num-classes", num_classes, "num_classes"), ("--in-channels", in_channels, "in_channels")):
         if given is not None and held.get(key) is not None and given != held[key]:

@@ -406,6 +406,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     console = _console()
     console.print(table)
     for r in results:
+        if r.direction == directions[0] and r.params.line():
+            console.print(f"{r.arch} ({r.variant}) parameters: {r.params.line()}")
+    for r in results:
         if not r.report.passed:
             console.print(f"\n{r.arch} {r.direction}:\n{r.report}", highlight=False, markup=False)
     op_markdown = ""

@@ -198,3 +198,12 @@ def test_check_weights_of_another_depth_names_both(tmp_path, capsys, spec18_10, 
     assert main(["check", "--weights", str(path), "--arch", "resnet50"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "holds resnet18 (torchvision, 10 classes, 3 channels); the model is resnet50" in err
+
+
+def test_a_given_variant_wins_over_a_shape_identical_one(tmp_path):
+    from parity.checkpoints import read_with_spec
+
+    spec = make_spec("resnet50", "v1", num_classes=4)
+    path = write_checkpoint(random_weights(spec, 0), tmp_path / "v1.npz", spec)
+    assert read_with_spec(path)[0].variant == "torchvision"  # same shapes: a file cannot tell them apart
+    assert read_with_spec(path, variant="v1")[0] == spec
