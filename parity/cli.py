@@ -653,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     layout.add_argument("--nhwc", dest="nchw", action="store_false", help="Keras graph takes NHWC (default)")
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--size", type=_positive, nargs="+", default=[224], metavar="N",
-                   help="example input H or H W for tracing (batch stays dynamic)")
+                   help="example input H or H W for tracing (batch, H and W stay dynamic)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
     p.add_argument("--num-classes", type=_positive, default=1000)
     p.add_argument("--in-channels", type=_positive, default=3)

@@ -4,14 +4,15 @@ Torch models go through `torch.onnx.export` (the dynamo exporter); Keras models 
 `model.export(..., format="onnx")` (tf2onnx under the TensorFlow backend). Every file is written to a
 temporary name, checked with `onnx.checker`, and only then renamed to the target.
 
-Both exports take the input named `input` and give the output named `logits`, with a dynamic batch
-axis named `batch`; with `nchw=True` the Keras export takes NCHW like the torch one, so the two
+Both exports take the input named `input` and give the output named `logits`, with the batch axis
+(named `batch`), height and width dynamic (torch graphs of 'same'-padding specs: batch only); with `nchw=True` the Keras export takes NCHW like the torch one, so the two
 files are drop-in interchangeable.
 """
 
 from __future__ import annotations
 
 import collections
+import glob
 import itertools
 import json
 import os
@@ -52,8 +53,8 @@ def export_onnx(
         nchw: input layout of the graph. Torch graphs are always NCHW; Keras graphs are NHWC unless
             `nchw=True` (default: NCHW for torch, NHWC for Keras).
         opset: ONNX opset.
-        height, width: example input size used while tracing (the batch axis stays dynamic; Keras
-            graphs also keep H and W dynamic).
+        height, width: example input size used while tracing (batch, height and width stay dynamic,
+            but for torch graphs of 'same'-padding specs, which keep this size).
         force: overwrite an existing file.
     """
     side = adapter(model)
@@ -69,13 +70,20 @@ def export_onnx(
 def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
     import onnx
 
-    side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, OUTPUT_NAME, BATCH_AXIS)
-    graph = onnx.load(str(tmp))
-    _name_io(graph)
-    layout = "NCHW" if nchw or side.NAME == "torch" else "NHWC"
-    onnx.helper.set_model_props(graph, {LAYOUT_KEY: layout, "resnet_parity.spec": json.dumps(spec_of(model).to_dict())})
-    onnx.checker.check_model(graph, full_check=True)
-    onnx.save(graph, str(tmp))
+    try:
+        side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, OUTPUT_NAME, BATCH_AXIS)
+        graph = onnx.load(str(tmp))  # reads any external-data side file into memory
+        _name_io(graph)
+        layout = "NCHW" if nchw or side.NAME == "torch" else "NHWC"
+        onnx.helper.set_model_props(graph, {LAYOUT_KEY: layout,
+                                            "resnet_parity.spec": json.dumps(spec_of(model).to_dict())})
+        onnx.checker.check_model(graph, full_check=True)
+        onnx.save(graph, str(tmp))  # one self-contained file (weights inline, < 2 GB)
+    finally:
+        # The torch exporter writes its weights to `<file>.data` beside the file; nothing but the
+        # atomic write's own temporary may remain, on success, failure or Ctrl-C.
+        for leftover in tmp.parent.glob(glob.escape(tmp.name) + ".*"):
+            leftover.unlink(missing_ok=True)
 
 
 def _name_io(graph: Any) -> None:

@@ -58,16 +58,18 @@ def test_files_pass_checker_and_name_io(exported18):
         assert {p.key: p.value for p in model.metadata_props}[LAYOUT_KEY] == "NCHW"
 
 
-def test_dynamic_batch(exported18, spec18):
+@pytest.mark.parametrize("batch, size", [(1, (64, 64)), (5, (64, 64)), (3, (97, 131)), (1, (160, 160)),
+                                         (2, (224, 224)), (1, (33, 40))])
+def test_any_batch_and_size(exported18, spec18, batch, size):
+    """Both files, exported at 2x64x64, run at other batches and sizes (torch: batch, H, W symbolic)."""
     t, k, folder, result = exported18
-    for batch in (1, 5):
-        x = random_input(spec18, batch, 64, 64, batch)
-        reference = run_stages(t, x)["logits"]
-        for path in result["files"].values():
-            logits = run_onnx(onnx_session(path), x)
-            assert logits.shape == (batch, 1000)
-            rel = np.abs(logits - reference).max() / np.abs(reference).max()
-            assert rel <= tolerances.FP32_CPU, (path, batch, rel)
+    x = random_input(spec18, batch, *size, batch)
+    reference = run_stages(t, x)["logits"]
+    for path in result["files"].values():
+        logits = run_onnx(onnx_session(path), x)
+        assert logits.shape == (batch, 1000)
+        rel = np.abs(logits - reference).max() / np.abs(reference).max()
+        assert rel <= tolerances.FP32_CPU, (path, batch, size, rel)
 
 
 def test_op_histograms_show_the_differences(exported18):
@@ -114,6 +116,42 @@ def test_unwritable_path_fails_clearly(tmp_path, exported18, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_export_leaves_only_the_file(tmp_path, exported18):
+    """The torch exporter writes its weights to a `.data` side file; none may remain."""
+    t, k, *_ = exported18
+    export_onnx(t, tmp_path / "t.onnx", height=32)
+    assert os.listdir(tmp_path) == ["t.onnx"]
+    export_onnx(k, tmp_path / "k.onnx", height=32, nchw=True)
+    assert sorted(os.listdir(tmp_path)) == ["k.onnx", "t.onnx"]
+    assert onnx.load(str(tmp_path / "t.onnx"), load_external_data=False).graph.initializer[0].data_location == 0
+
+
+def test_checker_failure_leaves_nothing(tmp_path, exported18, monkeypatch):
+    t, *_ = exported18
+
+    def reject(*args, **kwargs):
+        raise onnx.checker.ValidationError("forced")
+
+    monkeypatch.setattr(onnx.checker, "check_model", reject)
+    with pytest.raises(onnx.checker.ValidationError):
+        export_onnx(t, tmp_path / "m.onnx", height=32)
+    assert os.listdir(tmp_path) == []
+
+
+def test_same_padding_torch_export_keeps_its_size(tmp_path):
+    """TF 'same' pads depend on the size's parity: such a graph stays static rather than go wrong."""
+    import resnet_torch
+
+    model = resnet_torch.resnet18(variant="same_bias_conv_shortcut")
+    path = export_onnx(model, tmp_path / "same.onnx", height=64)
+    session = onnx_session(path)
+    x = random_input(model.spec, 1, 64, 64, 0)
+    reference = run_stages(model, x)["logits"]
+    assert np.abs(run_onnx(session, x) - reference).max() <= 1e-5 * np.abs(reference).max()
+    with pytest.raises(Exception, match="(?i)dimension|shape|Got: 97"):
+        run_onnx(session, random_input(model.spec, 1, 97, 97, 0))
+
+
 def test_failed_export_leaves_nothing(tmp_path, exported18, monkeypatch):
     import torch
 
@@ -121,10 +159,26 @@ def test_failed_export_leaves_nothing(tmp_path, exported18, monkeypatch):
 
     def broken_export(model, args, f, **kwargs):
         open(f, "wb").write(b"half an onnx file")
+        open(str(f) + ".data", "wb").write(b"half its weights")
         raise RuntimeError("exporter crashed")
 
     monkeypatch.setattr(torch.onnx, "export", broken_export)
     with pytest.raises(RuntimeError, match="exporter crashed"):
+        export_onnx(t, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_interrupted_export_leaves_nothing(tmp_path, exported18, monkeypatch):
+    import torch
+
+    t, *_ = exported18
+
+    def interrupted(model, args, f, **kwargs):
+        open(str(f) + ".data", "wb").write(b"weights")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch.onnx, "export", interrupted)
+    with pytest.raises(KeyboardInterrupt):
         export_onnx(t, tmp_path / "m.onnx")
     assert os.listdir(tmp_path) == []
 
