@@ -5,8 +5,9 @@ Torch models go through `torch.onnx.export` (the dynamo exporter); Keras models 
 temporary name, checked with `onnx.checker`, and only then renamed to the target.
 
 Both exports take the input named `input` and give the output named `logits`, with the batch axis
-(named `batch`), height and width dynamic (torch graphs of 'same'-padding specs: batch only); with `nchw=True` the Keras export takes NCHW like the torch one, so the two
-files are drop-in interchangeable.
+(named `batch`), height and width dynamic (torch graphs of 'same'-padding specs: batch only); with
+`nchw=True` the Keras export takes NCHW like the torch one, so the two files are drop-in
+interchangeable.
 """
 
 from __future__ import annotations
