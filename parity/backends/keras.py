@@ -212,6 +212,10 @@ def device_name(device: str) -> str:
 def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, width: int,
                 input_name: str, output_name: str, batch_axis: str) -> None:
     """Keras' own `model.export(format="onnx")` to `tmp`; batch, height and width stay dynamic."""
+    if keras.backend.backend() == "jax":
+        # Keras exports ONNX from JAX through jax2tf and tf2onnx; refuse in one line, not a traceback.
+        raise RuntimeError("ONNX export of the Keras model needs the tensorflow or torch Keras backend; this "
+                           "process runs jax (use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)")
     spec = model.spec
     target = NCHWInput(model) if nchw else model
     shape = (None, spec.in_channels, None, None) if nchw else (None, None, None, spec.in_channels)

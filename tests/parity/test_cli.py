@@ -129,3 +129,23 @@ def test_check_variant_at_its_own_size(arch, variant, tmp_path):
     expected = {"unpadded_stem_relu_before_add": [96, 96]}.get(variant, [224, 224])
     assert data["config"]["size"] == expected
     assert all(r["passed"] and r["variant"] == variant for r in data["results"])
+
+
+def test_bn_form_is_read_off_the_graph():
+    from parity.cli import bn_form
+
+    assert bn_form({"Conv": 20, "Relu": 17, "Add": 8}) == "folded into the convs"
+    assert bn_form({"Conv": 20, "Sub": 20, "Mul": 20}) == "computed as 20 Sub, 20 Mul"
+    assert bn_form({"BatchNormalization": 20}) == "computed as 20 BatchNormalization"
+
+
+def test_onnx_under_jax_is_refused_in_one_line():
+    from tests.conftest import run_python
+
+    code = ("import sys\nfrom parity.cli import main\n"
+            "sys.exit(main(['check', '--arch', 'resnet18', '--size', '32', '--batch', '1', '--onnx', "
+            "'--keras-backend', 'jax', '--direction', 'torch2keras']))\n")
+    result = run_python(code)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "needs the tensorflow or torch Keras backend; this process runs jax" in result.stderr
+    assert "Traceback" not in result.stderr
