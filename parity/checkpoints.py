@@ -77,14 +77,12 @@ def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> 
 
 
 def _read_torch(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
-    import pickle
-
     import torch
 
     # weights_only=True: tensors and plain containers only, never arbitrary pickled objects.
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+    except Exception as exc:  # the safe unpickler fails on foreign bytes in many ways (IndexError too)
         raise CheckpointError(f"{path} is not a PyTorch checkpoint of tensors: {_torch_reason(exc, path)}") from None
     state = _unwrap(state, path)
     weights = {}
@@ -317,35 +315,42 @@ def save_checkpoint(model: Any, path: str | os.PathLike, force: bool = False) ->
     return write_checkpoint(get_weights(model), path, spec_of(model), force=force)
 
 
+def held_sizes(weights: Mapping[str, Any]) -> dict[str, Any]:
+    """num_classes, in_channels and stem, read off `fc.weight` and `conv1.weight` where the file has them."""
+    fc, conv1 = weights.get("fc.weight"), weights.get("conv1.weight")
+    held: dict[str, Any] = {}
+    if fc is not None and np.ndim(fc) == 2:
+        held["num_classes"] = int(np.shape(fc)[0])
+    if conv1 is not None and np.ndim(conv1) == 4:
+        held["in_channels"] = int(np.shape(conv1)[1])
+        held["stem"] = "imagenet" if np.shape(conv1)[2] == 7 else "cifar"
+    return held
+
+
 def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
     """The preset spec whose canonical keys and shapes the weights match exactly.
 
-    num_classes, in_channels and the stem are read off `fc.weight` and `conv1.weight`.
+    num_classes, in_channels and the stem are read off `fc.weight` and `conv1.weight`. Without an
+    exact match, the error names the closest preset and how the weights differ from it.
     """
-    fc, conv1 = weights.get("fc.weight"), weights.get("conv1.weight")
-    if fc is None or conv1 is None or np.ndim(fc) != 2 or np.ndim(conv1) != 4:
+    held = held_sizes(weights)
+    if "num_classes" not in held or "in_channels" not in held:
         raise ValueError("cannot tell the architecture: no fc.weight / conv1.weight of the usual rank")
-    shapes = {k: tuple(np.shape(v)) for k, v in weights.items() if not k.endswith(NUM_BATCHES_TRACKED)}
-    overrides = {"num_classes": int(np.shape(fc)[0]), "in_channels": int(np.shape(conv1)[1]),
-                 "stem": "imagenet" if np.shape(conv1)[2] == 7 else "cifar"}
-    best = None
+    closest = None
     for arch in ARCHS:
         for variant in VARIANTS:
-            spec = make_spec(arch, variant, **overrides)
-            expected = spec.canonical_shapes()
-            if expected == shapes:
-                return spec
-            missing = [k for k in expected if k not in shapes]
-            unexpected = [k for k in shapes if k not in expected]
-            mismatched = [f"{k} (expected {expected[k]}, got {shapes[k]})" for k in expected
-                          if k in shapes and shapes[k] != expected[k]]
-            score = len(missing) + len(unexpected) + len(mismatched)
-            if best is None or score < best[0]:
-                best = (score, spec, WeightMismatchError(missing, unexpected, mismatched))
-    _, spec, error = best
-    raise ValueError(f"no preset architecture has exactly these {len(shapes)} keys and shapes; the closest is "
-                     f"{_describe(spec)}, which differs by: " + str(error).split("(nothing was changed): ", 1)[1]
-                     + "; pass --arch/--variant (or fix the file)")
+            spec = make_spec(arch, variant, **held)
+            try:
+                match_shapes(spec.canonical_shapes(), weights)
+            except WeightMismatchError as error:
+                if closest is None or error.count < closest[1].count:
+                    closest = (spec, error)
+                continue
+            return spec
+    spec, error = closest
+    count = sum(1 for key in weights if not key.endswith(NUM_BATCHES_TRACKED))
+    raise ValueError(f"no preset architecture has exactly these {count} keys and shapes; the closest is "
+                     f"{_describe(spec)}, which differs by: {error.details}; pass --arch/--variant (or fix the file)")
 
 
 def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: str = "torchvision",
@@ -378,21 +383,17 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
         weights = read_checkpoint(path)
         spec = None
         if arch is None:
-            spec = infer_spec(weights)
+            found = infer_spec(weights)
             # Variants with the same shapes (torchvision / v1, keras_applications / conv_bias) look alike
             # in a file: inference takes the first, a given --variant overrides it.
-            if variant != "torchvision" and variant != spec.variant:
-                spec = make_spec(spec.name, variant, num_classes=spec.num_classes, in_channels=spec.in_channels,
-                                 stem=spec.stem)
-    held = _held_sizes(weights)
+            arch, variant = found.name, found.variant if variant == "torchvision" else variant
+    held = held_sizes(weights)
     for flag, given, key in (("--num-classes", num_classes, "num_classes"), ("--in-channels", in_channels, "in_channels")):
-        if given is not None and held.get(key) is not None and given != held[key]:
+        if given is not None and key in held and given != held[key]:
             raise ValueError(f"{flag} {given}, but {path} holds {held[key]} ({_HELD_BY[key]} is "
                              f"{tuple(np.shape(weights[_HELD_BY[key]]))})")
     if spec is None:
-        spec = make_spec(arch, variant, num_classes=held.get("num_classes") or 1000,
-                         in_channels=held.get("in_channels") or 3,
-                         stem="cifar" if np.shape(weights.get("conv1.weight", np.zeros((1, 1, 7, 7))))[2] == 3 else "imagenet")
+        spec = make_spec(arch, variant, **held)
     try:
         check_against_spec(weights, spec)
     except WeightMismatchError as exc:
@@ -401,12 +402,6 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
 
 
 _HELD_BY = {"num_classes": "fc.weight", "in_channels": "conv1.weight"}
-
-
-def _held_sizes(weights: Mapping[str, Any]) -> dict[str, int | None]:
-    fc, conv1 = weights.get("fc.weight"), weights.get("conv1.weight")
-    return {"num_classes": int(np.shape(fc)[0]) if fc is not None and np.ndim(fc) == 2 else None,
-            "in_channels": int(np.shape(conv1)[1]) if conv1 is not None and np.ndim(conv1) == 4 else None}
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, spec: ResNetSpec | None = None,

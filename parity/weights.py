@@ -52,8 +52,14 @@ class WeightMismatchError(ValueError):
             parts.append(f"{len(unexpected)} unexpected key(s): " + _listing(unexpected))
         if mismatched:
             parts.append(f"{len(mismatched)} mis-shaped tensor(s): " + _listing(mismatched))
+        self.details = "; ".join(parts)
         lead = f"{headline}; " if headline else ""
-        super().__init__(lead + "weights do not fit the model (nothing was changed): " + "; ".join(parts))
+        super().__init__(lead + "weights do not fit the model (nothing was changed): " + self.details)
+
+    @property
+    def count(self) -> int:
+        """How many keys are missing, unexpected or mis-shaped."""
+        return len(self.missing) + len(self.unexpected) + len(self.mismatched)
 
     def with_headline(self, headline: str) -> "WeightMismatchError":
         """The same error, led by a sentence that says what went wrong in words."""
