@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from parity.backends import adapter, adapter_named
 from parity.compare import Report, compare
 from parity.spec import ResNetSpec, make_spec
 from parity.weights import copy_weights, random_weights, set_weights
@@ -92,16 +93,7 @@ class CheckResult:
 
 def build_pair(spec: ResNetSpec) -> tuple[Any, Any]:
     """A torch and a Keras model of one spec (both hold their variables from construction)."""
-    from parity.backends import adapter_named
-
     return adapter_named("torch").build(spec), adapter_named("keras").build(spec)
-
-
-def count_params(model: Any) -> tuple[int, int]:
-    """(trainable parameters, BN running-statistic elements) of a model of either backend."""
-    from parity.backends import adapter
-
-    return adapter(model).count_params(model)
 
 
 @functools.lru_cache(maxsize=4)
@@ -180,13 +172,12 @@ def check_arch(
     set_weights(src, weights)
     copy_weights(src, dst)
     report = compare(src, dst, x, device=device, allow_tf32=allow_tf32, float64=float64, seed=seed)
-    t_params, t_running = count_params(torch_model)
-    k_params, k_running = count_params(keras_model)
+    torch_side, keras_side = adapter(torch_model), adapter(keras_model)
+    t_params, t_running = torch_side.count_params(torch_model)
+    k_params, k_running = keras_side.count_params(keras_model)
     counts = spec.param_counts()
-    from parity.backends import adapter
-
-    conventions = {"spec": counts, "torch": adapter(torch_model).framework_counts(torch_model),
-                   "keras": adapter(keras_model).framework_counts(keras_model)}
+    conventions = {"spec": counts, "torch": torch_side.framework_counts(torch_model),
+                   "keras": keras_side.framework_counts(keras_model)}
     params = ParamCounts(counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running,
                          conventions)
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)

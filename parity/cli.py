@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import warnings
@@ -79,9 +78,8 @@ def select_keras_backend(name: str | None) -> None:
         return
     if name not in KERAS_BACKENDS:
         raise ValueError(f"--keras-backend must be one of {', '.join(KERAS_BACKENDS)}, got {name!r}")
-    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}[name]
-    if importlib.util.find_spec(module) is None:
-        raise ValueError(f"--keras-backend {name} needs the {module} package, which is not installed")
+    if importlib.util.find_spec(name) is None:  # each backend is the package of the same name
+        raise ValueError(f"--keras-backend {name} needs the {name} package, which is not installed")
     loaded = sys.modules.get("keras")
     if loaded is not None and loaded.backend.backend() != name:
         raise ValueError(f"--keras-backend {name}: Keras is already loaded with the {loaded.backend.backend()} "
@@ -96,14 +94,6 @@ def stage_of(layer_name: str) -> str:
     """'conv1' / 'bn1' / 'maxpool' -> 'stem'; 'layer2.0.conv1' -> 'layer2'; 'fc' -> 'fc'."""
     head = layer_name.split(".")[0]
     return "stem" if head in ("conv1", "bn1", "maxpool") else head
-
-
-def stage_sums(rows, field: str) -> dict[str, int]:
-    """Sum of a LayerRow field (params, macs) per stage, in forward order."""
-    sums: dict[str, int] = {}
-    for row in rows:
-        sums[stage_of(row.name)] = sums.get(stage_of(row.name), 0) + getattr(row, field)
-    return sums
 
 
 def built_stage_counts(spec, backend: str) -> dict[str, int] | str:
@@ -147,7 +137,10 @@ def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
             raise ValueError(f"--set {field}: unknown spec field; fields are {', '.join(fields)}")
         text = text.strip()
         if "," in text:
-            value: Any = tuple(int(v) for v in text.split(",") if v.strip())
+            try:
+                value: Any = tuple(int(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"--set {field}: a comma list holds ints (e.g. 3,4,6,3), got {text!r}") from None
         else:
             try:
                 value = json.loads(text.lower() if text.lower() in ("true", "false", "null") else text)
@@ -166,20 +159,17 @@ def spec_from_args(arch: str, args: argparse.Namespace):
         value = getattr(args, field, None)
         if value is not None:
             overrides[field] = value
-    try:
-        return make_spec(arch, args.variant, **overrides)
-    except TypeError as exc:  # an unknown field reaches here only through the Python API
-        raise ValueError(str(exc)) from None
+    return make_spec(arch, args.variant, **overrides)  # parse_set has named any unknown field
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from parity.files import atomic_write_text
-    from parity.spec import VARIANT_INPUT_SIZE
+    from parity.spec import input_size
 
     spec = spec_from_args(args.arch, args)
-    height, width = _size(args.size or [VARIANT_INPUT_SIZE.get(spec.variant, 224)])
+    height, width = _size(args.size or [input_size(spec.variant)])
     rows = spec.layer_table(height, width)
     groups: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -247,29 +237,20 @@ def built_totals_of(spec, backend: str) -> dict[str, int] | str:
 # -- check -----------------------------------------------------------------------------------------
 
 
-def _first_wrong(report: Any) -> str:
-    if report.first_wrong_layer:
-        return report.first_wrong_layer
-    if report.first_wrong_block:
-        return report.first_wrong_block
-    return report.first_divergent or "-"
-
-
 def check_table_rows(results: list[Any]) -> list[list[str]]:
     rows = []
     for r in results:
         p = r.params
         native = r.report
-        port = max((s.max_rel for s in native.float64_stages + native.blocks), default=math.nan)
         rows.append([
             r.arch,
             r.direction,
             f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
             "x".join(map(str, r.output_shape)),
-            fmt_sci(port) if native.float64 else "off",
+            fmt_sci(native.port_max_rel) if native.float64 else "off",
             fmt_sci(native.logits.max_rel),
             f"{native.worst_ratio:.1f}x" if native.float64 and native.tolerance_name == "FP32_NOISE_MULTIPLE" else "-",
-            _first_wrong(native),
+            native.first_wrong or "-",
             "PASS" if p.equal and native.passed else "FAIL",
             f"{r.seconds:.1f}",
         ])
@@ -372,9 +353,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     select_keras_backend(args.keras_backend)
     from parity.check import DIRECTIONS, check_arch
     from parity.provenance import header
-    from parity.spec import VARIANT_INPUT_SIZE
+    from parity.spec import input_size
 
-    height, width = _size(args.size or [VARIANT_INPUT_SIZE.get(args.variant, 224)])
+    height, width = _size(args.size or [input_size(args.variant)])
     if args.device == "cuda" and not cuda_available():
         print("resnet-parity: --device cuda, but no CUDA device is visible to torch", file=sys.stderr)
         return 2
@@ -612,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "spec and both models, counted both frameworks' ways")
     p.add_argument("--arch", default="resnet50", choices=list(ARCHS))
     p.add_argument("--size", type=_positive, nargs="+", default=None, metavar="N",
-                   help="H or H W (default: the variant's input size, else 224)")
+                   help="H or H W (default: the size the variant was written for, 224 for most)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
     p.add_argument("--depth", default="stage", choices=["stage", "block", "layer"], help="rows per stage, block or layer")
     p.add_argument("--json", metavar="PATH", help="write every row and total as JSON")
@@ -633,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "centre-cropped, ImageNet mean/std)")
     p.add_argument("--batch", type=_positive, default=2)
     p.add_argument("--size", type=_positive, nargs="+", default=None, metavar="N",
-                   help="H or H W (default: the variant's input size, else 224)")
+                   help="H or H W (default: the size the variant was written for, 224 for most)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=_non_negative, default=0, help="seeds weights and input (>= 0)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))

@@ -152,6 +152,18 @@ class Report:
         return next((s.stage for s in self.layers if not s.passed), None)
 
     @property
+    def first_wrong(self) -> str | None:
+        """The most precise place named: the first wrong layer, else block, else stage."""
+        return self.first_wrong_layer or self.first_wrong_block or self.first_divergent
+
+    @property
+    def port_max_rel(self) -> float:
+        """The worst float64 difference, end to end or unit alone (NaN without the float64 pass)."""
+        if not self.float64:
+            return math.nan
+        return max((s.max_rel for s in self.float64_stages + self.blocks), default=math.nan)
+
+    @property
     def logits(self) -> StageDiff:
         return self.stages[-1]
 

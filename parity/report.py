@@ -31,9 +31,8 @@ def report_text(report: Any) -> str:
 
         lines.append(f"  ({header(report.provenance)})")
     if report.float64:
-        worst = max((s.max_rel for s in report.float64_stages + report.blocks), default=0.0)
         lines.append(f"  port (float64, end to end and each unit alone): {_verdict(report.port_passed)}, "
-                     f"worst {fmt_sci(worst)} (tolerance FP64={report.float64_stages[0].tolerance:.0e})")
+                     f"worst {fmt_sci(report.port_max_rel)} (tolerance FP64={report.float64_stages[0].tolerance:.0e})")
     else:
         lines.append(f"  port: {_verdict(report.port_passed)}; {report.float64_note}")
     if report.tolerance_name == "FP32_NOISE_MULTIPLE":

@@ -60,8 +60,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 """Named sets of overrides on top of an architecture preset; names say what differs from torchvision."""
 
+DEFAULT_INPUT_SIZE = 224
+"""ImageNet's crop: the input size every preset is written for unless its variant says otherwise."""
+
 VARIANT_INPUT_SIZE = {"unpadded_stem_relu_before_add": 96}
-"""The input size a variant's network was written for (224 where not listed)."""
+"""The input size a variant's network was written for (DEFAULT_INPUT_SIZE where not listed)."""
+
+
+def input_size(variant: str) -> int:
+    """The input size a variant's network was written for."""
+    return VARIANT_INPUT_SIZE.get(variant, DEFAULT_INPUT_SIZE)
 
 ARCHS: dict[str, dict[str, Any]] = {
     "resnet18": {"block": "basic", "layers": (2, 2, 2, 2)},
@@ -263,7 +271,7 @@ class ResNetSpec:
             value = getattr(self, name)
             if not isinstance(value, tuple) or not value:
                 raise ValueError(f"{name} must be a non-empty tuple of ints, got {value!r}")
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            if not all(_is_int(v) for v in value):
                 raise ValueError(f"{name} must hold ints, got {value!r}")
         n = len(self.layers)
         for name in ("widths", "strides"):
@@ -284,7 +292,7 @@ class ResNetSpec:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
         for name in ("num_classes", "in_channels", "stem_width"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not (isinstance(self.bn_eps, (int, float)) and self.bn_eps > 0):
             raise ValueError(f"bn_eps must be > 0, got {self.bn_eps!r}")
@@ -301,7 +309,7 @@ class ResNetSpec:
         if not _is_int(self.pool_padding) or self.pool_padding not in (0, 1):
             raise ValueError(f"pool_padding must be 0 or 1 (at most half the 3x3 pool), got {self.pool_padding!r}")
         for name in ("stem_bias", "shortcut_bias"):
-            if getattr(self, name) not in (None, True, False):
+            if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)):
                 raise ValueError(f"{name} must be None (follow conv_bias), True or False, got {getattr(self, name)!r}")
         for name in ("conv_bias", "shortcut_norm", "relu_before_add", "zero_init_residual"):
             if not isinstance(getattr(self, name), bool):

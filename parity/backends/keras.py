@@ -61,10 +61,6 @@ def framework_counts(model: Any) -> dict[str, int]:
 # -- running ---------------------------------------------------------------------------------------
 
 
-def dtype_of(model: Any) -> str:
-    return keras.backend.standardize_dtype(model.compute_dtype)
-
-
 def _nhwc(model: Any, x: np.ndarray) -> np.ndarray:
     # FRAMEWORK: layout — the one NCHW -> NHWC conversion, at the Keras model's input.
     x = np.asarray(x)

@@ -61,10 +61,6 @@ def framework_counts(model: Any) -> dict[str, int]:
 # -- running ---------------------------------------------------------------------------------------
 
 
-def dtype_of(model: Any) -> str:
-    return str(next(model.parameters()).dtype).replace("torch.", "")
-
-
 def _tensor(model: Any, x: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=next(model.parameters()).dtype)
 

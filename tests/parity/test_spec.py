@@ -132,6 +132,7 @@ def test_spec_imports_no_framework():
     ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always')"),
     ({"stem_padding": -2}, "stem_padding", "int >= 0"),
     ({"stem_bias": "yes"}, "stem_bias", "None (follow conv_bias), True or False"),
+    ({"shortcut_bias": 1}, "shortcut_bias", "None (follow conv_bias), True or False"),
     ({"stem_bn_eps": 0}, "stem_bn_eps", "> 0"),
     ({"relu_before_add": 1}, "relu_before_add", "True or False"),
 ])
