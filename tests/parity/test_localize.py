@@ -138,7 +138,7 @@ def test_every_unit_is_checked_and_float64_is_exact_enough(spec18):
     assert report.layers == []  # nothing wrong: no layer-level pass
 
 
-def test_keras_float64_view_keeps_layer_changes_and_restores_fp32(spec18):
+def test_keras_float64_view_computes_in_float64_and_restores_fp32(spec18):
     from parity.backends import keras as side
 
     _, k = _ported(spec18, 32)

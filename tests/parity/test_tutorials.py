@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from parity import tolerances
-from parity.backends import adapter_named
+from parity.backends import adapter, adapter_named
 from parity.check import random_input
 from parity.compare import StageDiff
 from parity.spec import make_spec
@@ -170,8 +170,7 @@ def _ours(spec, weights):
 
 
 def _reproduces(reference_logits, model, x, tolerance):
-    ours = adapter_named("torch" if isinstance(model, nn.Module) and not hasattr(model, "get_config")
-                         else "keras").run_stages(model, x)["logits"]
+    ours = adapter(model).run_stages(model, x)["logits"]
     diff = StageDiff.measure("logits", reference_logits, ours, tolerance)
     assert diff.passed, diff
 
