@@ -190,7 +190,7 @@ def _describe(spec: ResNetSpec) -> str:
 
 
 def write_checkpoint(weights: Mapping[str, np.ndarray], path: str | os.PathLike, spec: ResNetSpec,
-                     force: bool = False) -> Path:
+                     force: bool = False, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write canonical weights of `spec` to a file, atomically, after checking them against the spec.
 
     `.pt`/`.pth`/`.safetensors` files get torchvision's `num_batches_tracked` counters (zero) so
@@ -201,9 +201,15 @@ def write_checkpoint(weights: Mapping[str, np.ndarray], path: str | os.PathLike,
         path: target file; its extension picks the format.
         spec: the architecture the weights belong to.
         force: replace an existing file.
+        metadata: `.safetensors` only: more JSON-able entries for its header (see `read_metadata`);
+            the full spec is always stored there.
     """
     fmt = format_of(path)
+    if metadata and fmt != "safetensors":
+        raise ValueError(f"{path}: only .safetensors files carry metadata")
     arrays = check_against_spec(weights, spec)
+    if fmt == "safetensors":
+        return atomic_write(path, lambda tmp: _write_safetensors(arrays, tmp, spec, metadata), force=force)
     return atomic_write(path, lambda tmp: _WRITERS[fmt](arrays, tmp, spec), force=force)
 
 
@@ -227,11 +233,42 @@ def _write_torch(weights, tmp: Path, spec) -> None:
     torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _with_counters(weights).items()}, tmp)
 
 
-def _write_safetensors(weights, tmp: Path, spec) -> None:
+METADATA_PREFIX = "resnet_parity."
+
+
+def _write_safetensors(weights, tmp: Path, spec, metadata: Mapping[str, Any] | None = None) -> None:
+    import json
+
     from safetensors.numpy import save_file
 
-    save_file({k: np.ascontiguousarray(v) for k, v in _with_counters(weights).items()}, str(tmp),
-              metadata={"format": "pt", "resnet_parity.arch": spec.name, "resnet_parity.variant": spec.variant})
+    header = {"format": "pt", "resnet_parity.arch": spec.name, "resnet_parity.variant": spec.variant,
+              "resnet_parity.spec": json.dumps(spec.to_dict())}
+    header.update({METADATA_PREFIX + k: json.dumps(v) for k, v in (metadata or {}).items()})
+    save_file({k: np.ascontiguousarray(v) for k, v in _with_counters(weights).items()}, str(tmp), metadata=header)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """What `write_checkpoint(metadata=...)` stored in a `.safetensors` header (JSON-decoded, prefix
+    dropped, the spec as a dict under 'spec'); {} for other formats or files without it."""
+    import json
+
+    if format_of(path) != "safetensors":
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            header = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own SafetensorError for a bad header
+        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+    out = {}
+    for key, value in header.items():
+        if key.startswith(METADATA_PREFIX) and key not in ("resnet_parity.arch", "resnet_parity.variant"):
+            try:
+                out[key[len(METADATA_PREFIX):]] = json.loads(value)
+            except json.JSONDecodeError:
+                raise CheckpointError(f"{path}: metadata {key!r} is not JSON") from None
+    return out
 
 
 def _write_npz(weights, tmp: Path, spec) -> None:
@@ -382,7 +419,13 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
     else:
         weights = read_checkpoint(path)
         spec = None
-        if arch is None:
+        stored = read_metadata(path).get("spec") if arch is None else None
+        if stored is not None:  # written by this project: the exact spec, widths and all
+            try:
+                spec = ResNetSpec.from_dict(stored)
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"{path}: the stored spec is not valid ({exc})") from None
+        elif arch is None:
             found = infer_spec(weights)
             # Variants with the same shapes (torchvision / v1, keras_applications / conv_bias) look alike
             # in a file: inference takes the first, a given --variant overrides it.

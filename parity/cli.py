@@ -1,4 +1,4 @@
-"""`resnet-parity`: summary, check, export, convert and lessons."""
+"""`resnet-parity`: summary, check, export, convert, lessons, train, predict and evaluate."""
 
 from __future__ import annotations
 
@@ -352,7 +352,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     select_keras_backend(args.keras_backend)
     from parity.check import DIRECTIONS, check_arch
-    from parity.provenance import header
+    from parity.provenance import header, keras_backend
+
+    if args.onnx:  # before any work: the check would otherwise run in full and fail at the export
+        from parity.export import refuse_keras_onnx
+
+        refuse_keras_onnx(keras_backend())
     from parity.spec import input_size
 
     height, width = _size(args.size or [input_size(args.variant)])
@@ -557,6 +562,113 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train, predict, evaluate ----------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from parity.trainer import TrainConfig, train
+
+    select_keras_backend(args.keras_backend)
+    overrides = parse_set(args.set)
+    if args.stem is not None:
+        overrides["stem"] = args.stem
+    for field in ("num_classes", "in_channels"):
+        if field in overrides:
+            raise ValueError(f"--set {field}: train takes it from the data (classes, RGB images)")
+    backends = ["torch", "keras"] if args.backend == "both" else [args.backend]
+    config = TrainConfig(data=args.data, arch=args.arch, spec=overrides, backends=backends, epochs=args.epochs,
+                         batch=args.batch, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+                         weight_decay=args.weight_decay, size=args.size, seed=args.seed, device=args.device,
+                         normalise=args.normalise, crop_padding=args.crop_padding, flip=args.flip)
+    run = train(config, args.out, resume=args.resume, console=_console())
+    best = {b: max(r["val_acc"] for r in rows) for b, rows in run.history.items()}
+    _console().print(f"best validation accuracy: {', '.join(f'{b} {a:.2%}' for b, a in best.items())}; "
+                     f"run directory {run.out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from parity.predict import load_trained, predict_images
+
+    select_keras_backend(args.keras_backend)
+    trained = load_trained(args.weights, args.backend)
+    console = _console()
+    for path, top in zip(args.images, predict_images(trained, args.images, args.topk)):
+        console.print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top), markup=False)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from parity.predict import evaluate, evaluation_data, load_trained, plot_confusion
+
+    select_keras_backend(args.keras_backend)
+    trained = load_trained(args.weights, args.backend)
+    data = evaluation_data(args.data, trained, args.seed)
+    result = evaluate(trained, data, args.batch)
+    console = _console()
+    console.print(f"{args.weights} in {args.backend} on {data.name}: {len(data)} images, "
+                  f"loss {result.loss:.4f}, accuracy {result.accuracy:.2%}", markup=False)
+    table = Table()
+    for column in ("class", "images", "accuracy"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, count, acc in zip(result.classes, result.counts, result.per_class):
+        table.add_row(name, str(count), f"{acc:.2%}")
+    console.print(table)
+    if args.plot:
+        plot_confusion(result, args.plot)
+    return 0
+
+
+def _train_parsers(sub: Any) -> None:
+    from parity.spec import ARCHS
+
+    p = sub.add_parser("train", help="train the torch model, the Keras model or both (same weights, same batches)")
+    p.add_argument("--data", required=True, help="'digits' (bundled), 'cifar10:PATH' or an ImageFolder path")
+    p.add_argument("--arch", default="resnet18", choices=list(ARCHS))
+    p.add_argument("--stem", choices=["imagenet", "cifar"], default=None, help="stem kind (default: the preset's)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="any spec field, e.g. --set widths=16,32,64,128 (repeatable)")
+    p.add_argument("--backend", default="both", choices=["torch", "keras", "both"])
+    p.add_argument("--epochs", type=_positive, default=10)
+    p.add_argument("--batch", type=_positive, default=32)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (torch's convention)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="coupled L2, as torch's weight_decay")
+    p.add_argument("--size", type=_positive, default=32, help="images are resized to size x size")
+    p.add_argument("--normalise", default="imagenet", choices=["imagenet", "half"],
+                   help="ImageNet mean/std, or (x - 0.5) / 0.5")
+    p.add_argument("--crop-padding", type=_non_negative, default=0,
+                   help="training augmentation: pad, then random-crop back to size (0: off)")
+    p.add_argument("--flip", action="store_true", help="training augmentation: random horizontal flip")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1); Keras places itself")
+    p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None)
+    p.add_argument("--out", required=True, metavar="RUN_DIR")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last complete epoch")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="class names and softmax percentages for image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", required=True, metavar="best.safetensors")
+    p.add_argument("--backend", default="torch", choices=["torch", "keras"])
+    p.add_argument("--topk", type=_positive, default=5)
+    p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="loss, accuracy and per-class accuracy of a checkpoint on held-out data")
+    p.add_argument("--weights", required=True, metavar="best.safetensors")
+    p.add_argument("--data", required=True, help="as for train; its validation split (or CIFAR-10's test batch)")
+    p.add_argument("--backend", default="torch", choices=["torch", "keras"])
+    p.add_argument("--batch", type=_positive, default=64)
+    p.add_argument("--seed", type=_non_negative, default=None, help="split seed (default: the training run's)")
+    p.add_argument("--plot", metavar="PNG", help="write the confusion matrix")
+    p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 
@@ -678,6 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input channels (default: the file's; given, it must match the file)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_convert)
+    _train_parsers(sub)
     return parser
 
 
@@ -690,7 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, RuntimeError, FileExistsError, FileNotFoundError, PermissionError,
-            IsADirectoryError) as exc:
+            IsADirectoryError, FloatingPointError) as exc:
         print(f"resnet-parity {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -28,6 +28,13 @@ from parity import tolerances
 from parity.compare import Report, StageDiff, check_device, precision, run_stages
 from parity.files import atomic_write
 from parity.backends import adapter
+
+
+def refuse_keras_onnx(keras_backend: str) -> None:
+    """Keras exports ONNX from JAX through jax2tf and tf2onnx; refuse in one line, not a traceback."""
+    if keras_backend == "jax":
+        raise RuntimeError("ONNX export of the Keras model needs the tensorflow or torch Keras backend; this "
+                           "process runs jax (use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)")
 from parity.weights import spec_of
 
 DEFAULT_OPSET = 18

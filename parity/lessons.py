@@ -20,7 +20,7 @@ from parity.check import build_pair, random_input
 from parity.compare import StageDiff, compare, cuda_available, run_stages
 from parity.naive import build_naive_keras, naive_keras, naive_set_weights_reshape
 from parity.spec import ResNetSpec, make_spec
-from parity.weights import copy_weights, random_weights, set_weights
+from parity.weights import copy_weights, get_weights, random_weights, set_weights
 
 
 @dataclass
@@ -219,6 +219,46 @@ def run_weight_decay(ctx: Context) -> list[Finding]:
     return _training_findings(ctx, LESSONS["weight_decay"], None, decoupled=True)
 
 
+def _adam_drift(ctx: Context, keras_adam: Callable[[], Any] | None) -> StageDiff:
+    """Worst weight after ctx.train_steps Adam steps (lr 1e-3, float64): torch.optim.Adam vs a Keras
+    optimizer (`keras_adam()`, or ours when None), both through the `train` command's step functions."""
+    import resnet_keras.train as keras_train
+    import resnet_torch.train as torch_train
+    from parity.train import keras_floatx, make_batches, training_pair, worst_tensor
+
+    torch_model, keras_model = training_pair(ctx.spec, ctx.weights, "float64")
+    torch_opt = torch_train.make_optimizer(torch_model, "adam", ADAM_LR)
+    with keras_floatx("float64"):
+        if keras_adam is None:
+            keras_opt = keras_train.make_optimizer(keras_model, "adam", ADAM_LR)
+        else:
+            keras_opt = keras_train.compile_model(keras_model, keras_adam())
+    for images, labels in make_batches(ctx.spec, ctx.train_steps, 8, ctx.train_size, ctx.train_size, ctx.seed):
+        torch_train.train_step(torch_model, torch_opt, images.astype(np.float64), labels)
+        keras_train.train_step(keras_model, keras_opt, images.astype(np.float64), labels)
+    trainable = [k for k in ctx.spec.canonical_shapes() if not k.endswith(("running_mean", "running_var"))]
+    return worst_tensor("weights", get_weights(torch_model), get_weights(keras_model), trainable,
+                        tolerances.TRAIN_STEP_FP64)
+
+
+ADAM_LR = 1e-3
+
+
+def run_adam_epsilon(ctx: Context) -> list[Finding]:
+    import keras
+
+    lesson = LESSONS["adam_epsilon"]
+    ours = Measure.of_diff(_adam_drift(ctx, None))
+    steps, tol = ctx.train_steps, tolerances.TRAIN_STEP_FP64
+    stock = Measure.of_diff(_adam_drift(ctx, lambda: keras.optimizers.Adam(ADAM_LR)), "worst weight after training")
+    placed = Measure.of_diff(_adam_drift(ctx, lambda: keras.optimizers.Adam(ADAM_LR, epsilon=1e-8)),
+                             "worst weight after training")
+    return [_finding(ctx, lesson, f"weights after {steps} steps, keras.optimizers.Adam() (eps 1e-7)", stock, ours,
+                     tolerance=tol),
+            _finding(ctx, lesson, f"weights after {steps} steps, Adam(epsilon=1e-8): placement only", placed, ours,
+                     tolerance=tol)]
+
+
 def run_weight_layout(ctx: Context) -> list[Finding]:
     from resnet_keras import ResNet
 
@@ -373,6 +413,11 @@ _lesson("weight_decay", "SGD weight decay: coupled vs decoupled", "parity.train.
         "torch's SGD adds weight_decay * w to the gradient, so decay goes through momentum; Keras' "
         "SGD(weight_decay=...) shrinks the weights directly.",
         "parity.train:train_torch", "parity.train:train_keras", run_weight_decay)
+_lesson("adam_epsilon", "Adam: epsilon placement and default", "resnet_keras.train.Adam",
+        "torch divides the second moment by its bias correction before adding eps; Keras folds both "
+        "corrections into the step size and adds eps to sqrt(v), so its eps acts sqrt(1 - beta2^t) times "
+        "smaller (31.6x at step 1). Keras' default eps is also 1e-7, torch's 1e-8.",
+        "resnet_torch.train:make_optimizer", "resnet_keras.train:Adam", run_adam_epsilon)
 _lesson("weight_layout", "conv weight layout OIHW vs HWIO", "parity.weights.keras_layout / torch_layout",
         "torch stores conv weights (out, in, kh, kw), Keras (kh, kw, in, out); a reshape keeps the shape "
         "right and the numbers wrong. Only a transpose moves each weight to its place.",

@@ -211,13 +211,7 @@ def random_weights(spec: ResNetSpec, seed: int = 0, calibrate: bool = False,
     for key, shape in shapes.items():
         module, kind = key.rsplit(".", 1)
         if f"{module}.running_mean" not in shapes:  # a conv or the fc
-            weight_shape = shapes[f"{module}.weight"]
-            if kind == "weight" and len(shape) == 4:
-                fan_out = shape[0] * shape[2] * shape[3]
-                value = rng.normal(0.0, np.sqrt(2.0 / fan_out), shape)
-            else:  # fc weight, fc bias, conv bias: nn.Linear's U(-1/sqrt(fan_in), ...)
-                bound = 1.0 / np.sqrt(np.prod(weight_shape[1:]))
-                value = rng.uniform(-bound, bound, shape)
+            value = _torchvision_draw(rng, shape, shapes[f"{module}.weight"], kind)
         elif kind == "weight":
             low, high = (0.1, 0.4) if module in last_norms and not calibrate else (0.5, 1.5)
             value = rng.uniform(low, high, shape)
@@ -230,6 +224,43 @@ def random_weights(spec: ResNetSpec, seed: int = 0, calibrate: bool = False,
         weights[key] = value.astype(np.float32)
     if calibrate:
         weights = calibrate_weights(spec, weights, seed, size)
+    return weights
+
+
+def _torchvision_draw(rng: np.random.Generator, shape: tuple[int, ...], weight_shape: tuple[int, ...],
+                     kind: str) -> np.ndarray:
+    """A conv weight (kaiming normal, fan_out, as torchvision) or an fc weight/bias or conv bias (nn.Linear's)."""
+    if kind == "weight" and len(shape) == 4:
+        fan_out = shape[0] * shape[2] * shape[3]
+        return rng.normal(0.0, np.sqrt(2.0 / fan_out), shape)
+    bound = 1.0 / np.sqrt(np.prod(weight_shape[1:]))  # U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    return rng.uniform(-bound, bound, shape)
+
+
+def initial_weights(spec: ResNetSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded weights initialised as torchvision's ResNet does, to train from: convs kaiming normal
+    (fan_out), BN gamma 1 (0 for each block's last BN with `zero_init_residual`) and beta 0, running
+    mean 0 and variance 1, the fc as nn.Linear. Framework-free, so either backend starts from the same draw.
+
+    Args:
+        spec: the architecture.
+        seed: seed of numpy's default generator.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = spec.canonical_shapes()
+    last_norms = {f"{plan.name}.{plan.norms[-1].name}" for plan in spec.block_plans()}
+    weights: dict[str, np.ndarray] = {}
+    for key, shape in shapes.items():
+        module, kind = key.rsplit(".", 1)
+        if f"{module}.running_mean" not in shapes:
+            value = _torchvision_draw(rng, shape, shapes[f"{module}.weight"], kind)
+        elif kind == "weight":
+            value = np.full(shape, 0.0 if spec.zero_init_residual and module in last_norms else 1.0)
+        elif kind in ("bias", "running_mean"):
+            value = np.zeros(shape)
+        else:
+            value = np.ones(shape)
+        weights[key] = value.astype(np.float32)
     return weights
 
 

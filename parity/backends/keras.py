@@ -208,10 +208,9 @@ def device_name(device: str) -> str:
 def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, width: int,
                 input_name: str, output_name: str, batch_axis: str) -> None:
     """Keras' own `model.export(format="onnx")` to `tmp`; batch, height and width stay dynamic."""
-    if keras.backend.backend() == "jax":
-        # Keras exports ONNX from JAX through jax2tf and tf2onnx; refuse in one line, not a traceback.
-        raise RuntimeError("ONNX export of the Keras model needs the tensorflow or torch Keras backend; this "
-                           "process runs jax (use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)")
+    from parity.export import refuse_keras_onnx
+
+    refuse_keras_onnx(keras.backend.backend())
     spec = model.spec
     target = NCHWInput(model) if nchw else model
     shape = (None, spec.in_channels, None, None) if nchw else (None, None, None, spec.in_channels)
@@ -244,3 +243,41 @@ def build(spec: Any) -> Any:
     import resnet_keras
 
     return resnet_keras.ResNet(spec)
+
+
+# -- training --------------------------------------------------------------------------------------
+
+from resnet_keras.train import make_optimizer, predict_logits, train_step  # noqa: E402  (re-exported)
+
+SLOTS = ("momentums", "exp_avgs", "exp_avg_sqs")
+"""Per-variable optimizer slots: Keras SGD's velocities; our torch-rule Adam's moments."""
+
+
+def optimizer_state(model: Any, optimizer: Any) -> dict[str, np.ndarray]:
+    """The optimizer's state as '{slot}.{canonical key}' -> numpy in PyTorch layout, plus 'iterations'.
+
+    Keras' own conventions are kept (SGD velocity v = -lr * torch's momentum buffer), so a resumed
+    run continues bit for bit.
+    """
+    keys = [keras_key(v.path, model.name) for v in model.trainable_variables]
+    out = {"iterations": np.array(optimizer.iterations.numpy())}
+    for slot in SLOTS:
+        for key, var in zip(keys, getattr(optimizer, slot, None) or []):
+            out[f"{slot}.{key}"] = torch_layout(np.array(var.numpy()))
+    return out
+
+
+def load_optimizer_state(model: Any, optimizer: Any, state: Mapping[str, np.ndarray]) -> None:
+    """Put back what `optimizer_state` returned (every key checked first; nothing changes on error)."""
+    keys = [keras_key(v.path, model.name) for v in model.trainable_variables]
+    targets = {"iterations": optimizer.iterations}
+    for slot in SLOTS:
+        targets.update({f"{slot}.{key}": var for key, var in zip(keys, getattr(optimizer, slot, None) or [])})
+    unknown = sorted(set(state) - set(targets))
+    if unknown:
+        raise KeyError(f"optimizer state this optimizer does not hold: {', '.join(unknown[:5])}")
+    for key, value in state.items():
+        target = targets[key]
+        # reshape: a file may hold the 0-d iteration count as shape (1,)
+        value = np.reshape(keras_layout(np.array(value)) if key != "iterations" else value, target.shape)
+        target.assign(value.astype(target.dtype))

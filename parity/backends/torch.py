@@ -182,3 +182,36 @@ def build(spec: Any) -> Any:
     import resnet_torch
 
     return resnet_torch.ResNet(spec)
+
+
+# -- training --------------------------------------------------------------------------------------
+
+from resnet_torch.train import make_optimizer, predict_logits, train_step  # noqa: E402  (re-exported)
+
+
+def optimizer_state(model: Any, optimizer: Any) -> dict[str, np.ndarray]:
+    """The optimizer's per-parameter state as '{slot}.{canonical key}' -> numpy (torch's own slots:
+    momentum_buffer, or exp_avg, exp_avg_sq and step)."""
+    names = {id(p): k for k, p in model.named_parameters()}
+    out = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for slot, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value):
+                    out[f"{slot}.{names[id(p)]}"] = value.detach().cpu().numpy().copy()
+    return out
+
+
+def load_optimizer_state(model: Any, optimizer: Any, state: Mapping[str, np.ndarray]) -> None:
+    """Put back what `optimizer_state` returned (every key checked first; nothing changes on error)."""
+    params = dict(model.named_parameters())
+    unknown = [k for k in state if k.partition(".")[2] not in params]
+    if unknown:
+        raise KeyError(f"optimizer state for unknown parameters: {', '.join(unknown[:5])}")
+    for key, value in state.items():
+        slot, _, name = key.partition(".")
+        p = params[name]
+        # Adam keeps `step` on the CPU (unless capturable); moments live beside their parameter.
+        device = "cpu" if slot == "step" else p.device
+        value = np.reshape(value, ()) if slot == "step" else np.array(value)  # a file may hold () as (1,)
+        optimizer.state[p][slot] = torch.from_numpy(value).to(device)
