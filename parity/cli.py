@@ -1,4 +1,4 @@
-"""`resnet-parity`: summary, check, export, convert, lessons, train, predict and evaluate."""
+"""`resnet-parity`: summary, check, export, convert, lessons, train, predict, evaluate and bench."""
 
 from __future__ import annotations
 
@@ -621,6 +621,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from parity.bench import run_bench, plot_bench
+    from parity.files import atomic_write_text, check_target
+
+    for path in (args.json, args.plot):
+        if path:
+            check_target(path, force=True)
+    err = _console(stderr=True)
+    result = run_bench(args.arch, args.batch, args.size, args.runtimes, args.warmup, args.repeats,
+                       progress=lambda name: err.print(f"timing {name} ...") if err.is_terminal else None)
+    table = Table(title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
+                        f"{result.threads} threads; {result.gflop_per_image:.2f} GFLOP per image; "
+                        f"SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s (measured now)")
+    for column in ("runtime", "kind", "ms/batch", "images/s", "GFLOP/s", "of peak", "note"):
+        table.add_column(column, justify="left" if column in ("runtime", "kind", "note") else "right")
+    for t in result.timings:
+        if t.skipped:
+            table.add_row(t.runtime, t.kind, "-", "-", "-", "-", f"skipped: {t.skipped}")
+        else:
+            table.add_row(t.runtime, t.kind, f"{t.ms_per_batch:.1f}", f"{t.images_per_s:.1f}", f"{t.gflops:.0f}",
+                          f"{t.of_peak:.0%}", t.note)
+    _console().print(table)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1))
+    if args.plot:
+        plot_bench(result, args.plot)
+    return 0
+
+
+def _runtime_list(text: str) -> list[str]:
+    from parity.bench import RUNTIMES
+
+    names = [r.strip() for r in text.split(",") if r.strip()]
+    unknown = [r for r in names if r not in RUNTIMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown runtime(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                                         f"use a comma list of {', '.join(RUNTIMES)}")
+    return names
+
+
 def _train_parsers(sub: Any) -> None:
     from parity.spec import ARCHS
 
@@ -667,6 +709,19 @@ def _train_parsers(sub: Any) -> None:
     p.add_argument("--plot", metavar="PNG", help="write the confusion matrix")
     p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="every runtime side by side: torch, torch.compile, Keras on each backend, "
+                                     "onnxruntime on both exports, training steps; img/s and share of SGEMM peak")
+    p.add_argument("--arch", default="resnet50", choices=list(ARCHS))
+    p.add_argument("--batch", type=_positive, default=8)
+    p.add_argument("--size", type=_positive, default=224)
+    p.add_argument("--runtimes", type=_runtime_list, default=None, metavar="A,B",
+                   help="comma list (default: all); see parity.bench.RUNTIMES")
+    p.add_argument("--warmup", type=_non_negative, default=2)
+    p.add_argument("--repeats", type=_positive, default=5)
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--plot", metavar="PNG", help="bar chart of images/s")
+    p.set_defaults(func=cmd_bench)
 
 
 # -- entry point -----------------------------------------------------------------------------------

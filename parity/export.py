@@ -82,6 +82,7 @@ def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, 
         side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, OUTPUT_NAME, BATCH_AXIS)
         graph = onnx.load(str(tmp))  # reads any external-data side file into memory
         _name_io(graph)
+        fold_pool_padding(graph)
         layout = "NCHW" if nchw or side.NAME == "torch" else "NHWC"
         onnx.helper.set_model_props(graph, {LAYOUT_KEY: layout,
                                             "resnet_parity.spec": json.dumps(spec_of(model).to_dict())})
@@ -92,6 +93,52 @@ def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, 
         # atomic write's own temporary may remain, on success, failure or Ctrl-C.
         for leftover in tmp.parent.glob(glob.escape(tmp.name) + ".*"):
             leftover.unlink(missing_ok=True)
+
+
+def fold_pool_padding(model: Any) -> int:
+    """Fold each zero `Pad` between a `Relu` and a `MaxPool` into the MaxPool's own pads; returns the count.
+
+    # FRAMEWORK: max-pool padding — Keras' MaxPooling2D has no explicit padding, so our Keras model pads
+    # with ZeroPadding2D first and tf2onnx exports a separate Pad (a full copy of the 112x112 map of
+    # resnet50: 3 % of onnxruntime's time, measured). ONNX's MaxPool pads with -inf; after a ReLU every
+    # value is >= 0, so zero padding and -inf padding give the same maximum (the `maxpool_padding` lesson).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    uses = collections.Counter(name for node in graph.node for name in node.input)
+    uses.update(out.name for out in graph.output)
+    constants = {init.name: init for init in graph.initializer}
+    folded = 0
+    for pool in [n for n in graph.node if n.op_type == "MaxPool"]:
+        pad = producers.get(pool.input[0])
+        if pad is None or pad.op_type != "Pad" or uses[pad.output[0]] != 1:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in pad.attribute}
+        pool_attrs = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
+        source = producers.get(pad.input[0])
+        zero = len(pad.input) < 3 or not pad.input[2] or (
+            pad.input[2] in constants and not numpy_helper.to_array(constants[pad.input[2]]).any())
+        if (attrs.get("mode", b"constant") != b"constant" or not zero or len(pad.input) > 3
+                or pad.input[1] not in constants or source is None or source.op_type != "Relu"
+                or pool_attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"")):
+            continue
+        pads = numpy_helper.to_array(constants[pad.input[1]]).tolist()
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):  # only H and W of an NCHW map
+            continue
+        old = pool_attrs.get("pads", [0, 0, 0, 0])
+        new = [old[0] + pads[2], old[1] + pads[3], old[2] + pads[6], old[3] + pads[7]]
+        pool.input[0] = pad.input[0]
+        kept = [a for a in pool.attribute if a.name != "pads"]
+        del pool.attribute[:]
+        pool.attribute.extend(kept + [helper.make_attribute("pads", new)])
+        graph.node.remove(pad)
+        for name in pad.input[1:]:
+            if name in constants and uses[name] == 1:
+                graph.initializer.remove(constants[name])
+        folded += 1
+    return folded
 
 
 def _name_io(graph: Any) -> None:
