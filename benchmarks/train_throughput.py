@@ -13,28 +13,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
 
 from parity.backends import adapter_named  # noqa: E402
+from parity.bench import median_seconds  # noqa: E402
 from parity.data import Preprocess, batches, digits  # noqa: E402
 from parity.spec import make_spec  # noqa: E402
 from parity.weights import initial_weights, set_weights  # noqa: E402
-
-
-def median_step(step, warmup: int, steps: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -72,7 +59,7 @@ def main() -> None:
                 images, labels = next(data)
             side.train_step(model, optimizer, images, labels)
 
-        results[f"train --backend {name}"] = median_step(step, args.warmup, args.steps)
+        results[f"train --backend {name}"] = median_seconds(step, args.warmup, args.steps)
 
     model = adapter_named("torch").build(spec)
     set_weights(model, weights)
@@ -88,7 +75,7 @@ def main() -> None:
         loss.backward()
         optimizer.step()
 
-    results["bare torch loop"] = median_step(bare, args.warmup, args.steps)
+    results["bare torch loop"] = median_seconds(bare, args.warmup, args.steps)
 
     base = results["bare torch loop"]
     print(f"{args.arch}, batch {args.batch}, {args.size}x{args.size}, SGD, {torch.get_num_threads()} torch threads; "

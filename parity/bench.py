@@ -52,26 +52,20 @@ class Timing:
     note: str = ""
 
 
+def repeat_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` timed calls of `step`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def median_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def best_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return statistics.median(repeat_seconds(step, warmup, repeats))
 
 
 def sgemm_peak(repeats: int = 8) -> float:
@@ -84,8 +78,8 @@ def sgemm_peak(repeats: int = 8) -> float:
     out = torch.empty(SGEMM_SIZE, SGEMM_SIZE)
     an, bn = a.numpy(), b.numpy()
     outn = np.empty_like(an)
-    seconds = min(best_seconds(lambda: torch.mm(a, b, out=out), 2, repeats),
-                  best_seconds(lambda: np.matmul(an, bn, out=outn), 2, repeats))
+    seconds = min(repeat_seconds(lambda: torch.mm(a, b, out=out), 2, repeats)
+                  + repeat_seconds(lambda: np.matmul(an, bn, out=outn), 2, repeats))
     return 2 * SGEMM_SIZE ** 3 / seconds / 1e9
 
 
@@ -315,7 +309,7 @@ def plot_bench(result: BenchResult, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from parity.files import atomic_write
+    from parity.files import save_figure
 
     ran = [t for t in result.timings if not t.skipped]
     if not ran:
@@ -333,10 +327,7 @@ def plot_bench(result: BenchResult, path: str | os.PathLike) -> Path:
                  f"{result.threads} threads (SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s)")
     ax.title.set_fontsize(9)
     fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=True)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

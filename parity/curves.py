@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from parity.files import atomic_write
+from parity.files import save_figure
 
 COLORS = {"torch": "tab:red", "keras": "tab:blue"}
 
@@ -55,7 +55,4 @@ def plot_curves(history: dict[str, list[dict]], drift: list[dict], path: str | o
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=True)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.compare import fmt_sci
-from parity.files import atomic_write
+from parity.files import save_figure
 
 FLOOR = 1e-17
 """Where a zero drift is drawn on the log axis."""
@@ -53,14 +53,7 @@ def plot_lessons(findings: list[Any], path: str | os.PathLike, title: str = "") 
         ax.legend(fontsize=7, loc="center right")
     fig.suptitle(title or "per-stage drift from the torch model")
     fig.tight_layout()
-
-    def write(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=110)
-
-    try:
-        return atomic_write(path, write, force=True)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def lessons_markdown(findings: list[Any], columns: list[str], rows: list[list[str]], command: str,

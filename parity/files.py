@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def check_target(path: str | os.PathLike, force: bool = False) -> Path:
@@ -66,3 +66,13 @@ def _umask() -> int:
 def atomic_write_text(path: str | os.PathLike, text: str, force: bool = True) -> Path:
     """Atomically write a text file (reports are overwritten by default)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG, atomically, and close it (also when writing fails)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), force=True)
+    finally:
+        plt.close(fig)

@@ -116,7 +116,7 @@ def plot_confusion(result: Evaluation, path: str | os.PathLike, title: str = "")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from parity.files import atomic_write
+    from parity.files import save_figure
 
     n = len(result.classes)
     fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n))
@@ -131,7 +131,4 @@ def plot_confusion(result: Evaluation, path: str | os.PathLike, title: str = "")
     ax.set_yticks(range(n), result.classes)
     ax.set(xlabel="predicted", ylabel="true", title=title or f"accuracy {result.accuracy:.2%}")
     fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"), force=True)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

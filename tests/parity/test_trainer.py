@@ -46,12 +46,16 @@ def test_both_backends_learn_the_digits(run):
 
 
 @pytest.mark.parametrize("trained_with,loaded_into", [("keras", "torch"), ("torch", "keras")])
-def test_best_checkpoint_reproduces_its_accuracy_in_the_other_backend(run, trained_with, loaded_into, capsys):
+def test_best_checkpoint_reproduces_its_accuracy_in_the_other_backend(run, trained_with, loaded_into, capsys,
+                                                                     tmp_path):
     best = max(history(run, trained_with), key=lambda r: r["val_acc"])
+    png = tmp_path / "confusion.png"
     assert main(["evaluate", "--weights", str(run / trained_with / "best.safetensors"), "--data", "digits",
-                 "--backend", loaded_into]) == 0
+                 "--backend", loaded_into, "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert f"accuracy {best['val_acc']:.2%}" in out and f"loss {best['val_loss']:.4f}" in out
+    assert out.count("%") == 1 + 10  # the headline and one row per digit
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_predict_names_the_digits_in_png_files(run, tmp_path, capsys):
