@@ -87,6 +87,7 @@ def test_op_histograms_show_the_differences(exported18):
 def test_keras_nhwc_export(tmp_path, exported18, spec18):
     t, k, *_ = exported18
     path = export_onnx(k, tmp_path / "k.onnx", height=64)
+    assert os.listdir(tmp_path) == ["k.onnx"]  # nothing else from the exporter or its child process
     session = onnx_session(path)
     assert input_layout(session) == "NHWC"
     assert session.get_inputs()[0].shape[3] == 3
@@ -119,12 +120,10 @@ def test_unwritable_path_fails_clearly(tmp_path, exported18, capsys):
 
 
 def test_export_leaves_only_the_file(tmp_path, exported18):
-    """The torch exporter writes its weights to a `.data` side file; none may remain."""
+    """The torch exporter writes its weights to a `.data` side file; none may remain (Keras: the NHWC test)."""
     t, k, *_ = exported18
     export_onnx(t, tmp_path / "t.onnx", height=32)
     assert os.listdir(tmp_path) == ["t.onnx"]
-    export_onnx(k, tmp_path / "k.onnx", height=32, nchw=True)
-    assert sorted(os.listdir(tmp_path)) == ["k.onnx", "t.onnx"]
     assert onnx.load(str(tmp_path / "t.onnx"), load_external_data=False).graph.initializer[0].data_location == 0
 
 
@@ -251,3 +250,18 @@ def test_pool_padding_folds_only_after_relu(source, folds):
     after = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
     assert np.array_equal(before, after)
     assert [n.op_type for n in model.graph.node].count("Pad") == (0 if folds else 1)
+
+
+def test_keras_export_child_failure_is_one_clear_error(tmp_path, exported18, monkeypatch):
+    import sys
+
+    _, k, *_ = exported18
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'Traceback ...' >&2\necho 'ValueError: forced in the child' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RuntimeError, match="failed in its child process: ValueError: forced in the child"):
+        export_onnx(k, out / "k.onnx", height=32)
+    assert os.listdir(out) == []
