@@ -5,9 +5,9 @@ Inference runtimes: torch eager (NCHW and channels_last), `torch.compile`, Keras
 a process holds one Keras backend), onnxruntime on the torch and the Keras export. Training: one SGD
 step of `resnet-parity train` per backend. Each figure is the median of timed repetitions after
 warm-up; GFLOP/s counts 2 x the spec's multiply-accumulates; "of peak" divides by this machine's fp32
-SGEMM rate (best of torch and numpy matmul, before and after the runtimes), measured in the same run; a runtime near or above 100 %
-runs its convolutions at least as fast as a plain GEMM of the same operation count. Absent runtimes are skipped with
-the reason.
+SGEMM rate (best of torch and numpy matmuls, before and after the runtimes), measured in the same run:
+a runtime near or above 100 % runs its convolutions as fast as a plain GEMM of the same operation
+count. Absent runtimes are skipped with the reason.
 """
 
 from __future__ import annotations

@@ -394,10 +394,10 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
                    num_classes: int | None = None, in_channels: int | None = None) -> tuple[ResNetSpec, dict]:
     """(spec, canonical weights) of a checkpoint file, checked against each other.
 
-    The architecture comes from `arch`/`variant` when given, else from the file (a `.keras` file
-    holds its spec; other formats are matched against every preset by keys and shapes, and where
-    variants share every shape, e.g. torchvision and v1, the first listed is taken unless `variant`
-    names another).
+    The architecture comes from `arch`/`variant` when given, else from the file: a `.keras` file holds
+    its spec, and so does a `.safetensors` file this project wrote; other files are matched against
+    every preset by keys and shapes, and where variants share every shape (torchvision and v1) the
+    first listed is taken unless `variant` names another.
     `num_classes` and `in_channels` default to what the file holds; given, they must agree with it.
 
     Args:

@@ -100,7 +100,7 @@ def fold_pool_padding(model: Any) -> int:
 
     # FRAMEWORK: max-pool padding — Keras' MaxPooling2D has no explicit padding, so our Keras model pads
     # with ZeroPadding2D first and tf2onnx exports a separate Pad (a full copy of the 112x112 map of
-    # resnet50: 3 % of onnxruntime's time, measured). ONNX's MaxPool pads with -inf; after a ReLU every
+    # resnet50: 1.5-3 % of onnxruntime's time, measured). ONNX's MaxPool pads with -inf; after a ReLU every
     # value is >= 0, so zero padding and -inf padding give the same maximum (the `maxpool_padding` lesson).
     """
     from onnx import helper, numpy_helper
