@@ -575,7 +575,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     for field in ("num_classes", "in_channels"):
         if field in overrides:
             raise ValueError(f"--set {field}: train takes it from the data (classes, RGB images)")
-    backends = ["torch", "keras"] if args.backend == "both" else [args.backend]
+    from parity.trainer import BACKENDS
+
+    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     config = TrainConfig(data=args.data, arch=args.arch, spec=overrides, backends=backends, epochs=args.epochs,
                          batch=args.batch, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
                          weight_decay=args.weight_decay, size=args.size, seed=args.seed, device=args.device,
@@ -664,23 +666,25 @@ def _runtime_list(text: str) -> list[str]:
 
 
 def _train_parsers(sub: Any) -> None:
-    from parity.spec import ARCHS
+    from parity.data import NORMALISATIONS
+    from parity.spec import ARCHS, STEMS
+    from parity.trainer import BACKENDS, OPTIMIZERS
 
     p = sub.add_parser("train", help="train the torch model, the Keras model or both (same weights, same batches)")
     p.add_argument("--data", required=True, help="'digits' (bundled), 'cifar10:PATH' or an ImageFolder path")
     p.add_argument("--arch", default="resnet18", choices=list(ARCHS))
-    p.add_argument("--stem", choices=["imagenet", "cifar"], default=None, help="stem kind (default: the preset's)")
+    p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="any spec field, e.g. --set widths=16,32,64,128 (repeatable)")
-    p.add_argument("--backend", default="both", choices=["torch", "keras", "both"])
+    p.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
     p.add_argument("--epochs", type=_positive, default=10)
     p.add_argument("--batch", type=_positive, default=32)
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS))
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (torch's convention)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="coupled L2, as torch's weight_decay")
     p.add_argument("--size", type=_positive, default=32, help="images are resized to size x size")
-    p.add_argument("--normalise", default="imagenet", choices=["imagenet", "half"],
+    p.add_argument("--normalise", default="imagenet", choices=list(NORMALISATIONS),
                    help="ImageNet mean/std, or (x - 0.5) / 0.5")
     p.add_argument("--crop-padding", type=_non_negative, default=0,
                    help="training augmentation: pad, then random-crop back to size (0: off)")
@@ -695,7 +699,7 @@ def _train_parsers(sub: Any) -> None:
     p = sub.add_parser("predict", help="class names and softmax percentages for image files")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--weights", required=True, metavar="best.safetensors")
-    p.add_argument("--backend", default="torch", choices=["torch", "keras"])
+    p.add_argument("--backend", default="torch", choices=list(BACKENDS))
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None)
     p.set_defaults(func=cmd_predict)
@@ -703,7 +707,7 @@ def _train_parsers(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="loss, accuracy and per-class accuracy of a checkpoint on held-out data")
     p.add_argument("--weights", required=True, metavar="best.safetensors")
     p.add_argument("--data", required=True, help="as for train; its validation split (or CIFAR-10's test batch)")
-    p.add_argument("--backend", default="torch", choices=["torch", "keras"])
+    p.add_argument("--backend", default="torch", choices=list(BACKENDS))
     p.add_argument("--batch", type=_positive, default=64)
     p.add_argument("--seed", type=_non_negative, default=None, help="split seed (default: the training run's)")
     p.add_argument("--plot", metavar="PNG", help="write the confusion matrix")

@@ -314,11 +314,12 @@ def _keras_backend(config: TrainConfig) -> str | None:
 
 
 def _plot_or_skip(out: Path, history: dict, drift: list, console: Any) -> None:
+    from parity.curves import plot_curves
+
     try:
-        from parity.curves import plot_curves
-    except ImportError:  # matplotlib is an extra
+        plot_curves(history, drift, out / "curves.png")
+    except ImportError:  # matplotlib is the `plot` extra: train without curves
         return
-    plot_curves(history, drift, out / "curves.png")
 
 
 # -- printing ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ on input). The mapping from Keras variable paths is a rule, not a table: drop th
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -204,24 +204,17 @@ def random_weights(spec: ResNetSpec, seed: int = 0, calibrate: bool = False,
         calibrate: measure the BN running statistics on data (needs torch or Keras).
         size: calibration image size, H or (H, W).
     """
-    rng = np.random.default_rng(seed)
-    shapes = spec.canonical_shapes()
-    last_norms = {f"{plan.name}.{plan.norms[-1].name}" for plan in spec.block_plans()}
-    weights: dict[str, np.ndarray] = {}
-    for key, shape in shapes.items():
-        module, kind = key.rsplit(".", 1)
-        if f"{module}.running_mean" not in shapes:  # a conv or the fc
-            value = _torchvision_draw(rng, shape, shapes[f"{module}.weight"], kind)
-        elif kind == "weight":
-            low, high = (0.1, 0.4) if module in last_norms and not calibrate else (0.5, 1.5)
-            value = rng.uniform(low, high, shape)
-        elif kind == "bias":
-            value = rng.normal(0.0, 0.1, shape)
-        elif kind == "running_mean":
-            value = rng.normal(0.0, 0.2, shape)
-        else:  # running_var
-            value = rng.uniform(0.5, 2.0, shape)
-        weights[key] = value.astype(np.float32)
+    def draw_norm(rng: np.random.Generator, kind: str, shape: tuple[int, ...], last: bool) -> np.ndarray:
+        if kind == "weight":
+            low, high = (0.1, 0.4) if last and not calibrate else (0.5, 1.5)
+            return rng.uniform(low, high, shape)
+        if kind == "bias":
+            return rng.normal(0.0, 0.1, shape)
+        if kind == "running_mean":
+            return rng.normal(0.0, 0.2, shape)
+        return rng.uniform(0.5, 2.0, shape)  # running_var
+
+    weights = _seeded(spec, seed, draw_norm)
     if calibrate:
         weights = calibrate_weights(spec, weights, seed, size)
     return weights
@@ -246,20 +239,28 @@ def initial_weights(spec: ResNetSpec, seed: int = 0) -> dict[str, np.ndarray]:
         spec: the architecture.
         seed: seed of numpy's default generator.
     """
+    def init_norm(rng: np.random.Generator, kind: str, shape: tuple[int, ...], last: bool) -> np.ndarray:
+        if kind == "weight":
+            return np.full(shape, 0.0 if spec.zero_init_residual and last else 1.0)
+        return np.ones(shape) if kind == "running_var" else np.zeros(shape)
+
+    return _seeded(spec, seed, init_norm)
+
+
+def _seeded(spec: ResNetSpec, seed: int, norm: Callable[[np.random.Generator, str, tuple[int, ...], bool], np.ndarray]
+            ) -> dict[str, np.ndarray]:
+    """Canonical float32 weights: convs and fc drawn as torchvision does, each BN tensor from
+    `norm(rng, kind, shape, is_last_bn_of_its_block)`, all from one generator in canonical key order."""
     rng = np.random.default_rng(seed)
     shapes = spec.canonical_shapes()
     last_norms = {f"{plan.name}.{plan.norms[-1].name}" for plan in spec.block_plans()}
     weights: dict[str, np.ndarray] = {}
     for key, shape in shapes.items():
         module, kind = key.rsplit(".", 1)
-        if f"{module}.running_mean" not in shapes:
+        if f"{module}.running_mean" not in shapes:  # a conv or the fc
             value = _torchvision_draw(rng, shape, shapes[f"{module}.weight"], kind)
-        elif kind == "weight":
-            value = np.full(shape, 0.0 if spec.zero_init_residual and module in last_norms else 1.0)
-        elif kind in ("bias", "running_mean"):
-            value = np.zeros(shape)
         else:
-            value = np.ones(shape)
+            value = norm(rng, kind, shape, module in last_norms)
         weights[key] = value.astype(np.float32)
     return weights
 
