@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 from parity.compare import fmt_sci
@@ -581,11 +582,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(data=args.data, arch=args.arch, spec=overrides, backends=backends, epochs=args.epochs,
                          batch=args.batch, lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
                          weight_decay=args.weight_decay, size=args.size, seed=args.seed, device=args.device,
-                         normalise=args.normalise, crop_padding=args.crop_padding, flip=args.flip)
+                         normalise=args.normalise, crop_padding=args.crop_padding, flip=args.flip,
+                         devices=args.devices, sync_bn=args.sync_bn)
+    if args.nproc > 1:
+        return _launch_torchrun(args, config)
+    if args.devices > 1:
+        from parity.distributed import host_devices_flag
+
+        host_devices_flag(args.devices)  # before JAX starts: CPU-only machines get N CPU devices
     run = train(config, args.out, resume=args.resume, console=_console())
-    best = {b: max(r["val_acc"] for r in rows) for b, rows in run.history.items()}
-    _console().print(f"best validation accuracy: {', '.join(f'{b} {a:.2%}' for b, a in best.items())}; "
-                     f"run directory {run.out}")
+    if any(run.history.values()):  # under torchrun only process 0 has the history
+        best = {b: max(r["val_acc"] for r in rows) for b, rows in run.history.items()}
+        _console().print(f"best validation accuracy: {', '.join(f'{b} {a:.2%}' for b, a in best.items())}; "
+                         f"run directory {run.out}")
+    return 0
+
+
+def _launch_torchrun(args: argparse.Namespace, config: Any) -> int:
+    """`train --nproc N`: check what can be checked here, then run the same command under torchrun."""
+    from parity.distributed import check_divisible, launch, without_option
+    from parity.trainer import prepare_run_dir
+
+    if config.backends != ("torch",):
+        raise ValueError(f"--nproc {args.nproc} trains the torch backend in {args.nproc} torchrun processes; "
+                         "add --backend torch (Keras spreads over devices with --devices N)")
+    check_divisible(config.batch, args.nproc, "processes")
+    if config.sync_bn:
+        from resnet_torch.distributed import check_sync_bn
+
+        check_sync_bn(config.device)
+    prepare_run_dir(Path(args.out), config, args.resume)  # refuses an existing run or changed settings now
+    launch(args.nproc, without_option(args.argv, "--nproc"), Path(args.out))
     return 0
 
 
@@ -654,6 +681,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from parity.files import atomic_write_text, check_target
+    from parity.scale import ScaleConfig, check
+
+    if args.json:
+        check_target(args.json, force=True)
+    spec = {**ScaleConfig().spec, **parse_set(args.set)}
+    if args.stem is not None:
+        spec["stem"] = args.stem
+    backends = ["torch", "keras"] if args.backend == "both" else [args.backend]
+    configs = {b: ScaleConfig(arch=args.arch, spec=spec, parts=args.nproc if b == "torch" else args.devices,
+                              steps=args.steps, batch=args.batch, size=args.size, lr=args.lr, seed=args.seed,
+                              dtype=args.dtype, sync_bn=args.sync_bn, device=args.device) for b in backends}
+    console, err = _console(), _console(stderr=True)
+    reports = []
+    for backend, config in configs.items():
+        if err.is_terminal:
+            err.print(f"{backend}: {config.parts} {'processes' if backend == 'torch' else 'devices'} ...")
+        report = check(backend, config)
+        reports.append(report)
+        table = Table(title=f"{report.engine}: {report.parts} {'processes' if backend == 'torch' else 'devices'} "
+                            f"against {report.expected}; {config.arch} {config.dtype}, global batch {config.batch} "
+                            f"of {config.size}x{config.size}, SGD lr {config.lr}")
+        for column in ("step", "worst rel. diff", "weights: distance to global batch", "BN statistics: distance"):
+            table.add_column(column, justify="right")
+        for step, (w, g, b) in enumerate(zip(report.worst, report.global_weights, report.global_stats), 1):
+            table.add_row(str(step), fmt_sci(w), fmt_sci(g), fmt_sci(b))
+        console.print(table)
+        console.print(f"{backend}: {'PASS' if report.passed else 'FAIL'} (worst {fmt_sci(max(report.worst))} "
+                      f"<= {report.tolerance_name} {fmt_sci(report.tolerance)})" if report.passed else
+                      f"{backend}: FAIL: worst {fmt_sci(max(report.worst))} > {report.tolerance_name} "
+                      f"{fmt_sci(report.tolerance)}", markup=False)
+    if args.json:
+        atomic_write_text(args.json, json.dumps([r.to_dict() for r in reports], indent=1))
+    return 0 if all(r.passed for r in reports) else 1
+
+
 def _runtime_list(text: str) -> list[str]:
     from parity.bench import RUNTIMES
 
@@ -694,6 +760,13 @@ def _train_parsers(sub: Any) -> None:
     p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None)
     p.add_argument("--out", required=True, metavar="RUN_DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last complete epoch")
+    p.add_argument("--nproc", type=_positive, default=1,
+                   help="torch: data parallel over N processes on this machine (starts torchrun; DDP, gloo on CPU, "
+                        "NCCL on GPUs); --batch stays the global batch")
+    p.add_argument("--devices", type=_positive, default=1,
+                   help="Keras: data parallel over N devices in this process (keras.distribution, JAX backend)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="torch under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="class names and softmax percentages for image files")
@@ -726,6 +799,26 @@ def _train_parsers(sub: Any) -> None:
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", metavar="PNG", help="bar chart of images/s")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("scale", help="does data-parallel training over N processes (torch DDP) or devices (Keras "
+                                     "on JAX) give one process's weights? SGD steps compared after each step")
+    p.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
+    p.add_argument("--nproc", type=_positive, default=2, help="torch: DDP processes (torchrun, gloo on CPU)")
+    p.add_argument("--devices", type=_positive, default=2, help="Keras: JAX devices (CPU devices on a CPU machine)")
+    p.add_argument("--arch", default="resnet18", choices=list(ARCHS))
+    p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: cifar)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="spec field over the default (cifar stem, widths 16,32,64,128, 10 classes)")
+    p.add_argument("--steps", type=_positive, default=3)
+    p.add_argument("--batch", type=_positive, default=8, help="global batch")
+    p.add_argument("--size", type=_positive, default=16)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--sync-bn", action="store_true", help="torch: SyncBatchNorm (CUDA): compare with the global batch")
+    p.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.set_defaults(func=cmd_scale)
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ A run directory holds:
 
 Batches depend on (seed, epoch) alone (`parity.data.batches`), and the state after each epoch holds
 everything the next epoch reads, so `--resume` continues an interrupted run to the same history.
+
+Data parallel: under torchrun (`--nproc N`) every process reads the same global batches, trains on its
+slice with DistributedDataParallel and only process 0 evaluates and writes; `--devices N` spreads the
+Keras model over N devices with keras.distribution (JAX). `--batch` is always the global batch.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from parity.data import Dataset, Preprocess, batches, load_data, num_batches
+from parity.distributed import check_divisible, shard, torchrun_world
 from parity.files import atomic_write, atomic_write_text
 from parity.spec import ResNetSpec, make_spec
 
@@ -37,8 +42,9 @@ OPTIMIZERS = ("sgd", "adam")
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
 DRIFT_FIELDS = ("epoch", "val_acc_gap", "val_loss_gap", "weight_distance")
 RESUME_FIXED = ("data", "arch", "spec", "backends", "batch", "lr", "optimizer", "momentum", "weight_decay", "size",
-                "seed", "normalise", "crop_padding", "flip")
-"""Settings a resumed run must share with the run it continues (epochs may grow; device may change)."""
+                "seed", "normalise", "crop_padding", "flip", "sync_bn")
+"""Settings a resumed run must share with the run it continues (epochs may grow; device and the number of
+processes or devices may change)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class TrainConfig:
         seed: seeds initial weights, split, batch order and augmentation.
         device: torch device ("cpu", "cuda"); Keras places itself.
         normalise, crop_padding, flip: see `parity.data.Preprocess`.
+        devices: Keras only: data parallel over this many devices (keras.distribution on JAX).
+        sync_bn: torch under torchrun: BatchNorm over the global batch (SyncBatchNorm, CUDA only); one
+            process, and Keras on several devices, normalise over the global batch anyway.
     """
 
     data: str
@@ -74,6 +83,8 @@ class TrainConfig:
     normalise: str = "imagenet"
     crop_padding: int = 0
     flip: bool = False
+    devices: int = 1
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backends", tuple(self.backends))
@@ -91,6 +102,11 @@ class TrainConfig:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise ValueError("--weight-decay must be >= 0 and --momentum in [0, 1)")
+        if self.devices < 1:
+            raise ValueError(f"--devices must be >= 1, got {self.devices}")
+        if self.devices > 1 and self.backends != ("keras",):
+            raise ValueError(f"--devices {self.devices} spreads the Keras model over devices (--backend keras); "
+                             "torch trains on several devices with --nproc N (torchrun)")
 
     @property
     def preprocess(self) -> Preprocess:
@@ -111,12 +127,83 @@ class Run:
     spec: ResNetSpec
 
 
+# -- placement ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Placement:
+    """Where one backend trains: alone (no engine), or data parallel through `engine`.
+
+    Args:
+        engine: resnet_torch.distributed or resnet_keras.distributed; None for one device.
+        rank, processes: this process and how many share each global batch (torchrun).
+        device: the device (torch) or devices (Keras) of this process.
+        step_model: what train steps call (the DDP wrapper for torch); set once the model exists.
+    """
+
+    engine: Any = None
+    rank: int = 0
+    processes: int = 1
+    device: str = "cpu"
+    step_model: Any = None
+
+    @property
+    def writer(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        return self.engine.all_sum(values) if self.engine is not None else list(values)
+
+    def describe(self, sync_bn: bool, batch: int) -> str | None:
+        if self.engine is None:
+            return None
+        if self.processes > 1:
+            norm = "BatchNorm over the global batch (SyncBatchNorm)" if sync_bn else "BatchNorm per process"
+            link = "NCCL" if self.device.startswith("cuda") else "gloo"
+            return (f"{self.engine.ENGINE}: {self.processes} processes ({link}), "
+                    f"{batch // self.processes} images each per step; {norm}")
+        count = len(self.device.split(","))
+        return (f"{self.engine.ENGINE} on JAX: {count} devices ({self.device}), {batch // count} images each "
+                "per step; BatchNorm over the global batch")
+
+
+def place(config: TrainConfig) -> dict[str, Placement]:
+    """Join torchrun's process group or spread Keras over devices, as `config` and the environment ask."""
+    rank, world = torchrun_world()
+    placements = {b: Placement(device=config.device) for b in config.backends}
+    if world > 1:
+        if config.backends != ("torch",):
+            raise ValueError("under torchrun only the torch backend trains (--backend torch); Keras spreads over "
+                             "devices with --devices N in one process")
+        check_divisible(config.batch, world, "processes")
+        import resnet_torch.distributed as engine
+
+        rank, world, device = engine.init(config.device)
+        placements["torch"] = Placement(engine, rank, world, device)
+    if config.devices > 1:
+        check_divisible(config.batch, config.devices, "devices")
+        import resnet_keras.distributed as engine
+
+        _, _, devices = engine.init(config.devices)
+        placements["keras"] = Placement(engine, device=devices)
+    return placements
+
+
 # -- one epoch ---------------------------------------------------------------------------------------
 
 
-def evaluate_logits(side: Any, model: Any, data: Dataset, pre: Preprocess, batch: int) -> np.ndarray:
-    """Logits of every image of `data`, in order (inference mode)."""
-    return np.concatenate([side.predict_logits(model, x) for x, _ in batches(data, pre, batch, train=False)])
+def evaluate_logits(side: Any, model: Any, data: Dataset, pre: Preprocess, batch: int, multiple: int = 1) -> np.ndarray:
+    """Logits of every image of `data`, in order (inference mode).
+
+    Args:
+        multiple: pad each batch to a multiple of this (devices that split every batch) and drop the padding.
+    """
+    out = []
+    for x, _ in batches(data, pre, batch, train=False):
+        pad = -len(x) % multiple
+        logits = side.predict_logits(model, np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x)
+        out.append(logits[:len(x)])
+    return np.concatenate(out)
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -134,21 +221,34 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def train_epoch(side: Any, model: Any, optimizer: Any, train: Dataset, val: Dataset, config: TrainConfig,
-                epoch: int, progress: Callable[[int], None] = lambda n: None) -> dict[str, float]:
-    """Train one epoch, then validate; the history row (epoch counted from 1)."""
+                epoch: int, progress: Callable[[int], None] = lambda n: None,
+                placement: Placement | None = None) -> dict[str, float] | None:
+    """Train one epoch, then validate; the history row (epoch counted from 1), None on a non-writing process.
+
+    Args:
+        placement: data parallel: this process trains `placement.step_model` on its shard of each batch,
+            and only the writing process validates.
+    """
+    placement = placement or Placement()
+    step_model = placement.step_model if placement.step_model is not None else model
     pre = config.preprocess
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
     for images, labels in batches(train, pre, config.batch, config.seed, epoch, train=True):
-        loss, right = side.train_step(model, optimizer, images, labels)
+        images, labels = shard(images, labels, placement.rank, placement.processes)
+        loss, right = side.train_step(step_model, optimizer, images, labels)
         if not math.isfinite(loss):
             raise FloatingPointError(f"{side.NAME}: training loss is {loss} at epoch {epoch + 1}; lower --lr")
         loss_sum += loss * len(labels)
         correct += right
         seen += len(labels)
         progress(1)
+    loss_sum, correct, seen = placement.all_sum([loss_sum, correct, seen])
     seconds = time.perf_counter() - start
-    logits = evaluate_logits(side, model, val, pre, config.batch)
+    if not placement.writer:
+        return None
+    multiple = len(placement.device.split(",")) if placement.processes == 1 else 1
+    logits = evaluate_logits(side, model, val, pre, config.batch, multiple)
     return {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
             "val_loss": cross_entropy(logits, val.labels), "val_acc": float((logits.argmax(1) == val.labels).mean()),
             "seconds": seconds, "images_per_s": seen / seconds}
@@ -226,52 +326,88 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, con
         config: the run.
         out: run directory (created; an existing run is refused unless `resume`).
         resume: continue the run in `out` from its last complete epoch.
-        console: a rich Console for the table and progress bar (None: silent).
+        console: a rich Console for the table and progress bar (None: silent; only process 0 prints).
     """
+    out = Path(out)
+    train_data, val_data = load_data(config.data, config.size, config.seed)
+    spec = make_spec(config.arch, num_classes=len(train_data.classes), in_channels=3, **config.spec)
+    placements = place(config)
+    writer = all(p.writer for p in placements.values())
+    console = console if writer else None
+    try:
+        return _train(config, out, resume, console, train_data, val_data, spec, placements, writer)
+    finally:
+        for p in placements.values():
+            if p.engine is not None:
+                p.engine.finish()
+
+
+def _train(config: TrainConfig, out: Path, resume: bool, console: Any, train_data: Dataset, val_data: Dataset,
+           spec: ResNetSpec, placements: dict[str, Placement], writer: bool) -> Run:
     from parity.backends import adapter_named
     from parity.provenance import versions
     from parity.weights import initial_weights, set_weights
 
-    out = Path(out)
-    train_data, val_data = load_data(config.data, config.size, config.seed)
-    spec = make_spec(config.arch, num_classes=len(train_data.classes), in_channels=3, **config.spec)
-    done = prepare_run_dir(out, config, resume)
+    # Only the writing process looks at the run directory first; the others learn how far it got.
+    done = prepare_run_dir(out, config, resume) if writer else 0
+    for p in placements.values():
+        if p.engine is not None:
+            done = p.engine.broadcast(done)
     pre = config.preprocess
     sides = {b: adapter_named(b) for b in config.backends}
     models, optimizers = {}, {}
     start_weights = initial_weights(spec, config.seed)
     for name, side in sides.items():
+        placement = placements[name]
         model = side.build(spec)
+        if placement.engine is not None:
+            model = placement.engine.convert(model, config.sync_bn, placement.device)
         if name == "torch":
-            model = model.to(config.device)
+            model = model.to(placement.device)
         set_weights(model, start_weights)
         models[name] = model
         optimizers[name] = side.make_optimizer(model, config.optimizer, config.lr, config.momentum, config.weight_decay)
     history: dict[str, list[dict]] = {b: [] for b in config.backends}
     drift: list[dict] = []
     for name, side in sides.items():
-        (out / name).mkdir(exist_ok=True)
+        if writer:
+            (out / name).mkdir(exist_ok=True)
         if done:
-            header = _load_state(out / name / f"state-{done}.safetensors", side, models[name], optimizers[name])
+            state = out / name / f"state-{done}.safetensors"
+            if not state.is_file():
+                raise FileNotFoundError(f"--resume: process {placements[name].rank} cannot read {state}; every "
+                                        "process needs the run directory (shared storage across machines)")
+            header = _load_state(state, side, models[name], optimizers[name])
             history[name] = header["history"][:done]
             drift = header.get("drift", [])[:done]
-    if not resume:
+        placement = placements[name]
+        if placement.engine is not None:
+            placement.step_model = placement.engine.wrap(models[name], placement.device)
+    if writer and not resume:
         atomic_write_text(out / "run.json", json.dumps({
             "config": config.to_dict(), "spec": spec.to_dict(), "classes": list(train_data.classes),
             "preprocess": pre.to_dict(), "train_images": len(train_data), "val_images": len(val_data),
-            "versions": versions(), "keras_backend": _keras_backend(config)}, indent=1))
+            "versions": versions(), "keras_backend": _keras_backend(config),
+            "parallel": {n: p.describe(config.sync_bn, config.batch) for n, p in placements.items()
+                         if p.engine is not None}}, indent=1))
     trainable = [k for k in spec.canonical_shapes() if not k.endswith(("running_mean", "running_var"))]
     steps = num_batches(len(train_data), config.batch, True)
-    table = EpochTable(console, config, len(train_data), len(val_data), spec, done)
+    notes = [f"{n}: {p.describe(config.sync_bn, config.batch)}" for n, p in placements.items() if p.engine is not None]
+    table = EpochTable(console, config, len(train_data), len(val_data), spec, done, notes)
     for epoch in range(done, config.epochs):
         for name, side in sides.items():
             with table.progress(f"{name} epoch {epoch + 1}/{config.epochs}", steps) as advance:
-                row = train_epoch(side, models[name], optimizers[name], train_data, val_data, config, epoch, advance)
+                row = train_epoch(side, models[name], optimizers[name], train_data, val_data, config, epoch, advance,
+                                  placements[name])
+            if row is None:  # not the writing process: train on
+                continue
             history[name].append(row)
             table.row(name, row)
             if row["val_acc"] > max((r["val_acc"] for r in history[name][:-1]), default=-1.0):
                 save_best(out / name / "best.safetensors", side.get_weights(models[name]), spec, train_data.classes,
                           config, name, row)
+        if not writer:
+            continue
         if len(sides) == 2:
             weights = {n: sides[n].get_weights(m) for n, m in models.items()}
             t, k = history["torch"][-1], history["keras"][-1]
@@ -328,7 +464,8 @@ def _plot_or_skip(out: Path, history: dict, drift: list, console: Any) -> None:
 class EpochTable:
     """One printed line per backend per epoch, a transient progress bar during each epoch."""
 
-    def __init__(self, console: Any, config: TrainConfig, n_train: int, n_val: int, spec: ResNetSpec, done: int):
+    def __init__(self, console: Any, config: TrainConfig, n_train: int, n_val: int, spec: ResNetSpec, done: int,
+                 notes: list[str] = ()):
         self.console = console
         if console is None:
             return
@@ -337,6 +474,8 @@ class EpochTable:
                       f"{trainable:,} parameters) on {config.data}: {n_train} train / {n_val} val images, "
                       f"{config.size}x{config.size}, batch {config.batch}, {config.optimizer} lr {config.lr}, "
                       f"seed {config.seed}" + (f"; resuming after epoch {done}" if done else ""))
+        for note in notes:
+            console.print(note, markup=False)
         console.print(f"{'backend':8} {'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} "
                       f"{'val acc':>8} {'seconds':>8} {'img/s':>8}")
 

@@ -78,14 +78,15 @@ def test_predict_names_the_digits_in_png_files(run, tmp_path, capsys):
 
 
 def test_resume_reproduces_the_uninterrupted_history(run, tmp_path):
+    """Epoch 1, then --resume to epoch 2: the first two epochs of the uninterrupted 3-epoch run."""
     out = tmp_path / "resumed"
-    assert main(["train", "--data", "digits", *NARROW, "--epochs", "2", "--out", str(out)]) == 0
-    assert main(["train", "--data", "digits", *NARROW, "--epochs", "3", "--out", str(out), "--resume"]) == 0
+    assert main(["train", "--data", "digits", *NARROW, "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["train", "--data", "digits", *NARROW, "--epochs", "2", "--out", str(out), "--resume"]) == 0
     metrics = ("train_loss", "train_acc", "val_loss", "val_acc")
     for backend in ("torch", "keras"):
         assert [[r[m] for m in metrics] for r in history(out, backend)] == \
-               [[r[m] for m in metrics] for r in history(run, backend)]
-    assert json.loads((out / "drift.json").read_text()) == json.loads((run / "drift.json").read_text())
+               [[r[m] for m in metrics] for r in history(run, backend)[:2]]
+    assert json.loads((out / "drift.json").read_text()) == json.loads((run / "drift.json").read_text())[:2]
 
 
 def test_run_directory_mistakes_are_refused(run, tmp_path, capsys):
