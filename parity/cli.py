@@ -711,10 +711,9 @@ def cmd_scale(args: argparse.Namespace) -> int:
         for step, (w, g, b) in enumerate(zip(report.worst, report.global_weights, report.global_stats), 1):
             table.add_row(str(step), fmt_sci(w), fmt_sci(g), fmt_sci(b))
         console.print(table)
-        console.print(f"{backend}: {'PASS' if report.passed else 'FAIL'} (worst {fmt_sci(max(report.worst))} "
-                      f"<= {report.tolerance_name} {fmt_sci(report.tolerance)})" if report.passed else
-                      f"{backend}: FAIL: worst {fmt_sci(max(report.worst))} > {report.tolerance_name} "
-                      f"{fmt_sci(report.tolerance)}", markup=False)
+        verdict, sign = ("PASS", "<=") if report.passed else ("FAIL", ">")
+        console.print(f"{backend}: {verdict} (worst {fmt_sci(max(report.worst))} {sign} {report.tolerance_name} "
+                      f"{fmt_sci(report.tolerance)})", markup=False)
     if args.json:
         atomic_write_text(args.json, json.dumps([r.to_dict() for r in reports], indent=1))
     return 0 if all(r.passed for r in reports) else 1

@@ -59,10 +59,10 @@ def without_option(argv: Sequence[str], option: str) -> list[str]:
     return out
 
 
-def torchrun_command(nproc: int, argv: Sequence[str]) -> list[str]:
-    """The torchrun command line that runs `resnet-parity <argv>` in `nproc` local processes."""
+def torchrun_command(nproc: int, argv: Sequence[str], module: str = "parity.cli") -> list[str]:
+    """The torchrun command line that runs `python -m <module> <argv>` in `nproc` local processes."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "parity.cli", *argv]
+            "-m", module, *argv]
 
 
 def last_state(out: Path, backend: str) -> Path | None:

@@ -210,8 +210,8 @@ def check_torch(config: ScaleConfig) -> ScaleReport:
     with tempfile.TemporaryDirectory(prefix="resnet-parity-scale-") as folder:
         out = Path(folder) / "ranks.safetensors"
         start = time.perf_counter()
-        command = torchrun_command(config.parts, [])[:-2] + ["-m", "parity.scale", "torch-rank",
-                                                             json.dumps(asdict(config)), str(out)]
+        command = torchrun_command(config.parts, ["torch-rank", json.dumps(asdict(config)), str(out)],
+                                   module="parity.scale")
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0 or not out.exists():
             raise RuntimeError(f"torchrun ({config.parts} processes) failed with exit code {done.returncode}:\n"

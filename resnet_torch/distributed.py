@@ -21,8 +21,8 @@ ENGINE = "torch DistributedDataParallel"
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    # FRAMEWORK: processes — Keras runs one process. torchrun stops the other processes with SIGTERM when one fails; exiting through SystemExit
-    # runs the `finally` blocks that remove half-written temporary files.
+    # FRAMEWORK: processes — Keras runs one process; torchrun stops the others with SIGTERM when one
+    # fails, and exiting through SystemExit runs the `finally` blocks that remove half-written temp files.
     sys.exit(128 + signum)
 
 
