@@ -73,11 +73,12 @@ def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path
     command = [sys.executable, "-m", "parity.cli", "train", *TINY, "--nproc", "2", "--out", str(out)]
     run = subprocess.Popen([*command, "--epochs", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
-    state = out / "torch" / "state-1.safetensors"
+    state, history = out / "torch" / "state-1.safetensors", out / "torch" / "history.json"
     deadline = time.monotonic() + 240
-    while not state.exists() and run.poll() is None and time.monotonic() < deadline:
+    # history.json is written right after the state: kill once epoch 1 is on disk, not mid-write.
+    while not history.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert state.exists(), run.communicate()
+    assert state.exists() and history.exists(), run.communicate()
     os.kill(_rank_log(audit, 1)[0], signal.SIGKILL)
     stdout, stderr = run.communicate(timeout=240)
     assert run.returncode == 2, stderr
@@ -90,13 +91,13 @@ def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path
     assert writes_1 == []
     assert any(line.endswith("/run.json") for line in writes_0) and any("state-1" in line for line in writes_0)
     assert not list(out.rglob(".tmp-*"))
-    assert json.loads((out / "torch" / "history.json").read_text())[0]["epoch"] == 1
+    assert json.loads(history.read_text())[0]["epoch"] == 1
     assert "torch DistributedDataParallel: 2 processes" in json.loads((out / "run.json").read_text())["parallel"]["torch"]
 
     resumed = subprocess.run([*command, "--epochs", "2", "--resume"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 1" in resumed.stdout
-    rows = json.loads((out / "torch" / "history.json").read_text())
+    rows = json.loads(history.read_text())
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_acc"] > 0.8, rows
     assert (out / "torch" / "state-2.safetensors").exists() and not state.exists()
     assert _rank_log(audit, 1)[1] == []  # the resumed process 1 wrote nothing either
