@@ -706,10 +706,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
         table = Table(title=f"{report.engine}: {report.parts} {'processes' if backend == 'torch' else 'devices'} "
                             f"against {report.expected}; {config.arch} {config.dtype}, global batch {config.batch} "
                             f"of {config.size}x{config.size}, SGD lr {config.lr}")
-        for column in ("step", "worst rel. diff", "weights: distance to global batch", "BN statistics: distance"):
-            table.add_column(column, justify="right")
-        for step, (w, g, b) in enumerate(zip(report.worst, report.global_weights, report.global_stats), 1):
-            table.add_row(str(step), fmt_sci(w), fmt_sci(g), fmt_sci(b))
+        for column in ("step", "worst rel. diff", "in", "weights: distance to global batch", "BN statistics: distance"):
+            table.add_column(column, justify="left" if column == "in" else "right")
+        for step, (w, key, g, b) in enumerate(zip(report.worst, report.worst_tensor, report.global_weights,
+                                                  report.global_stats), 1):
+            table.add_row(str(step), fmt_sci(w), key, fmt_sci(g), fmt_sci(b))
         console.print(table)
         verdict, sign = ("PASS", "<=") if report.passed else ("FAIL", ">")
         console.print(f"{backend}: {verdict} (worst {fmt_sci(max(report.worst))} {sign} {report.tolerance_name} "

@@ -65,13 +65,6 @@ def torchrun_command(nproc: int, argv: Sequence[str], module: str = "parity.cli"
             "-m", module, *argv]
 
 
-def last_state(out: Path, backend: str) -> Path | None:
-    """The newest complete `state-E.safetensors` of `backend` in run directory `out`, if any."""
-    states = sorted(out.glob(f"{backend}/state-*.safetensors"),
-                    key=lambda p: int(p.name[len("state-"):-len(".safetensors")]))
-    return states[-1] if states else None
-
-
 def launch(nproc: int, argv: Sequence[str], out: Path) -> None:
     """Run `resnet-parity <argv>` under torchrun in `nproc` processes; a failed process is one clear error.
 
@@ -80,11 +73,13 @@ def launch(nproc: int, argv: Sequence[str], out: Path) -> None:
         argv: the train command line without --nproc.
         out: its run directory (named in the error with the checkpoint to resume from).
     """
+    from parity.trainer import state_epochs  # the trainer imports this module
+
     code = subprocess.call(torchrun_command(nproc, argv))
     if code == 0:
         return
-    state = last_state(out, "torch")
-    keep = (f"the last good checkpoint is {state}; continue with --resume" if state is not None
-            else "no epoch had completed, so there is no checkpoint to resume from")
+    epochs = state_epochs(out / "torch")
+    keep = (f"the last good checkpoint is {out / 'torch' / f'state-{epochs[-1]}.safetensors'}; continue with --resume"
+            if epochs else "no epoch had completed, so there is no checkpoint to resume from")
     raise RuntimeError(f"torchrun: a process of the {nproc}-process run failed (exit code {code}; its error "
                        f"is above); {keep}")

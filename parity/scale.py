@@ -18,6 +18,7 @@ or running statistic after every step is compared with its tolerance.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ import numpy as np
 from parity import tolerances
 from parity.distributed import host_devices_flag, shard
 from parity.spec import ResNetSpec, make_spec
-from parity.train import DTYPES, keras_floatx, make_batches
+from parity.train import DTYPES, keras_floatx, make_batches, worst_tensor
 from parity.trainer import weight_distance
 
 
@@ -97,6 +98,7 @@ class ScaleReport:
     dtype: str
     expected: str
     worst: list[float]
+    worst_tensor: list[str]
     global_weights: list[float]
     global_stats: list[float]
     tolerance: float
@@ -111,14 +113,12 @@ class ScaleReport:
         return {**asdict(self), "passed": self.passed}
 
 
-def relative_gap(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
-    """max |a - b| / max(max |a|, tiny), the worst over every tensor (float64)."""
-    worst = 0.0
-    for key, value in a.items():
-        x, y = value.astype(np.float64), b[key].astype(np.float64)
-        scale = max(float(np.max(np.abs(x))), np.finfo(np.float64).tiny)
-        worst = max(worst, float(np.max(np.abs(x - y))) / scale)
-    return worst
+def step_gaps(expected: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]],
+              tolerance: float) -> tuple[list[float], list[str]]:
+    """Per step: the worst max-rel difference over every tensor (inf where NaN/inf masks differ) and its key."""
+    diffs = [worst_tensor("step", e, g, list(e), tolerance) for e, g in zip(expected, got)]
+    worst = [d.max_rel if d.nan_mismatch == 0 and d.inf_mismatch == 0 else math.inf for d in diffs]
+    return worst, [d.stage.split(":", 1)[1] for d in diffs]
 
 
 def distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray], stats: bool) -> float:
@@ -224,11 +224,11 @@ def check_torch(config: ScaleConfig) -> ScaleReport:
     whole = torch_single(config, 1)
     seconds["one process"] = time.perf_counter() - start
     expected = whole if config.sync_bn else torch_single(config, config.parts)
-    name, tolerance = tolerances.scale("torch", config.dtype)
+    name, tolerance = tolerances.scale(config.dtype)
     return ScaleReport("torch", engine.ENGINE, config.parts, config.dtype,
                        "one process, global batch" if config.sync_bn else
                        f"one process accumulating {config.parts} shards (BatchNorm per shard)",
-                       [relative_gap(e, d) for e, d in zip(expected, ddp)],
+                       *step_gaps(expected, ddp, tolerance),
                        [distance(w, d, stats=False) for w, d in zip(whole, ddp)],
                        [distance(w, d, stats=True) for w, d in zip(whole, ddp)], tolerance, name, seconds)
 
@@ -269,9 +269,9 @@ def check_keras_here(config: ScaleConfig) -> ScaleReport:
         seconds[f"{config.parts} devices"] = time.perf_counter() - start
     finally:
         engine.finish()
-    name, tolerance = tolerances.scale("keras", config.dtype)
+    name, tolerance = tolerances.scale(config.dtype)
     return ScaleReport("keras", engine.ENGINE + " (JAX)", config.parts, config.dtype, "one device, global batch",
-                       [relative_gap(s, d) for s, d in zip(single, spread)],
+                       *step_gaps(single, spread, tolerance),
                        [distance(s, d, stats=False) for s, d in zip(single, spread)],
                        [distance(s, d, stats=True) for s, d in zip(single, spread)], tolerance, name, seconds)
 

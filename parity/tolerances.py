@@ -127,6 +127,6 @@ after 3 steps (fp32 reductions in a different order); 26x margin. Like every fix
 assumption about the network: deeper nets and more steps amplify rounding (see TRAIN_STEP_FP64)."""
 
 
-def scale(backend: str, dtype: str) -> tuple[str, float]:
+def scale(dtype: str) -> tuple[str, float]:
     """(name, value) of the scale-check tolerance for `dtype` (the same for both engines)."""
     return ("SCALE_FP64", SCALE_FP64) if dtype == "float64" else ("SCALE_FP32", SCALE_FP32)

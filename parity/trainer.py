@@ -294,7 +294,8 @@ def _load_state(path: Path, side: Any, model: Any, optimizer: Any) -> dict:
     return header
 
 
-def _state_epochs(folder: Path) -> list[int]:
+def state_epochs(folder: Path) -> list[int]:
+    """Epochs of the `state-E.safetensors` files in a backend's run folder, ascending."""
     return sorted(int(p.name[len("state-"):-len(".safetensors")]) for p in folder.glob("state-*.safetensors"))
 
 
@@ -314,7 +315,7 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
     if changed:
         raise ValueError(f"--resume: {', '.join(f'{k} was {stored.get(k)!r}, now {now[k]!r}' for k in changed)}"
                          f"; a resumed run must use the settings of {out}")
-    done = [set(_state_epochs(out / b)) for b in config.backends]
+    done = [set(state_epochs(out / b)) for b in config.backends]
     common = set.intersection(*done) if done else set()
     return max(common) if common else 0
 
@@ -423,7 +424,7 @@ def _train(config: TrainConfig, out: Path, resume: bool, console: Any, train_dat
             _write_history(out / "drift", drift, DRIFT_FIELDS)
         # Only now is every file of this epoch written: drop the previous epoch's states.
         for name in sides:
-            for old in _state_epochs(out / name):
+            for old in state_epochs(out / name):
                 if old < epoch + 1:
                     (out / name / f"state-{old}.safetensors").unlink()
         _plot_or_skip(out, history, drift, console)

@@ -30,7 +30,7 @@ def test_keras_data_parallel_on_two_jax_cpu_devices_is_one_device():
     assert report.engine == "keras.distribution.DataParallel (JAX)" and report.parts == 2
     assert max(report.worst) <= tolerances.SCALE_FP64, report.worst
     # BatchNorm statistics are global under DataParallel: the global batch *is* the expectation.
-    assert report.global_weights == pytest.approx(report.worst, abs=tolerances.SCALE_FP64)
+    assert max(report.global_weights + report.global_stats) <= tolerances.SCALE_FP64
 
 
 @pytest.mark.parametrize("args,message", [
