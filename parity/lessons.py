@@ -448,7 +448,7 @@ _lesson("maxpool_nan", "max-pool and NaN", "parity.compare.StageDiff (NaN masks 
 
 def run_lessons(arch: str = "resnet18", size: int = 64, device: str = "cpu", seed: int = 0,
                 only: list[str] | None = None, train_steps: int = 3, train_size: int = 64,
-                progress: Callable[[str], None] | None = None) -> list[Finding]:
+                progress: Callable[[str], None] | None = None, spec: ResNetSpec | None = None) -> list[Finding]:
     """Measure every lesson (or those in `only`) on one architecture; returns the table's rows.
 
     Args:
@@ -460,11 +460,12 @@ def run_lessons(arch: str = "resnet18", size: int = 64, device: str = "cpu", see
         train_steps: SGD steps for the training lessons.
         train_size: image size of their batches of 8 (float64).
         progress: called with each lesson's title before it runs.
+        spec: a full spec instead of the preset (e.g. narrower widths: the same mechanisms, less memory).
     """
     unknown = sorted(set(only or []) - set(LESSONS))
     if unknown:
         raise ValueError(f"unknown lesson(s) {', '.join(unknown)}; choose from {', '.join(LESSONS)}")
-    spec = make_spec(arch)
+    spec = spec or make_spec(arch)
     ctx = Context(spec, size, device, seed, train_steps=train_steps, train_size=train_size)
     ctx.torch_model, ctx.keras_model = build_pair(spec)
     ctx.weights = random_weights(spec, seed)
