@@ -29,7 +29,7 @@ def _scale_channel(model, key, channel, factor):
     set_weights(model, weights)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: the module's resnet152 tests need the room (a test worker's 4 GB)
 def calibrated50():
     spec = make_spec("resnet50")
     return (spec, *_ported(spec, 128))
