@@ -2,8 +2,8 @@
 
 Torch models go through `torch.onnx.export` (the dynamo exporter); Keras models through Keras' own
 `model.export(..., format="onnx")` (tf2onnx under the TensorFlow backend, in its large-model mode:
-`parity.backends.keras._lean_tf2onnx`). Every file is written to a
-temporary name, checked with `onnx.checker`, and only then renamed to the target.
+`parity.backends.keras._lean_tf2onnx`). Every file is written to a temporary name, checked with
+`onnx.checker`, and only then renamed to the target.
 
 Both exports take the input named `input` and give the output named `logits`, with the batch axis
 (named `batch`), height and width dynamic (torch graphs of 'same'-padding specs: batch only); with
