@@ -4,9 +4,10 @@
 
 Each job runs as a child process. "peak RSS" is the kernel's own accounting for it (`os.wait4`), the
 figure `/usr/bin/time -v` prints as "Maximum resident set size": the largest single process of the
-job. Jobs that start processes of their own (the Keras ONNX export, torchrun) hold several at once,
-so "tree peak" is the largest sum over the job and all its descendants of their proportional set
-sizes (shared pages split between the processes mapping them), sampled every 0.1 s from /proc.
+job. Jobs that start processes of their own (torchrun, the bench's other Keras backends) hold
+several at once, so "tree peak" is the largest sum over the job and all its descendants of their
+proportional set sizes (shared pages split between the processes mapping them), sampled every 0.1 s
+from /proc.
 """
 
 from __future__ import annotations

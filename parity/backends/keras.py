@@ -219,12 +219,11 @@ def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, widt
     target = NCHWInput(model) if nchw else model
     shape = (None, spec.in_channels, None, None) if nchw else (None, None, None, spec.in_channels)
     signature = [keras.InputSpec(shape=shape, dtype="float32", name=input_name)]
-    if keras.backend.backend() != "tensorflow":  # the torch Keras backend exports with torch.onnx
+    tf2onnx = keras.backend.backend() == "tensorflow"  # the torch Keras backend exports with torch.onnx
+    with _lean_tf2onnx() if tf2onnx else contextlib.nullcontext():
         target.export(str(tmp), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
-        return
-    with _lean_tf2onnx():
-        target.export(str(tmp), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
-    _inline_zip(tmp)
+    if tf2onnx:
+        _inline_zip(tmp)
 
 
 @contextlib.contextmanager
