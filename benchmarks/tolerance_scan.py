@@ -16,10 +16,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from parity.check import build_pair, default_weights, random_input  # noqa: E402
-from parity.compare import compare  # noqa: E402
+from parity.checks.check import build_pair, default_weights, random_input  # noqa: E402
+from parity.checks.compare import compare  # noqa: E402
+from parity.io.weights import copy_weights, set_weights  # noqa: E402
 from parity.spec import make_spec, parse_archs  # noqa: E402
-from parity.weights import copy_weights, set_weights  # noqa: E402
 
 
 def main() -> None:

@@ -19,9 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from parity.checks.train_steps import SGDConfig, make_batches, train_keras, train_torch, training_pair  # noqa: E402
+from parity.io.weights import random_weights  # noqa: E402
 from parity.spec import make_spec, parse_archs  # noqa: E402
-from parity.train import SGDConfig, make_batches, train_keras, train_torch, training_pair  # noqa: E402
-from parity.weights import random_weights  # noqa: E402
 
 CONFIGS = [(4, 32), (8, 64)]  # (batch, size): layer4 maps of 1x1 and 2x2
 

@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py [--arch resnet18] [--batch 32] [--size 96] [--steps 20]
 
 All loops train the same model from the same weights on the same real batches (the bundled digits,
-resized to --size, through `parity.data`). The bare loop is the tutorial's five lines on torch tensors
+resized to --size, through `parity.io.data`). The bare loop is the tutorial's five lines on torch tensors
 prepared beforehand, so the gap to `train torch` is what our pipeline and step function cost. Prints
 the median seconds per step, images per second and the ratio to the bare loop, all from one run.
 """
@@ -18,10 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 from parity.backends import adapter_named  # noqa: E402
-from parity.bench import median_seconds  # noqa: E402
-from parity.data import Preprocess, batches, digits  # noqa: E402
+from parity.checks.bench import median_seconds  # noqa: E402
+from parity.io.data import Preprocess, batches, digits  # noqa: E402
+from parity.io.weights import initial_weights, set_weights  # noqa: E402
 from parity.spec import make_spec  # noqa: E402
-from parity.weights import initial_weights, set_weights  # noqa: E402
 
 
 def main() -> None:

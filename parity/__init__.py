@@ -12,13 +12,14 @@ from typing import Any
 from parity.spec import ARCHS, VARIANTS, ResNetSpec, make_spec
 
 _LAZY = {
-    "get_weights": "parity.weights",
-    "set_weights": "parity.weights",
-    "copy_weights": "parity.weights",
-    "random_weights": "parity.weights",
-    "compare": "parity.compare",
-    "load_checkpoint": "parity.checkpoints",
-    "save_checkpoint": "parity.checkpoints",
+    "get_weights": "parity.io.weights",
+    "set_weights": "parity.io.weights",
+    "copy_weights": "parity.io.weights",
+    "random_weights": "parity.io.weights",
+    "compare": "parity.checks.compare",
+    "load_checkpoint": "parity.io.checkpoints",
+    "save_checkpoint": "parity.io.checkpoints",
+    "load_model": "parity.io.checkpoints",
     "assert_parity": "parity.testing",
 }
 

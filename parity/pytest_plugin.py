@@ -5,7 +5,8 @@ Importing it imports no framework; the fixtures import what they need when used.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

@@ -26,8 +26,8 @@ def seeded_input(model: Any, batch: int = 2, size: int | tuple[int, int] = DEFAU
         size: H or (H, W).
         seed: numpy seed.
     """
-    from parity.check import random_input
-    from parity.weights import spec_of
+    from parity.checks.check import random_input
+    from parity.io.weights import spec_of
 
     height, width = (size, size) if isinstance(size, int) else size
     return random_input(spec_of(model), batch, height, width, seed)
@@ -37,7 +37,7 @@ def assert_parity(model_a: Any, model_b: Any, x: np.ndarray | None = None, *, de
                   float64: bool = True, tolerance: float | None = None, seed: int = 0) -> Any:
     """Raise AssertionError (message: the readable report) unless the two models agree.
 
-    Both verdicts of `parity.compare.compare` must pass: the port in float64 and the fp32 outputs
+    Both verdicts of `parity.checks.compare.compare` must pass: the port in float64 and the fp32 outputs
     within a measured multiple of the reference's own fp32 rounding. The message names the first
     wrong stage, block (`layer3.4`) and layer (`layer3.4.bn2`). Returns the report when it passes.
 
@@ -50,7 +50,7 @@ def assert_parity(model_a: Any, model_b: Any, x: np.ndarray | None = None, *, de
         tolerance: a fixed fp32 tolerance per stage instead of the noise-aware one.
         seed: seeds the default input.
     """
-    from parity.compare import compare
+    from parity.checks.compare import compare
 
     if x is None:
         x = seeded_input(model_a, seed=seed)

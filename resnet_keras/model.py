@@ -1,7 +1,8 @@
 """ResNet as a subclassed Keras 3 `keras.Model`, built from a `parity.spec.ResNetSpec`.
 
 Read side by side with `resnet_torch/model.py`: same classes, same method order, same local names.
-Every intentional difference is tagged `# FRAMEWORK:`. Only `keras.layers` / `keras.ops` are used,
+Every intentional difference is tagged `# FRAMEWORK:`. Helper layers live in `resnet_keras/layers.py`.
+Only `keras.layers` / `keras.ops` are used,
 so the model runs under the TensorFlow, PyTorch and JAX Keras backends.
 
 Layer names nest like torchvision's modules (`layer2` > `0` > `downsample` > `0`), so a variable
@@ -16,9 +17,8 @@ from collections import OrderedDict
 import keras
 
 from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec
+from resnet_keras.layers import CHANNEL_AXIS, BatchNorm, Dense, GlobalAveragePooling, Sequential
 
-# FRAMEWORK: layout — Keras images are NHWC (channels_last); torch images are NCHW.
-CHANNEL_AXIS = -1
 DATA_FORMAT = "channels_last"
 
 
@@ -56,57 +56,6 @@ def make_pad(plan: ConvPlan | PoolPlan) -> keras.layers.Layer:
     return keras.layers.ZeroPadding2D(plan.padding, data_format=DATA_FORMAT, name=f"{local_name(plan)}_pad")
 
 
-@keras.saving.register_keras_serializable(package="resnet_keras")
-class BatchNorm(keras.layers.BatchNormalization):
-    """Keras BatchNormalization whose moving variance follows torch's running_var update.
-
-    # FRAMEWORK: BN running variance — in training mode both normalise the batch with its biased
-    # variance, but torch feeds the unbiased one (x n / (n - 1)) into running_var, Keras the biased.
-    In inference it normalises with the moving statistics, as Keras' own does.
-    """
-
-    def call(self, inputs, training=None, mask=None):
-        if mask is not None or self.renorm or not (self.center and self.scale):
-            return super().call(inputs, training=training, mask=mask)
-        # FRAMEWORK: dtype — Keras' own BN computes in result_type(inputs.dtype, "float32"), which is
-        # float32 for float64 inputs under its torch and JAX backends; torch's keeps the input's dtype.
-        # Half-precision inputs are still normalised in float32, as Keras does.
-        dtype = keras.backend.standardize_dtype(inputs.dtype)
-        dtype = "float32" if dtype in ("float16", "bfloat16") else dtype
-        inputs = keras.ops.cast(inputs, dtype)
-        if training and self.trainable:
-            axes = [i for i in range(len(inputs.shape)) if i != len(inputs.shape) + CHANNEL_AXIS]
-            mean, variance = keras.ops.moments(inputs, axes=axes)
-            count = keras.ops.cast(keras.ops.size(inputs) // inputs.shape[CHANNEL_AXIS], inputs.dtype)
-            unbiased = variance * count / keras.ops.maximum(count - 1.0, 1.0)
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
-        else:
-            mean = keras.ops.cast(self.moving_mean, dtype)
-            variance = keras.ops.cast(self.moving_variance, dtype)
-        outputs = keras.ops.batch_normalization(
-            inputs, mean, variance, axis=CHANNEL_AXIS, offset=keras.ops.cast(self.beta, dtype),
-            scale=keras.ops.cast(self.gamma, dtype), epsilon=self.epsilon,
-        )
-        return keras.ops.cast(outputs, self.compute_dtype)
-
-
-@keras.saving.register_keras_serializable(package="resnet_keras")
-class GlobalAveragePooling(keras.layers.GlobalAveragePooling2D):
-    """GlobalAveragePooling2D that averages a float64 map in float64, as torch's AdaptiveAvgPool2d does.
-
-    # FRAMEWORK: dtype — keras.ops.mean computes in result_type(x.dtype, "float32"), float32 for a
-    # float64 map under the torch and JAX backends; a sum divided by the count keeps float64.
-    """
-
-    def call(self, inputs):
-        if keras.backend.standardize_dtype(inputs.dtype) != "float64":
-            return super().call(inputs)
-        shape = keras.ops.shape(inputs)
-        count = keras.ops.cast(shape[1] * shape[2], "float64")
-        return keras.ops.sum(inputs, axis=[1, 2], keepdims=self.keepdims) / count
-
-
 def make_norm(plan: NormPlan) -> keras.layers.BatchNormalization:
     """BatchNorm with the spec's eps; momentum converted from PyTorch's convention."""
     # FRAMEWORK: BN momentum — torch: running = (1 - m) * running + m * batch;
@@ -129,22 +78,6 @@ def make_pool(plan: PoolPlan) -> keras.layers.MaxPooling2D:
         data_format=DATA_FORMAT,
         name=local_name(plan),
     )
-
-
-@keras.saving.register_keras_serializable(package="resnet_keras")
-class Dense(keras.layers.Dense):
-    """keras.layers.Dense that multiplies float64 inputs in float64, as torch's nn.Linear does.
-
-    # FRAMEWORK: dtype — under Keras' torch backend keras.ops.matmul returns float32 for float64
-    # operands (its dtype promotion does not read torch dtypes); einsum keeps float64.
-    """
-
-    def call(self, inputs, training=None):
-        if keras.backend.standardize_dtype(inputs.dtype) != "float64":
-            return super().call(inputs)
-        out = keras.ops.einsum("ni,io->no", inputs, keras.ops.cast(self.kernel, "float64"))
-        out = out + keras.ops.cast(self.bias, "float64")
-        return out
 
 
 def make_fc(plan: HeadPlan) -> keras.layers.Dense:
@@ -247,27 +180,6 @@ class Bottleneck(keras.layers.Layer):
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
-@keras.saving.register_keras_serializable(package="resnet_keras")
-class Sequential(keras.Sequential):
-    """keras.Sequential that runs its layers in order on whatever dtype comes in, as torch's does.
-
-    # FRAMEWORK: dtype — keras.Sequential casts its input to the dtype it was built with (float32);
-    # torch's nn.Sequential never casts. Running the layers in order keeps a float64 input float64,
-    # so the same model can be run in float64 (parity's float64 pass) without a silent fp32 step.
-    """
-
-    @property
-    def input_dtype(self):
-        # keras.Sequential answers its input layer's dtype here; a layer's own is its compute dtype.
-        return super(keras.Sequential, self).input_dtype
-
-    def call(self, inputs, training=None, mask=None):
-        out = inputs
-        for layer in self.layers:
-            out = layer(out, training=training) if layer._call_has_training_arg else layer(out)
-        return out
-
-
 def make_downsample(plan: BlockPlan) -> Sequential | None:
     """The identity path's 1x1 conv + BN, named `downsample/0` / `downsample/1`."""
     if plan.downsample is None:
@@ -352,7 +264,7 @@ class ResNet(keras.Model):
         out = self.fc(out)
         return out
 
-    def forward_stages(self, x, training=None) -> "OrderedDict[str, object]":
+    def forward_stages(self, x, training=None) -> OrderedDict[str, object]:
         """Run the network and return every stage output: stem, layer1.., logits (NHWC)."""
         self.check_input(x)
         outputs = OrderedDict()
@@ -374,7 +286,7 @@ class ResNet(keras.Model):
         return config
 
     @classmethod
-    def from_config(cls, config: dict) -> "ResNet":
+    def from_config(cls, config: dict) -> ResNet:
         config = dict(config)
         spec = ResNetSpec.from_dict(config.pop("spec"))
         config.pop("dtype", None)

@@ -1,11 +1,11 @@
 """Training primitives for resnet_keras models (mirrors resnet_torch/train.py, same names).
 
-Images arrive as normalised NCHW float32 numpy batches from `parity.data`; labels as int64.
+Images arrive as normalised NCHW float32 numpy batches from `parity.io.data`; labels as int64.
 
 Keras' own machinery does the work: `compile` binds optimizer, loss and metric to the model and
 `train_on_batch` runs the backend's compiled train step (a `tf.function`, an XLA program on JAX, or
 eager torch), so each backend trains as a Keras user's `fit` would. We call it per batch rather than
-`fit` on a dataset because both backends must see the exact batches `parity.data` yields, in order,
+`fit` on a dataset because both backends must see the exact batches `parity.io.data` yields, in order,
 with the per-batch loss reported back.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-OPTIMIZERS = ("sgd", "adam")
+from parity.spec import OPTIMIZERS
 
 
 def _constant(value: float, dtype: str) -> np.ndarray:
@@ -109,7 +109,7 @@ def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weig
         betas, eps: Adam's, in torch's convention.
     """
     if name == "sgd":
-        # A numpy float64 momentum: TF would round a Python 0.9 through float32 (see parity.train).
+        # A numpy float64 momentum: TF would round a Python 0.9 through float32 (see parity.checks.train_steps).
         optimizer = SGD(learning_rate=lr, momentum=np.float64(momentum), coupled_decay=weight_decay)
     elif name == "adam":
         optimizer = Adam(learning_rate=lr, beta_1=betas[0], beta_2=betas[1], epsilon=eps, coupled_decay=weight_decay)
@@ -127,21 +127,15 @@ def compile_model(model: Any, optimizer: Any) -> Any:
     return optimizer
 
 
-def _nhwc(images: np.ndarray) -> np.ndarray:
-    # FRAMEWORK: layout — the one NCHW -> NHWC conversion, at the Keras model's input.
-    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
-
-
 def train_step(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
     """One optimizer step in training mode; returns (mean cross-entropy, correct predictions) before the step."""
-    x = _nhwc(images)
-    logs = model.train_on_batch(x, labels, return_dict=True)
+    # FRAMEWORK: layout — NHWC here, NCHW in resnet_torch.train.
+    logs = model.train_on_batch(images, labels, return_dict=True)
     correct = round(float(logs["accuracy"]) * len(labels))
     return float(logs["loss"]), correct
 
 
 def predict_logits(model: Any, images: np.ndarray) -> np.ndarray:
     """Logits of one batch in inference mode (BN on moving statistics)."""
-    x = _nhwc(images)
-    out = model.predict_on_batch(x)
+    out = model.predict_on_batch(images)
     return np.asarray(out)

@@ -1,24 +1,78 @@
-"""`build()` and `resnet18()` .. `resnet152()`: torchvision's constructors, built from the spec."""
+"""`build()` and `resnet18()` .. `resnet152()`: torchvision's constructors, built from the spec.
 
-from parity.spec import preset_builders
+Read side by side with `resnet_keras/builders.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parity.spec import make_spec
 from resnet_torch.model import ResNet
 
-_BUILDERS = preset_builders(ResNet, __name__)
-build = _BUILDERS["build"]
-resnet18 = _BUILDERS["resnet18"]
-resnet34 = _BUILDERS["resnet34"]
-resnet50 = _BUILDERS["resnet50"]
-resnet101 = _BUILDERS["resnet101"]
-resnet152 = _BUILDERS["resnet152"]
 
-
-def load_model(path, **spec):
-    """A resnet_torch model from any checkpoint file (.pth, .safetensors, .npz, .weights.h5, .keras).
+def build(arch: str, num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """A preset architecture with spec overrides, as a torch.nn.Module.
 
     Args:
-        path: the file; its architecture is read from it unless given.
-        **spec: arch=, variant=, num_classes=, in_channels= (see `parity.checkpoints.load_model`).
+        arch: "resnet18" .. "resnet152" (`parity.spec.ARCHS`).
+        num_classes: outputs of the fc layer.
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field (stem="cifar", zero_init_residual=True, ...).
     """
-    from parity.checkpoints import load_model as load
+    return ResNet(make_spec(arch, num_classes=num_classes, in_channels=in_channels, **overrides))
 
-    return load(path, "torch", **spec)
+
+def resnet18(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNet-18 (basic blocks 2-2-2-2), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer.
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnet18", num_classes, in_channels, **overrides)
+
+
+def resnet34(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNet-34 (basic blocks 3-4-6-3), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer.
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnet34", num_classes, in_channels, **overrides)
+
+
+def resnet50(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNet-50 (bottleneck blocks 3-4-6-3), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer.
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnet50", num_classes, in_channels, **overrides)
+
+
+def resnet101(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNet-101 (bottleneck blocks 3-4-23-3), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer.
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnet101", num_classes, in_channels, **overrides)
+
+
+def resnet152(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNet-152 (bottleneck blocks 3-8-36-3), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer.
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnet152", num_classes, in_channels, **overrides)

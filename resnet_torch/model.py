@@ -1,7 +1,7 @@
 """ResNet as a `torch.nn.Module`, built from a `parity.spec.ResNetSpec`.
 
 Read side by side with `resnet_keras/model.py`: same classes, same method order, same local names.
-Every intentional difference is tagged `# FRAMEWORK:`.
+Every intentional difference is tagged `# FRAMEWORK:`. Helper layers live in `resnet_torch/layers.py`.
 """
 
 from __future__ import annotations
@@ -9,45 +9,10 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec
-
-# FRAMEWORK: layout — torch images are NCHW; Keras images are NHWC.
-CHANNEL_AXIS = 1
-
-
-class SameConv2d(nn.Conv2d):
-    """nn.Conv2d with TF's 'same' padding, the odd pixel at the bottom/right (any stride).
-
-    # FRAMEWORK: padding — torch's padding='same' exists for stride 1 only and pads symmetrically;
-    # TF's 'same' depends on the input size, so the pad is computed per call.
-    """
-
-    def __init__(self, *args, plan: ConvPlan, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.plan = plan
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom, left, right = self.plan.pads(x.shape[-2], x.shape[-1])
-        out = F.pad(x, (left, right, top, bottom))
-        out = super().forward(out)
-        return out
-
-
-class SameMaxPool2d(nn.MaxPool2d):
-    """nn.MaxPool2d with TF's 'same' padding: pads with -inf, so a padded cell never wins."""
-
-    def __init__(self, plan: PoolPlan):
-        super().__init__(kernel_size=plan.kernel, stride=plan.stride, padding=0)
-        self.plan = plan
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom, left, right = self.plan.pads(x.shape[-2], x.shape[-1])
-        out = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-        out = super().forward(out)
-        return out
+from resnet_torch.layers import CHANNEL_AXIS, SameConv2d, SameMaxPool2d
 
 
 def make_conv(plan: ConvPlan) -> nn.Conv2d:
@@ -235,7 +200,7 @@ class ResNet(nn.Module):
         out = self.fc(out)
         return out
 
-    def forward_stages(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def forward_stages(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         """Run the network and return every stage output: stem, layer1.., logits (NCHW)."""
         self.check_input(x)
         outputs: OrderedDict[str, torch.Tensor] = OrderedDict()

@@ -1,6 +1,6 @@
 """Training primitives for resnet_torch models (mirrors resnet_keras/train.py, same names).
 
-Images arrive as normalised NCHW float32 numpy batches from `parity.data`; labels as int64.
+Images arrive as normalised NCHW float32 numpy batches from `parity.io.data`; labels as int64.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-OPTIMIZERS = ("sgd", "adam")
+from parity.spec import OPTIMIZERS
 
 
 def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,

@@ -8,10 +8,27 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
-import pytest
 
-from parity.spec import make_spec
+def _threads_per_worker() -> int:
+    """The CPUs this process may use, shared by the xdist workers (PYTEST_XDIST_WORKER_COUNT)."""
+    from parity.core.threads import available_cpus
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, available_cpus() // workers)
+
+
+# Before any framework starts: workers that each start torch, TensorFlow and OpenBLAS with every core
+# oversubscribe the machine, and OpenMP threads that outnumber free cores stall each other.
+# Only in xdist workers (the controller runs no test); a run without xdist keeps the frameworks' defaults.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from parity.core.threads import limit_threads
+
+    limit_threads(_threads_per_worker())
+
+import numpy as np  # noqa: E402 - after the thread settings above
+import pytest  # noqa: E402
+
+from parity.spec import make_spec  # noqa: E402
 
 TORCHVISION_TRAINABLE = {
     # torchvision.models.resnetXX(): sum(p.numel() for p in m.parameters()), from its model cards.
@@ -95,7 +112,7 @@ def release_memory_between_modules():
     keras = sys.modules.get("keras")
     if keras is not None:
         keras.backend.clear_session()
-    check = sys.modules.get("parity.check")
+    check = sys.modules.get("parity.checks.check")
     if check is not None:
         check._calibrated.cache_clear()
     _give_back_memory()

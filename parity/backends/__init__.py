@@ -1,9 +1,9 @@
 """One adapter per framework, with the same function names, dispatched once.
 
-`parity.backends.torch` and `parity.backends.keras` mirror each other like the two models do: weights
-in and out, stage, block and layer runs, a float64 view of a model, BatchNorm calibration, device
-placement, ONNX export and version strings. Everything else in `parity` calls `adapter(model)` (or
-`adapter_named("torch")`) and never branches on the framework itself.
+`parity.backends.torch` and `parity.backends.keras` mirror each other like the two models do; the
+functions each owes are written down once, in `parity.backends.protocol.Adapter`. Everything else in
+`parity` calls `adapter(model)` or `adapter_named(name)` and never imports a framework itself. This
+module imports none: an adapter (and its framework) is imported when it is first asked for.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from types import ModuleType
 from typing import Any
 
 BACKENDS = ("torch", "keras")
+"""The model backends, each with its adapter module `parity.backends.<name>`."""
+
+KERAS_BACKENDS = ("tensorflow", "torch", "jax")
+"""The Keras backends the Keras model runs on (each the package of the same name)."""
+
+FRAMEWORK_MODULES = {"torch": ("torch",), "keras": ("keras",)}
+"""The modules whose presence in `sys.modules` means a backend's framework is loaded."""
 
 
 def backend_of(model: Any) -> str:
@@ -40,3 +47,8 @@ def adapter_named(name: str) -> ModuleType:
 def adapter(model: Any) -> ModuleType:
     """The adapter module for a model of either backend."""
     return adapter_named(backend_of(model))
+
+
+def loaded_backends() -> list[str]:
+    """The backends whose framework this process has already imported (nothing is imported here)."""
+    return [name for name, modules in FRAMEWORK_MODULES.items() if any(m in sys.modules for m in modules)]

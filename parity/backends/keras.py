@@ -1,21 +1,91 @@
 """The Keras side of every parity operation (mirrors `parity.backends.torch`, same names).
 
-Arrays cross this boundary as numpy, NCHW, in canonical (torchvision) keys and PyTorch layouts; the
-one NCHW <-> NHWC conversion of each array happens here.
+Arrays cross this boundary as numpy, NCHW, in canonical (torchvision) keys and PyTorch layouts; each
+array is converted here, with `parity.core.layout`. The functions are the ones
+`parity.backends.protocol.Adapter` lists; nothing else in `parity` imports keras, tensorflow or jax.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import keras
 import numpy as np
 
-from parity.weights import keras_key, keras_layout, torch_layout, torch_shape
+import resnet_keras
+import resnet_keras.distributed
+import resnet_keras.model
+import resnet_keras.train as keras_train
+from parity.core.errors import CheckpointError, Unavailable
+from parity.core.layout import keras_key, keras_layout, nchw, nhwc, torch_layout, torch_shape
+from parity.spec import ResNetSpec
 
 NAME = "keras"
+
+
+# -- building and placing ------------------------------------------------------------------------------
+
+
+def build(spec: ResNetSpec, dtype: str = "float32") -> Any:
+    """A resnet_keras model of `spec`, built (variables exist), its layers computing in `dtype`."""
+    with _floatx(dtype):
+        return resnet_keras.ResNet(spec)
+
+
+@contextlib.contextmanager
+def _floatx(dtype: str) -> Iterator[None]:
+    """Build Keras layers and optimizers in `dtype` (everything created inside takes it as default).
+
+    Both settings are needed: layers take the global dtype policy (fixed once first read, whatever
+    floatx says later), optimizers and losses take floatx.
+    """
+    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old_floatx)
+        keras.config.set_dtype_policy(old_policy)
+
+
+@contextlib.contextmanager
+def dtype_scope(dtype: str) -> Iterator[None]:
+    """Models and optimizers made inside compute in `dtype`; under JAX, float64 needs x64 switched on."""
+    with _floatx(dtype), (_jax_x64() if dtype == "float64" else contextlib.nullcontext()):
+        yield
+
+
+def dtype_of(model: Any) -> str:
+    """The dtype the model computes in ('float32', 'float64')."""
+    return keras.backend.standardize_dtype(model.compute_dtype)
+
+
+def to_device(model: Any, device: str) -> Any:
+    """The model as it is: Keras places variables itself (`keras.device` scopes the runs)."""
+    return model
+
+
+def data_parallel() -> Any:
+    """The engine of data-parallel training: `resnet_keras.distributed` (keras.distribution, JAX)."""
+    return resnet_keras.distributed
+
+
+def backend_name() -> str:
+    """The Keras backend this process runs ('tensorflow', 'torch' or 'jax')."""
+    return keras.backend.backend()
+
+
+def device_count() -> int:
+    """Devices Keras can distribute over in this process (JAX backend; 1 elsewhere)."""
+    if keras.backend.backend() != "jax":
+        return 1
+    return len(keras.distribution.list_devices())
 
 
 # -- weights ---------------------------------------------------------------------------------------
@@ -38,7 +108,7 @@ def get_shapes(model: Any) -> dict[str, tuple[int, ...]]:
 
 
 def assign(model: Any, arrays: Mapping[str, np.ndarray]) -> None:
-    """Assign validated canonical arrays (see `parity.weights.set_weights`)."""
+    """Assign validated canonical arrays (see `parity.io.weights.set_weights`)."""
     targets = tensors(model)
     for key, value in arrays.items():
         targets[key].assign(keras_layout(value).astype(targets[key].dtype))
@@ -62,26 +132,24 @@ def framework_counts(model: Any) -> dict[str, int]:
 
 
 def _nhwc(model: Any, x: np.ndarray) -> np.ndarray:
-    # FRAMEWORK: layout — the one NCHW -> NHWC conversion, at the Keras model's input.
-    x = np.asarray(x)
-    if x.ndim == 4:
-        x = x.transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(x).astype(model.compute_dtype)
+    # FRAMEWORK: layout — NCHW -> NHWC at the Keras model's input, in the model's compute dtype.
+    return nhwc(x, model.compute_dtype)
 
 
 def _nchw(value: Any) -> np.ndarray:
-    value = np.asarray(keras.ops.convert_to_numpy(value))
-    return value.transpose(0, 3, 1, 2) if value.ndim == 4 else value
+    return nchw(np.asarray(keras.ops.convert_to_numpy(value)))
 
 
 def _keras_device(device: str) -> str:
     return "gpu:0" if device == "cuda" else "cpu:0"
 
 
-def run_stages(model: Any, x: np.ndarray, device: str = "cpu") -> dict[str, np.ndarray]:
-    """Inference-mode stage outputs (stem, layer1.., logits) as NCHW numpy arrays."""
+def run_stages(model: Any, x: np.ndarray, device: str = "cpu", training: bool = False) -> dict[str, np.ndarray]:
+    """Stage outputs (stem, layer1.., logits) as NCHW numpy arrays, in inference mode unless `training`
+    (BatchNorm on batch statistics; the moving statistics are updated, as a training step would)."""
+    # FRAMEWORK: train / eval — Keras takes training= on every call; torch keeps a mode on the module.
     with keras.device(_keras_device(device)):
-        outputs = model.forward_stages(_nhwc(model, x), training=False)
+        outputs = model.forward_stages(_nhwc(model, x), training=training)
         return {k: _nchw(v) for k, v in outputs.items()}
 
 
@@ -197,6 +265,70 @@ def calibrate(model: Any, batches: list[np.ndarray]) -> None:
             norm.momentum = momentum
 
 
+def cuda_available() -> bool:
+    """True when the Keras backend sees a GPU."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@contextlib.contextmanager
+def tf32(allow: bool) -> Iterator[None]:
+    """TF32 on (allow) or off for the block in TensorFlow and JAX where loaded (torch: its adapter)."""
+    restore = []
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        old_tf = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(allow)
+        restore.append(lambda: tf.config.experimental.enable_tensor_float_32_execution(old_tf))
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        old_jax = jax.config.jax_default_matmul_precision
+        jax.config.update("jax_default_matmul_precision", None if allow else "highest")
+        restore.append(lambda: jax.config.update("jax_default_matmul_precision", old_jax))
+    try:
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
+def threads() -> int:
+    """Threads the Keras backend computes with (TensorFlow's intra-op pool; 0 means all cores)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.threading.get_intra_op_parallelism_threads()
+    return 0
+
+
+def set_threads(count: int) -> None:
+    """Compute with `count` threads where the backend lets a running process choose (TensorFlow, before
+    its first op); JAX reads XLA_FLAGS at start, Keras on torch follows torch's setting."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(count)
+            tf.config.threading.set_inter_op_parallelism_threads(count)
+        except RuntimeError:  # TensorFlow already started its pools
+            pass
+
+
+def seed(value: int) -> None:
+    """Seed Keras' generators (a fresh model's initialisers draw from them)."""
+    keras.utils.set_random_seed(value)
+
+
 def device_name(device: str) -> str:
     """The device as a person reads it."""
     return f"{device} (Keras on {keras.backend.backend()})"
@@ -212,9 +344,9 @@ def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, widt
     On the TensorFlow backend, tf2onnx runs with the weight copies it otherwise holds switched off
     (`_lean_tf2onnx`: resnet50 9.7 -> 1.7 GB peak).
     """
-    from parity.export import refuse_keras_onnx
-
-    refuse_keras_onnx(keras.backend.backend())
+    refusal = onnx_refusal()
+    if refusal:
+        raise RuntimeError(refusal)
     spec = model.spec
     target = NCHWInput(model) if nchw else model
     shape = (None, spec.in_channels, None, None) if nchw else (None, None, None, spec.in_channels)
@@ -224,6 +356,15 @@ def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, widt
         target.export(str(tmp), format="onnx", input_signature=signature, opset_version=opset, verbose=False)
     if tf2onnx:
         _inline_zip(tmp)
+
+
+def onnx_refusal() -> str | None:
+    """Why this process cannot export a Keras model to ONNX (None when it can)."""
+    # Keras exports ONNX from JAX through jax2tf and tf2onnx; refused in one line, not a traceback.
+    if keras.backend.backend() == "jax":
+        return ("ONNX export of the Keras model needs the tensorflow or torch Keras backend; this "
+                "process runs jax (use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)")
+    return None
 
 
 @contextlib.contextmanager
@@ -313,16 +454,85 @@ class NCHWInput(keras.Model):
         return self.inner(keras.ops.transpose(x, (0, 2, 3, 1)), training=False)
 
 
-def build(spec: Any) -> Any:
-    """A resnet_keras model of `spec`, built (variables exist)."""
-    import resnet_keras
-
-    return resnet_keras.ResNet(spec)
-
-
 # -- training --------------------------------------------------------------------------------------
 
-from resnet_keras.train import make_optimizer, predict_logits, train_step  # noqa: E402  (re-exported)
+
+
+def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Any:
+    """`resnet_keras.train.make_optimizer` (torch's update rules), made in the model's dtype.
+
+    # FRAMEWORK: optimizer precision — Keras keeps the learning rate in a floatx variable (float32 would
+    # round 0.01 to 0.0099999998 for a float64 model); made under the model's dtype it stays exact.
+    """
+    with _floatx(model.compute_dtype):
+        return keras_train.make_optimizer(model, name, lr, momentum, weight_decay, betas, eps)
+
+
+def stock_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                    eps: float | None = None) -> Any:
+    """Keras' own SGD or Adam with its own conventions (decoupled weight decay, eps on sqrt(v), default
+    eps 1e-7), compiled like `make_optimizer`: the naive port the lessons measure."""
+    with _floatx(model.compute_dtype):
+        if name == "sgd":
+            optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=np.float64(momentum),
+                                             weight_decay=weight_decay or None)
+        else:
+            optimizer = keras.optimizers.Adam(lr, **({} if eps is None else {"epsilon": eps}))
+        return keras_train.compile_model(model, optimizer)
+
+
+def train_step(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+    """One optimizer step (`train_on_batch`) on an NCHW batch; (mean cross-entropy, correct predictions)."""
+    return keras_train.train_step(model, optimizer, _nhwc(model, images), labels)
+
+
+def predict_logits(model: Any, images: np.ndarray) -> np.ndarray:
+    """Logits of one NCHW batch in inference mode."""
+    return keras_train.predict_logits(model, _nhwc(model, images))
+
+
+def train_step_with_gradients(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
+                              ) -> tuple[float, dict[str, np.ndarray]]:
+    """The step `train_step` takes, with the same optimizer, but with the gradients kept: the loss and
+    every gradient ('{canonical key}' -> numpy, PyTorch layout) before the update.
+
+    `train_on_batch` cannot hand gradients out, so the gradients are taken here with the backend's own
+    autodiff and applied with `optimizer.apply`: the same loss, the same update (tested against
+    `train_step`, float64).
+    """
+    variables = model.trainable_variables
+    keys = [keras_key(v.path, model.name) for v in variables]
+    x = _nhwc(model, images)
+    loss, grads = _gradient_function(keras.backend.backend())(model, model.loss, x, labels, variables)
+    kept = {k: torch_layout(np.array(keras.ops.convert_to_numpy(g))) for k, g in zip(keys, grads)}
+    optimizer.apply(grads, variables)
+    return float(keras.ops.convert_to_numpy(loss)), kept
+
+
+def _gradient_function(backend: str) -> Callable:
+    """(model, loss_fn, x, y, variables) -> (loss, grads) for the active Keras backend."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def gradient(model, loss_fn, x, y, variables):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            return loss, tape.gradient(loss, variables)
+
+        return gradient
+    if backend == "torch":
+        import torch
+
+        def gradient(model, loss_fn, x, y, variables):
+            for v in variables:
+                v.value.grad = None
+            loss = loss_fn(torch.from_numpy(y), model(torch.from_numpy(x), training=True))
+            loss.backward()
+            return loss.detach(), [v.value.grad.detach() for v in variables]
+
+        return gradient
+    raise Unavailable(f"training-step gradients run under the tensorflow and torch Keras backends, not {backend!r}")
 
 SLOTS = ("momentums", "exp_avgs", "exp_avg_sqs")
 """Per-variable optimizer slots: Keras SGD's velocities; our torch-rule Adam's moments."""
@@ -356,3 +566,187 @@ def load_optimizer_state(model: Any, optimizer: Any, state: Mapping[str, np.ndar
         # reshape: a file may hold the 0-d iteration count as shape (1,)
         value = np.reshape(keras_layout(np.array(value)) if key != "iterations" else value, target.shape)
         target.assign(value.astype(target.dtype))
+
+
+# -- checkpoint files ----------------------------------------------------------------------------------
+
+NATIVE_FORMATS = ("keras-weights", "keras")
+"""Checkpoint formats this framework reads and writes itself (see `parity.io.checkpoints.FORMATS`)."""
+
+
+def read_native(fmt: str, path: Path, spec: ResNetSpec | None) -> tuple[ResNetSpec | None, dict[str, np.ndarray]]:
+    """(the spec the file holds, canonical weights) of a `.weights.h5` (needs `spec`) or `.keras` file.
+
+    A `.keras` file loads with safe_mode (no arbitrary code) and must hold a resnet_keras.ResNet.
+    """
+    if fmt == "keras-weights":
+        model = build(spec)
+        model.load_weights(str(path))
+        return spec, get_weights(model)
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a .keras archive (truncated or not a zip file)")
+    model = keras.models.load_model(path, compile=False, safe_mode=True)
+    if not isinstance(model, resnet_keras.ResNet):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not a resnet_keras.ResNet")
+    return model.spec, get_weights(model)
+
+
+def write_native(fmt: str, weights: Mapping[str, np.ndarray], tmp: Path, spec: ResNetSpec) -> None:
+    """`save_weights` (.weights.h5) or `save` (.keras: the spec travels in the model's config)."""
+    model = build(spec)
+    assign(model, weights)
+    if fmt == "keras-weights":
+        model.save_weights(str(tmp))
+    else:
+        model.save(str(tmp))
+
+
+# -- timing ---------------------------------------------------------------------------------------------
+
+INFERENCE_VARIANTS = ("tf-function", "xla", "predict")
+
+
+def inference_step(model: Any, x: np.ndarray, variant: str = "predict") -> Callable[[], Any]:
+    """A no-argument callable running one inference batch (NCHW `x`) as `variant` runs it:
+    `tf.function` or XLA (TensorFlow backend only), or `predict_on_batch` (any backend)."""
+    inp = _nhwc(model, x)
+    if variant == "predict":
+        return lambda: model.predict_on_batch(inp)
+    if keras.backend.backend() != "tensorflow":
+        raise Unavailable(f"this process runs Keras on {keras.backend.backend()}")
+    import tensorflow as tf
+
+    fn = tf.function(lambda t: model(t, training=False), jit_compile=variant == "xla")
+    tensor = tf.constant(inp)
+    return lambda: fn(tensor).numpy()
+
+
+# -- lessons: naive ports -------------------------------------------------------------------------------
+# The Keras model with one framework difference left unhandled, the way a straightforward port would
+# get it wrong; `parity lessons` measures each against the correct port.
+
+
+def flatten(x: np.ndarray) -> np.ndarray:
+    """keras.layers.Flatten of an NCHW map as Keras holds it (NHWC): features in (H, W, C) order."""
+    return np.asarray(keras.ops.convert_to_numpy(keras.layers.Flatten()(nhwc(x))))
+
+
+def zero_padded_pool(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """What a naive Keras stem does with torch's padded max-pool: ZeroPadding2D, then a 'valid' pool (NCHW)."""
+    padded = keras.layers.ZeroPadding2D(padding)(nhwc(x))
+    return nchw(np.asarray(keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(kernel, stride)(padded))))
+
+
+KERAS_DEFAULT_BN_EPS = 1e-3
+"""keras.layers.BatchNormalization's default epsilon (torch's is 1e-5)."""
+
+
+def _same_padding(module: Any) -> dict[str, Callable]:
+    """Let Keras pad: 'same' on every padded conv and the stem pool, no explicit ZeroPadding2D."""
+    keras = module.keras
+    make_conv, make_pool = module.make_conv, module.make_pool
+
+    def conv(plan):
+        layer = make_conv(plan)
+        layer.padding = "same" if plan.padding else "valid"
+        return layer
+
+    def pool(plan):
+        layer = make_pool(plan)
+        layer.padding = "same"
+        return layer
+
+    def pad(plan):
+        return keras.layers.Identity(name=f"{module.local_name(plan)}_pad")
+
+    return {"make_conv": conv, "make_pool": pool, "make_pad": pad}
+
+
+def _bn_eps_default(module: Any) -> dict[str, Callable]:
+    """Keep Keras' default BatchNorm epsilon (1e-3) instead of the spec's."""
+    make_norm = module.make_norm
+
+    def norm(plan):
+        layer = make_norm(plan)
+        layer.epsilon = KERAS_DEFAULT_BN_EPS
+        return layer
+
+    return {"make_norm": norm}
+
+
+def _bn_momentum_unconverted(module: Any) -> dict[str, Callable]:
+    """Pass torch's momentum (0.1) to Keras as is, where Keras means the weight of the old value."""
+    make_norm = module.make_norm
+
+    def norm(plan):
+        layer = make_norm(plan)
+        layer.momentum = plan.momentum
+        return layer
+
+    return {"make_norm": norm}
+
+
+def _bn_variance_biased(module: Any) -> dict[str, Callable]:
+    """Stock keras.layers.BatchNormalization: moving variance updated with the biased variance."""
+    return {"BatchNorm": module.keras.layers.BatchNormalization}
+
+
+def _default_initializers(module: Any) -> dict[str, Callable]:
+    """Keras' default initialisers (Glorot uniform kernels, zero biases) instead of torchvision's."""
+    keras = module.keras
+    make_conv, make_fc = module.make_conv, module.make_fc
+
+    def conv(plan):
+        layer = make_conv(plan)
+        layer.kernel_initializer = keras.initializers.GlorotUniform()
+        return layer
+
+    def fc(plan):
+        layer = make_fc(plan)
+        layer.kernel_initializer = keras.initializers.GlorotUniform()
+        layer.bias_initializer = keras.initializers.Zeros()
+        return layer
+
+    return {"make_conv": conv, "make_fc": fc}
+
+
+NAIVE_PORTS: dict[str, Callable[[Any], dict[str, Callable]]] = {
+    "same_padding": _same_padding,
+    "bn_eps_default": _bn_eps_default,
+    "bn_momentum_unconverted": _bn_momentum_unconverted,
+    "bn_variance_biased": _bn_variance_biased,
+    "default_initializers": _default_initializers,
+}
+
+
+@contextlib.contextmanager
+def _naive_factories(difference: str) -> Iterator[None]:
+    """While active, `resnet_keras.ResNet(spec)` builds a port with `difference` left unhandled.
+
+    Args:
+        difference: one of `NAIVE_PORTS`.
+    """
+    if difference not in NAIVE_PORTS:
+        raise ValueError(f"unknown difference {difference!r}; choose one of {', '.join(NAIVE_PORTS)}")
+    module = resnet_keras.model
+    patches = NAIVE_PORTS[difference](module)
+    saved = {name: getattr(module, name) for name in patches}
+    try:
+        for name, func in patches.items():
+            setattr(module, name, func)
+        yield
+    finally:
+        for name, func in saved.items():
+            setattr(module, name, func)
+
+
+def build_naive(spec: ResNetSpec, difference: str, dtype: str = "float32") -> Any:
+    """A `resnet_keras.ResNet` of `spec` with one difference left unhandled (see `NAIVE_PORTS`)."""
+    with _naive_factories(difference), _floatx(dtype):
+        return resnet_keras.ResNet(spec)
+
+
+def assign_reshaped(model: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """Copy validated canonical weights by reshaping instead of transposing the kernels (a naive port)."""
+    for key, variable in tensors(model).items():
+        variable.assign(np.asarray(arrays[key]).reshape(tuple(variable.shape)))

@@ -1,6 +1,7 @@
 """The PyTorch side of every parity operation (mirrors `parity.backends.keras`, same names).
 
-Arrays cross this boundary as numpy, NCHW, in canonical (torchvision) keys and PyTorch layouts.
+Arrays cross this boundary as numpy, NCHW, in canonical (torchvision) keys and PyTorch layouts. The
+functions are the ones `parity.backends.protocol.Adapter` lists; nothing else in `parity` imports torch.
 """
 
 from __future__ import annotations
@@ -8,15 +9,51 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import re
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from parity.spec import NUM_BATCHES_TRACKED
+import resnet_torch
+import resnet_torch.distributed
+import resnet_torch.train as torch_train
+from parity.core.errors import CheckpointError, Unavailable
+from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec
 
 NAME = "torch"
+
+
+# -- building and placing ------------------------------------------------------------------------------
+
+
+def build(spec: ResNetSpec, dtype: str = "float32") -> Any:
+    """A resnet_torch model of `spec` (torchvision's init), its parameters in `dtype`."""
+    return resnet_torch.ResNet(spec).to(getattr(torch, dtype))
+
+
+@contextlib.contextmanager
+def dtype_scope(dtype: str) -> Iterator[None]:
+    """Nothing to switch: a torch model computes in the dtype of its parameters (see `build`)."""
+    yield
+
+
+def dtype_of(model: Any) -> str:
+    """The dtype the model computes in ('float32', 'float64')."""
+    return str(next(model.parameters()).dtype).replace("torch.", "")
+
+
+def to_device(model: Any, device: str) -> Any:
+    """The model on `device` ("cpu", "cuda", "cuda:1")."""
+    return model.to(device)
+
+
+def data_parallel() -> Any:
+    """The engine of data-parallel training: `resnet_torch.distributed` (torchrun, DDP)."""
+    return resnet_torch.distributed
 
 
 # -- weights ---------------------------------------------------------------------------------------
@@ -37,7 +74,7 @@ def get_shapes(model: Any) -> dict[str, tuple[int, ...]]:
 
 
 def assign(model: Any, arrays: Mapping[str, np.ndarray]) -> None:
-    """Assign validated canonical arrays (see `parity.weights.set_weights`)."""
+    """Assign validated canonical arrays (see `parity.io.weights.set_weights`)."""
     targets = tensors(model)
     with torch.no_grad():
         for key, value in arrays.items():
@@ -65,12 +102,16 @@ def _tensor(model: Any, x: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=next(model.parameters()).dtype)
 
 
-def run_stages(model: Any, x: np.ndarray, device: str = "cpu") -> dict[str, np.ndarray]:
-    """Inference-mode stage outputs (stem, layer1.., logits) as NCHW numpy arrays."""
-    model.eval()
+def run_stages(model: Any, x: np.ndarray, device: str = "cpu", training: bool = False) -> dict[str, np.ndarray]:
+    """Stage outputs (stem, layer1.., logits) as NCHW numpy arrays, in inference mode unless `training`
+    (BatchNorm on batch statistics; the running statistics are updated, as a training step would)."""
+    model.train(training)
     model.to(device)
-    with torch.no_grad():
-        outputs = model.forward_stages(_tensor(model, x, device))
+    try:
+        with torch.no_grad():
+            outputs = model.forward_stages(_tensor(model, x, device))
+    finally:
+        model.eval()
     return {k: v.detach().cpu().numpy() for k, v in outputs.items()}
 
 
@@ -125,6 +166,41 @@ def calibrate(model: Any, batches: list[np.ndarray]) -> None:
         model.eval()
 
 
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device (the only GPU check CI needs: it has none)."""
+    return torch.cuda.is_available()
+
+
+@contextlib.contextmanager
+def tf32(allow: bool) -> Iterator[None]:
+    """TF32 for CUDA matmuls and convolutions on (allow) or off for the block; restored after."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def threads() -> int:
+    """Threads torch computes with in this process."""
+    return torch.get_num_threads()
+
+
+def set_threads(count: int) -> None:
+    """Compute with `count` threads (intra-op); inter-op threads can be set only before the first op."""
+    torch.set_num_threads(count)
+    try:
+        torch.set_num_interop_threads(count)
+    except RuntimeError:  # already started: keeps its own
+        pass
+
+
+def seed(value: int) -> None:
+    """Seed torch's generator (a fresh model's default init draws from it)."""
+    torch.manual_seed(value)
+
+
 def device_name(device: str) -> str:
     """The device as a person reads it ('cpu', 'cuda: NVIDIA H100 80GB HBM3')."""
     if device == "cuda" and torch.cuda.is_available():
@@ -144,6 +220,11 @@ def min_input_size(spec: Any) -> int:
             return max(size, 2)
         except ValueError:
             size += 1
+
+
+def onnx_refusal() -> str | None:
+    """Why this process cannot export a torch model to ONNX: never (None)."""
+    return None
 
 
 def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, width: int,
@@ -177,17 +258,7 @@ def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, widt
     )
 
 
-def build(spec: Any) -> Any:
-    """A resnet_torch model of `spec` (torchvision's init)."""
-    import resnet_torch
-
-    return resnet_torch.ResNet(spec)
-
-
 # -- training --------------------------------------------------------------------------------------
-
-from resnet_torch.train import make_optimizer, predict_logits, train_step  # noqa: E402  (re-exported)
-
 
 def optimizer_state(model: Any, optimizer: Any) -> dict[str, np.ndarray]:
     """The optimizer's per-parameter state as '{slot}.{canonical key}' -> numpy (torch's own slots:
@@ -215,3 +286,160 @@ def load_optimizer_state(model: Any, optimizer: Any, state: Mapping[str, np.ndar
         device = "cpu" if slot == "step" else p.device
         value = np.reshape(value, ()) if slot == "step" else np.array(value)  # a file may hold () as (1,)
         optimizer.state[p][slot] = torch.from_numpy(value).to(device)
+
+
+def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Any:
+    """`resnet_torch.train.make_optimizer`: torch.optim.SGD or Adam over every parameter."""
+    return torch_train.make_optimizer(model, name, lr, momentum, weight_decay, betas, eps)
+
+
+def train_step(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+    """One optimizer step on an NCHW batch (cast to the model's dtype); (mean cross-entropy, correct)."""
+    return torch_train.train_step(model, optimizer, images.astype(dtype_of(model), copy=False), labels)
+
+
+def predict_logits(model: Any, images: np.ndarray) -> np.ndarray:
+    """Logits of one NCHW batch in inference mode."""
+    return torch_train.predict_logits(model, images.astype(dtype_of(model), copy=False))
+
+
+def train_step_with_gradients(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
+                              ) -> tuple[float, dict[str, np.ndarray]]:
+    """`train_step` that also returns every gradient before the update ('{canonical key}' -> numpy)."""
+    names = {id(p): k for k, p in model.named_parameters()}
+    grads: dict[str, np.ndarray] = {}
+
+    def keep(opt: Any, args: Any, kwargs: Any) -> None:
+        for p in model.parameters():
+            grads[names[id(p)]] = p.grad.detach().cpu().numpy().copy()
+
+    hook = optimizer.register_step_pre_hook(keep)
+    try:
+        loss, _ = train_step(model, optimizer, images, labels)
+    finally:
+        hook.remove()
+    return loss, grads
+
+
+def stock_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                    eps: float | None = None) -> Any:
+    """torch's own optimizers are the reference: the same as `make_optimizer`."""
+    return make_optimizer(model, name, lr, momentum, weight_decay, eps=1e-8 if eps is None else eps)
+
+
+def accumulated_step(model: Any, optimizer: Any, parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """One SGD step on the mean of the parts' gradients, BatchNorm per part, part 0's running statistics
+    kept: what DDP without SyncBatchNorm computes over len(parts) processes, in one process."""
+    device = next(model.parameters()).device
+    buffers = [b for _, b in model.named_buffers()]
+    model.train()
+    optimizer.zero_grad()
+    kept = None
+    for index, (x, y) in enumerate(parts):
+        logits = model(torch.from_numpy(x).to(device))
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y).to(device)) / len(parts)
+        loss.backward()
+        if index == 0:
+            kept = [b.detach().clone() for b in buffers]
+    with torch.no_grad():
+        for buffer, value in zip(buffers, kept):
+            buffer.copy_(value)
+    optimizer.step()
+
+
+# -- checkpoint files ----------------------------------------------------------------------------------
+
+NATIVE_FORMATS = ("torch",)
+"""Checkpoint formats this framework reads and writes itself (see `parity.io.checkpoints.FORMATS`)."""
+
+
+def read_native(fmt: str, path: Path, spec: ResNetSpec | None) -> tuple[None, dict[str, np.ndarray]]:
+    """(None: a state dict holds no spec, its numpy arrays) of a `.pt`/`.pth` file; never unpickles
+    anything but tensors."""
+    # weights_only=True: tensors and plain containers only, never arbitrary pickled objects.
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # the safe unpickler fails on foreign bytes in many ways (IndexError too)
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint of tensors: {_torch_reason(exc, path)}") from None
+    state = _unwrap(state, path)
+    weights = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        weights[key] = value.detach().cpu().numpy()
+    return None, weights
+
+
+def _torch_reason(exc: Exception, path: Path) -> str:
+    """Why torch.load refused a file, without torch's advice to turn the safe loader off."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"it holds a pickled {found[1]} object, which a file of plain tensors never does; "
+                "it was not unpickled (only tensors and plain containers are read)")
+    if not zipfile.is_zipfile(path):
+        return ("its bytes are neither a torch.save zip archive nor a pickle of plain tensors (corrupt, "
+                "truncated, another format, or pickled objects); nothing in it was unpickled")
+    detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n", text)
+    return f"torch.load cannot read this archive as tensors ({detail[1] if detail else type(exc).__name__})"
+
+
+def _unwrap(state: Any, path: Path) -> Mapping[str, Any]:
+    """Accept a bare state dict, or one under 'state_dict' / 'model' as training scripts save it."""
+    if isinstance(state, Mapping):
+        for wrapper in ("state_dict", "model"):
+            if isinstance(state.get(wrapper), Mapping) and len(state) <= 4:
+                state = state[wrapper]
+                break
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: expected a state dict, found a {type(state).__name__}")
+    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel/DDP
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def write_native(fmt: str, weights: Mapping[str, np.ndarray], tmp: Path, spec: ResNetSpec) -> None:
+    """`torch.save` of a state dict of tensors (loads with `weights_only=True` and `strict=True`)."""
+    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}, tmp)
+
+
+# -- timing ---------------------------------------------------------------------------------------------
+
+INFERENCE_VARIANTS = ("eager", "channels-last", "compile")
+
+
+def inference_step(model: Any, x: np.ndarray, variant: str = "eager") -> Any:
+    """A no-argument callable running one inference batch (NCHW `x`) as `variant` runs it."""
+    model = model.eval()
+    inp = torch.from_numpy(np.ascontiguousarray(x))
+    if variant == "channels-last":
+        model = model.to(memory_format=torch.channels_last)
+        inp = inp.contiguous(memory_format=torch.channels_last)
+    if variant == "compile":
+        try:
+            model = torch.compile(model)
+            with torch.no_grad():
+                model(inp)  # compiles here, outside the timing
+        except Exception as exc:  # inductor needs a C++ compiler; say what failed
+            raise Unavailable(f"torch.compile failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
+
+    def step():
+        with torch.no_grad():
+            return model(inp)
+
+    return step
+
+
+def matmul_step(size: int) -> Any:
+    """A no-argument callable multiplying two fp32 size x size matrices (torch's BLAS, default threads)."""
+    a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
+    return lambda: torch.mm(a, b, out=out)
+
+
+# -- lessons --------------------------------------------------------------------------------------------
+
+
+def flatten(x: np.ndarray) -> np.ndarray:
+    """torch.flatten(x, 1) of an NCHW map: features in (C, H, W) order."""
+    return torch.flatten(torch.from_numpy(np.ascontiguousarray(x)), 1).numpy()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import resnet_keras
+from parity.io.weights import get_weights, keras_key
 from parity.spec import ARCHS
-from parity.weights import get_weights, keras_key
 from tests.conftest import TORCHVISION_TRAINABLE, run_python
 
 
@@ -121,8 +121,8 @@ def test_runs_under_torch_backend_and_matches_torch():
     # port must still treat it as Keras.
     code = """
 import numpy as np, keras, resnet_keras, resnet_torch
-from parity.weights import copy_weights, random_weights, set_weights
-from parity.compare import compare
+from parity.io.weights import copy_weights, random_weights, set_weights
+from parity.checks.compare import compare
 assert keras.backend.backend() == "torch"
 t = resnet_torch.resnet18(num_classes=10)
 k = resnet_keras.resnet18(num_classes=10)
@@ -139,7 +139,7 @@ print("max_rel", report.logits.max_rel)
     assert "max_rel" in result.stdout
 
 
-# TensorFlow, the suite's own Keras backend, runs `check` in-process throughout tests/parity/test_check.py.
+# TensorFlow, the suite's own Keras backend, runs `check` in-process throughout tests/parity/checks/test_check.py.
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_check_runs_on_every_keras_backend(backend):
     """`check --keras-backend B`: float64 truth and the fp32 verdict on each Keras backend (JAX needs x64)."""
@@ -165,12 +165,12 @@ def test_check_runs_on_every_keras_backend(backend):
 
 def test_keras_file_in_a_fresh_process(tmp_path):
     """Keras rebuilds a custom class only once its module is imported: `import resnet_keras` first, or
-    use `resnet_keras.load_model`, which needs nothing else."""
+    use `parity.load_model`, which needs nothing else."""
     path = tmp_path / "m.keras"
     resnet_keras.resnet18(num_classes=7).save(path)
     code = ("import keras, resnet_keras\n"
             f"a = keras.models.load_model({str(path)!r}, safe_mode=True)\n"
-            f"b = resnet_keras.load_model({str(path)!r})\n"
+            f"import parity\nb = parity.load_model({str(path)!r}, backend='keras')\n"
             "assert type(a).__name__ == type(b).__name__ == 'ResNet' and a.spec == b.spec\n"
             "assert a.spec.num_classes == 7\n")
     result = run_python(code)

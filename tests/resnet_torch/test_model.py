@@ -115,12 +115,13 @@ def test_spec_overrides_reach_the_modules():
 
 
 def test_load_model_reads_the_architecture_from_the_file(tmp_path):
+    import parity
     import resnet_torch
-    from parity.checkpoints import save_checkpoint
+    from parity.io.checkpoints import save_checkpoint
 
     model = resnet_torch.resnet34(num_classes=5)
     save_checkpoint(model, tmp_path / "m.safetensors")
-    loaded = resnet_torch.load_model(tmp_path / "m.safetensors")
+    loaded = parity.load_model(tmp_path / "m.safetensors", backend="torch")
     assert loaded.spec == model.spec
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key

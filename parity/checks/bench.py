@@ -1,0 +1,285 @@
+"""`resnet-parity bench`: every runtime on one model, weights and batch, measured in one run.
+
+Inference runtimes: torch eager (NCHW and channels_last), `torch.compile`, Keras on TensorFlow
+(`tf.function`, and XLA `jit_compile`), Keras on the torch and JAX backends (each in a child process:
+a process holds one Keras backend), onnxruntime on the torch and the Keras export. Training: one SGD
+step of `resnet-parity train` per backend. Each figure is the median of timed repetitions after
+warm-up; GFLOP/s counts 2 x the spec's multiply-accumulates; "of peak" divides by this machine's fp32
+SGEMM rate (best of torch and numpy matmuls, before and after the runtimes), measured in the same run:
+a runtime near or above 100 % runs its convolutions as fast as a plain GEMM of the same operation
+count. Absent runtimes are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.backends import adapter_named
+from parity.core.errors import Unavailable
+from parity.io.weights import set_weights
+from parity.spec import ResNetSpec, make_spec
+
+INFERENCE = ("torch", "torch-channels-last", "torch-compile", "keras-tf", "keras-tf-xla", "keras-torch",
+             "keras-jax", "ort-torch-export", "ort-keras-export")
+TRAINING = ("train-torch", "train-keras")
+RUNTIMES = INFERENCE + TRAINING
+SGEMM_SIZE = 2048
+
+
+Skip = Unavailable
+"""A runtime that cannot run here; the message says why."""
+
+
+@dataclass
+class Timing:
+    """One runtime's figures (or the reason it was skipped)."""
+
+    runtime: str
+    kind: str  # "inference" or "training"
+    ms_per_batch: float | None = None
+    images_per_s: float | None = None
+    gflops: float | None = None
+    of_peak: float | None = None
+    skipped: str = ""
+    note: str = ""
+
+
+def repeat_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` timed calls of `step`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> float:
+    return statistics.median(repeat_seconds(step, warmup, repeats))
+
+
+def sgemm_peak(repeats: int = 8) -> float:
+    """This machine's fp32 matrix-multiply rate in GFLOP/s: the best 2048^3 product of torch (MKL) and
+    numpy (OpenBLAS), each at its default threads; a peak, so the fastest repetition counts."""
+    rng = np.random.default_rng(0)
+    an, bn = (rng.standard_normal((SGEMM_SIZE, SGEMM_SIZE), dtype=np.float32) for _ in range(2))
+    outn = np.empty_like(an)
+    seconds = min(repeat_seconds(adapter_named("torch").matmul_step(SGEMM_SIZE), 2, repeats)
+                  + repeat_seconds(lambda: np.matmul(an, bn, out=outn), 2, repeats))
+    return 2 * SGEMM_SIZE ** 3 / seconds / 1e9
+
+
+# -- runtimes ----------------------------------------------------------------------------------------
+
+
+def _inference_step(backend: str, spec: ResNetSpec, weights: dict, x: np.ndarray, variant: str) -> Callable[[], Any]:
+    side = adapter_named(backend)
+    model = side.build(spec)
+    set_weights(model, weights)
+    return side.inference_step(model, x, variant)
+
+
+def _ort_step(spec: ResNetSpec, weights: dict, x: np.ndarray, backend: str, folder: Path) -> Callable[[], Any]:
+    import importlib.util
+
+    from parity.checks.export import export_onnx, onnx_session, run_onnx
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise Skip("onnxruntime is not installed")
+    side = adapter_named(backend)
+    refusal = side.onnx_refusal()
+    if refusal:
+        raise Skip(refusal)
+    model = side.build(spec)
+    set_weights(model, weights)
+    path = export_onnx(model, folder / f"{backend}.onnx", height=x.shape[2], width=x.shape[3], force=True)
+    session = onnx_session(path)
+    # Each export keeps its default layout: NCHW (torch), NHWC (Keras); `run_onnx` feeds it its own.
+    return lambda: run_onnx(session, x)
+
+
+def _train_step(spec: ResNetSpec, weights: dict, x: np.ndarray, backend: str) -> Callable[[], Any]:
+    side = adapter_named(backend)
+    model = side.build(spec)
+    set_weights(model, weights)
+    optimizer = side.make_optimizer(model, "sgd", 0.01, 0.9, 5e-4)
+    labels = np.arange(len(x), dtype=np.int64) % spec.num_classes
+    return lambda: side.train_step(model, optimizer, x, labels)
+
+
+def _in_child(runtime: str, spec: ResNetSpec, weights_file: Path, x_file: Path, warmup: int, repeats: int) -> float:
+    """Seconds per batch of a Keras-on-another-backend runtime, measured in a child process."""
+    import importlib.util
+
+    backend = runtime.split("-", 1)[1]
+    if importlib.util.find_spec(backend) is None:
+        raise Skip(f"{backend} is not installed")
+    payload = json.dumps({"spec": spec.to_dict(), "weights": str(weights_file), "x": str(x_file),
+                          "warmup": warmup, "repeats": repeats})
+    result = subprocess.run([sys.executable, "-m", "parity.checks.bench", payload], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise Skip(f"Keras on {backend} failed: {last[:160]}")
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def _child_main(payload: str) -> None:
+    """`python -m parity.checks.bench PAYLOAD`: time `predict_on_batch` under this process's Keras backend."""
+    from safetensors.numpy import load_file
+
+    args = json.loads(payload)
+    step = _inference_step("keras", ResNetSpec.from_dict(args["spec"]), load_file(args["weights"]), np.load(args["x"]),
+                           "predict")
+    print(median_seconds(step, args["warmup"], args["repeats"]))
+
+
+# -- the run -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    """Every figure of one bench run (what --json writes)."""
+
+    arch: str
+    batch: int
+    size: int
+    gflop_per_image: float
+    sgemm_peak_gflops: float
+    threads: int
+    device: str
+    tf32: str
+    timings: list[Timing]
+    versions: dict
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_bench(arch: str = "resnet50", batch: int = 8, size: int = 224, runtimes: list[str] | None = None,
+              warmup: int = 2, repeats: int = 5, progress: Callable[[str], None] = lambda name: None,
+              spec: ResNetSpec | None = None) -> BenchResult:
+    """Measure `runtimes` (default all) on seeded weights and one seeded batch.
+
+    Args:
+        arch: preset architecture (or pass `spec`).
+        batch, size: the input batch (size x size).
+        runtimes: names from `RUNTIMES`.
+        warmup, repeats: untimed and timed repetitions per runtime.
+        progress: called with each runtime's name before it runs.
+        spec: use this spec instead of the preset.
+    """
+    from parity.core.provenance import versions
+    from parity.io.weights import random_weights
+
+    chosen = list(RUNTIMES) if not runtimes else list(runtimes)
+    unknown = [r for r in chosen if r not in RUNTIMES]
+    if unknown:
+        raise ValueError(f"unknown runtime(s) {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
+    if batch < 2 and any(r in TRAINING for r in chosen):
+        raise ValueError("--batch must be >= 2 to time a training step (BatchNorm in training mode)")
+    spec = spec or make_spec(arch)
+    weights = random_weights(spec, 0)
+    x = np.random.default_rng(0).standard_normal((batch, spec.in_channels, size, size)).astype(np.float32)
+    gflop = 2 * spec.macs(size, size) / 1e9
+    progress("SGEMM peak")
+    peak = sgemm_peak()
+    timings = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        weights_file, x_file = folder / "weights.safetensors", folder / "x.npy"
+        for name in chosen:
+            progress(name)
+            kind = "training" if name in TRAINING else "inference"
+            try:
+                if name in ("keras-torch", "keras-jax"):
+                    if not weights_file.exists():
+                        from safetensors.numpy import save_file
+
+                        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(weights_file))
+                        np.save(x_file, x)
+                    seconds = _in_child(name, spec, weights_file, x_file, warmup, repeats)
+                else:
+                    step = _make_step(name, spec, weights, x, folder)
+                    seconds = median_seconds(step, warmup, repeats)
+            except Skip as reason:
+                timings.append(Timing(name, kind, skipped=str(reason)))
+                continue
+            except ImportError as exc:
+                timings.append(Timing(name, kind, skipped=f"{exc.name} is not installed"))
+                continue
+            flops = gflop * batch * (3 if kind == "training" else 1)  # backward ~ 2x forward
+            timings.append(Timing(name, kind, seconds * 1e3, batch / seconds, flops / seconds,
+                                  note="GFLOP/s counts forward + 2x for backward" if kind == "training" else ""))
+    # Measured again at the end: on a shared machine a busy moment at the start would understate the peak.
+    progress("SGEMM peak")
+    peak = max(peak, sgemm_peak())
+    for t in timings:
+        if t.gflops is not None:
+            t.of_peak = t.gflops / peak
+    return BenchResult(spec.name, batch, size, gflop, peak, adapter_named("torch").threads(), "cpu", "n/a on CPU",
+                       timings, versions())
+
+
+INFERENCE_STEPS = {
+    "torch": ("torch", "eager"),
+    "torch-channels-last": ("torch", "channels-last"),
+    "torch-compile": ("torch", "compile"),
+    "keras-tf": ("keras", "tf-function"),
+    "keras-tf-xla": ("keras", "xla"),
+}
+"""In-process inference runtimes: (backend, the adapter's `inference_step` variant)."""
+
+
+def _make_step(name: str, spec: ResNetSpec, weights: dict, x: np.ndarray, folder: Path) -> Callable[[], Any]:
+    if name in INFERENCE_STEPS:
+        return _inference_step(*INFERENCE_STEPS[name][:1], spec, weights, x, INFERENCE_STEPS[name][1])
+    if name in ("ort-torch-export", "ort-keras-export"):
+        return _ort_step(spec, weights, x, name.split("-")[1], folder)
+    return _train_step(spec, weights, x, name.split("-")[1])
+
+
+def plot_bench(result: BenchResult, path: str | os.PathLike) -> Path:
+    """A bar chart of images/s per runtime, each bar labelled with its share of the SGEMM peak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from parity.core.files import save_figure
+
+    ran = [t for t in result.timings if not t.skipped]
+    if not ran:
+        raise ValueError("no runtime ran: nothing to plot")
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ran) + 1.6))
+    colors = ["tab:gray" if t.kind == "training" else "tab:red" if t.runtime.startswith("torch")
+              else "tab:blue" if t.runtime.startswith("keras") else "tab:green" for t in ran]
+    ax.barh([t.runtime for t in ran], [t.images_per_s for t in ran], color=colors)
+    for i, t in enumerate(ran):
+        ax.text(t.images_per_s, i, f" {t.images_per_s:.1f} img/s, {t.of_peak:.0%} of peak", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(t.images_per_s for t in ran) * 1.45)
+    ax.set(xlabel="images / s",
+           title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
+                 f"{result.threads} threads (SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s)")
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

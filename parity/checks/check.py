@@ -1,0 +1,197 @@
+"""The project's main job: build both backends from one spec, port weights, compare.
+
+`check_arch` is what `resnet-parity check` runs for every architecture; tests call it directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parity.backends import adapter, adapter_named
+from parity.checks.compare import Report, compare
+from parity.io.weights import copy_weights, random_weights, set_weights
+from parity.spec import ResNetSpec, make_spec
+
+DIRECTIONS = ("torch2keras", "keras2torch")
+
+
+@dataclass
+class ParamCounts:
+    """Trainable parameters and BN running-statistic elements of the spec and both models."""
+
+    spec: int
+    torch: int
+    keras: int
+    bn_running_spec: int
+    bn_running_torch: int
+    bn_running_keras: int
+    conventions: dict = field(default_factory=dict)  # {"spec": param_counts(), "torch": ..., "keras": ...}
+
+    @property
+    def equal(self) -> bool:
+        framework = all(self.conventions.get(side, {}).get(k) == self.conventions["spec"][k]
+                        for side in ("torch", "keras") for k in self.conventions.get(side, {}))
+        return self.spec == self.torch == self.keras and (
+            self.bn_running_spec == self.bn_running_torch == self.bn_running_keras
+        ) and (not self.conventions or framework)
+
+    def line(self) -> str:
+        """Both frameworks' totals, said as each framework says them."""
+        c = self.conventions.get("spec")
+        if not c:
+            return ""
+        return (f"Keras summary(): total {c['keras_total']:,} = trainable {c['keras_trainable']:,} + non-trainable "
+                f"{c['keras_non_trainable']:,}; PyTorch: parameters() {c['torch_parameters']:,}, buffers() "
+                f"{c['torch_buffers']:,}")
+
+
+@dataclass
+class CheckResult:
+    """One row of the check table."""
+
+    arch: str
+    variant: str
+    direction: str
+    params: ParamCounts
+    output_shape: list[int]
+    report: Report
+    seconds: float
+    onnx_reports: list[Report] = field(default_factory=list)
+    onnx_ops: dict[str, dict[str, int]] = field(default_factory=dict)
+    train: Any = None  # parity.checks.train_steps.TrainReport when training steps were compared
+
+    @property
+    def passed(self) -> bool:
+        return (self.params.equal and self.report.passed and all(r.passed for r in self.onnx_reports)
+                and (self.train is None or self.train.passed))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "variant": self.variant,
+            "direction": self.direction,
+            "params": {**asdict(self.params), "equal": self.params.equal},
+            "output_shape": self.output_shape,
+            "max_abs": self.report.logits.max_abs,
+            "max_rel": self.report.logits.max_rel,
+            "first_divergent": self.report.first_divergent,
+            "passed": self.passed,
+            "seconds": self.seconds,
+            "report": self.report.to_dict(),
+            "onnx": {
+                "reports": [r.to_dict() for r in self.onnx_reports],
+                "ops": self.onnx_ops,
+            },
+            "train": None if self.train is None else self.train.to_dict(),
+        }
+
+
+def build_pair(spec: ResNetSpec) -> tuple[Any, Any]:
+    """A torch and a Keras model of one spec (both hold their variables from construction)."""
+    return adapter_named("torch").build(spec), adapter_named("keras").build(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _calibrated(spec: ResNetSpec, seed: int, height: int, width: int) -> dict[str, np.ndarray]:
+    return random_weights(spec, seed, calibrate=True, size=(height, width))
+
+
+def default_weights(spec: ResNetSpec, seed: int, height: int, width: int, calibrate: bool = True) -> dict:
+    """`check`'s weights: seeded, BN statistics calibrated at the input size (cached per spec/seed/size)."""
+    if not calibrate:
+        return random_weights(spec, seed)
+    return {k: v.copy() for k, v in _calibrated(spec, seed, height, width).items()}
+
+
+def random_input(spec: ResNetSpec, batch: int, height: int, width: int, seed: int) -> np.ndarray:
+    """A seeded standard-normal NCHW batch (roughly what a normalised image looks like)."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    return rng.standard_normal((batch, spec.in_channels, height, width)).astype(np.float32)
+
+
+def check_arch(
+    arch: str,
+    batch: int = 2,
+    height: int = 224,
+    width: int | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    direction: str = "torch2keras",
+    variant: str = "torchvision",
+    allow_tf32: bool = False,
+    spec: ResNetSpec | None = None,
+    onnx: bool = False,
+    train_steps: int = 0,
+    train_batch: int = 8,
+    train_size: int = 64,
+    weights: dict[str, np.ndarray] | None = None,
+    x: np.ndarray | None = None,
+    calibrate: bool = True,
+    float64: bool = True,
+) -> CheckResult:
+    """Build both models, fill the source with weights, copy across, compare.
+
+    Args:
+        arch: preset name (ignored for building when `spec` is given).
+        batch: input batch size.
+        height, width: input size (width defaults to height).
+        device: "cpu" or "cuda".
+        seed: seeds the weights and the input.
+        direction: "torch2keras" (torch is the source and reference) or "keras2torch".
+        variant: spec variant name.
+        allow_tf32: see `parity.checks.compare.compare`.
+        spec: a full spec to check instead of the preset.
+        onnx: also export both models to ONNX and compare all four on the logits.
+        train_steps: also run this many SGD steps in both backends (float64, from the same seeded
+            weights) and compare losses, gradients, weights and BN statistics.
+        train_batch, train_size: the training batches (seeded like the input).
+        weights: canonical weights to check (e.g. a user's checkpoint); default seeded random
+            weights with calibrated BN statistics (`default_weights`).
+        x: NCHW input to compare on (e.g. a user's images); default a seeded standard-normal batch.
+        calibrate: calibrate the seeded weights' BN statistics (ignored when `weights` is given).
+        float64: run the float64 pass (the port verdict); see `parity.checks.compare.compare`.
+    """
+    width = height if width is None else width
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    spec = spec or make_spec(arch, variant)
+    start = time.perf_counter()
+    if x is None:
+        x = random_input(spec, batch, height, width, seed)
+    if weights is None:
+        weights = default_weights(spec, seed, x.shape[2], x.shape[3], calibrate)
+    torch_model, keras_model = build_pair(spec)
+    src, dst = (torch_model, keras_model) if direction == "torch2keras" else (keras_model, torch_model)
+    set_weights(src, weights)
+    copy_weights(src, dst)
+    report = compare(src, dst, x, device=device, allow_tf32=allow_tf32, float64=float64, seed=seed)
+    torch_side, keras_side = adapter(torch_model), adapter(keras_model)
+    t_params, t_running = torch_side.count_params(torch_model)
+    k_params, k_running = keras_side.count_params(keras_model)
+    counts = spec.param_counts()
+    conventions = {"spec": counts, "torch": torch_side.framework_counts(torch_model),
+                   "keras": keras_side.framework_counts(keras_model)}
+    params = ParamCounts(counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running,
+                         conventions)
+    result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
+    if onnx:
+        from parity.checks.export import four_way
+
+        found = four_way(torch_model, keras_model, x, device=device, allow_tf32=allow_tf32)
+        result.onnx_reports = found["reports"]
+        result.onnx_ops = {label: dict(ops) for label, ops in found["ops"].items()}
+    if train_steps:
+        from parity.checks.train_steps import compare_training, training_pair
+
+        torch_train, keras_train = training_pair(spec, weights, "float64")
+        result.train = compare_training(torch_train, keras_train, steps=train_steps, batch=train_batch,
+                                        height=train_size, seed=seed)
+    result.seconds = time.perf_counter() - start
+    return result

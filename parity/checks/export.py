@@ -1,0 +1,262 @@
+"""ONNX export of both backends, onnxruntime execution, and the four-way comparison.
+
+Torch models go through `torch.onnx.export` (the dynamo exporter); Keras models through Keras' own
+`model.export(..., format="onnx")` (tf2onnx under the TensorFlow backend, in its large-model mode:
+`parity.backends.keras._lean_tf2onnx`). Every file is written to a temporary name, checked with
+`onnx.checker`, and only then renamed to the target.
+
+Both exports take the input named `input` and give the output named `logits`, with the batch axis
+(named `batch`), height and width dynamic (torch graphs of 'same'-padding specs: batch only); with
+`nchw=True` the Keras export takes NCHW like the torch one, so the two files are drop-in
+interchangeable.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import itertools
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.backends import adapter
+from parity.checks.compare import Report, StageDiff, check_device, precision, run_stages
+from parity.core import tolerances
+from parity.core.files import atomic_write
+from parity.core.layout import nhwc
+from parity.io.weights import spec_of
+
+DEFAULT_OPSET = 18
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+BATCH_AXIS = "batch"
+LAYOUT_KEY = "resnet_parity.layout"
+
+
+def export_onnx(
+    model: Any,
+    path: str | os.PathLike,
+    nchw: bool | None = None,
+    opset: int = DEFAULT_OPSET,
+    height: int = 224,
+    width: int | None = None,
+    force: bool = False,
+) -> Path:
+    """Export a model of either backend to ONNX, atomically, and check the file.
+
+    Args:
+        model: a resnet_torch or resnet_keras model.
+        path: target `.onnx` file; an existing file is replaced only with `force`.
+        nchw: input layout of the graph. Torch graphs are always NCHW; Keras graphs are NHWC unless
+            `nchw=True` (default: NCHW for torch, NHWC for Keras).
+        opset: ONNX opset.
+        height, width: example input size used while tracing (batch, height and width stay dynamic,
+            but for torch graphs of 'same'-padding specs, which keep this size).
+        force: overwrite an existing file.
+    """
+    side = adapter(model)
+    width = height if width is None else width
+    if side.NAME == "torch" and nchw is False:
+        raise ValueError("a torch model exports NCHW only; nchw=False applies to Keras models")
+    if not isinstance(opset, int) or opset < 13:
+        raise ValueError(f"opset must be an int >= 13, got {opset!r}")
+    return atomic_write(path, lambda tmp: _write_checked(side, model, tmp, bool(nchw), opset, height,
+                                                         width), force=force)
+
+
+def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
+    import onnx
+
+    try:
+        side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, OUTPUT_NAME, BATCH_AXIS)
+        graph = onnx.load(str(tmp))  # reads any external-data side file into memory
+        _name_io(graph)
+        fold_pool_padding(graph)
+        layout = "NCHW" if nchw or side.NAME == "torch" else "NHWC"
+        onnx.helper.set_model_props(graph, {LAYOUT_KEY: layout,
+                                            "resnet_parity.spec": json.dumps(spec_of(model).to_dict())})
+        onnx.checker.check_model(graph, full_check=True)
+        onnx.save(graph, str(tmp))  # one self-contained file (weights inline, < 2 GB)
+    finally:
+        # The torch exporter writes its weights to `<file>.data` beside the file; nothing but the
+        # atomic write's own temporary may remain, on success, failure or Ctrl-C.
+        for leftover in tmp.parent.glob(glob.escape(tmp.name) + ".*"):
+            leftover.unlink(missing_ok=True)
+
+
+def fold_pool_padding(model: Any) -> int:
+    """Fold each zero `Pad` between a `Relu` and a `MaxPool` into the MaxPool's own pads; returns the count.
+
+    # FRAMEWORK: max-pool padding — Keras' MaxPooling2D has no explicit padding, so our Keras model pads
+    # with ZeroPadding2D first and tf2onnx exports a separate Pad (a full copy of the 112x112 map of
+    # resnet50: 1.5-3 % of onnxruntime's time, measured). ONNX's MaxPool pads with -inf; after a ReLU every
+    # value is >= 0, so zero padding and -inf padding give the same maximum (the `maxpool_padding` lesson).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    uses = collections.Counter(name for node in graph.node for name in node.input)
+    uses.update(out.name for out in graph.output)
+    constants = {init.name: init for init in graph.initializer}
+    folded = 0
+    for pool in [n for n in graph.node if n.op_type == "MaxPool"]:
+        pad = producers.get(pool.input[0])
+        if pad is None or pad.op_type != "Pad" or uses[pad.output[0]] != 1:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in pad.attribute}
+        pool_attrs = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
+        source = producers.get(pad.input[0])
+        zero = len(pad.input) < 3 or not pad.input[2] or (
+            pad.input[2] in constants and not numpy_helper.to_array(constants[pad.input[2]]).any())
+        if (attrs.get("mode", b"constant") != b"constant" or not zero or len(pad.input) > 3
+                or pad.input[1] not in constants or source is None or source.op_type != "Relu"
+                or pool_attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"")):
+            continue
+        pads = numpy_helper.to_array(constants[pad.input[1]]).tolist()
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):  # only H and W of an NCHW map
+            continue
+        old = pool_attrs.get("pads", [0, 0, 0, 0])
+        new = [old[0] + pads[2], old[1] + pads[3], old[2] + pads[6], old[3] + pads[7]]
+        pool.input[0] = pad.input[0]
+        kept = [a for a in pool.attribute if a.name != "pads"]
+        del pool.attribute[:]
+        pool.attribute.extend(kept + [helper.make_attribute("pads", new)])
+        graph.node.remove(pad)
+        for name in pad.input[1:]:
+            if name in constants and uses[name] == 1:
+                graph.initializer.remove(constants[name])
+        folded += 1
+    return folded
+
+
+def _name_io(graph: Any) -> None:
+    """Name the single input `input` and output `logits`, and axis 0 of both `batch`."""
+    (inp,), (out,) = graph.graph.input, graph.graph.output
+    renames = {inp.name: INPUT_NAME, out.name: OUTPUT_NAME}
+    for node in graph.graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    inp.name, out.name = INPUT_NAME, OUTPUT_NAME
+    for value in (inp, out):
+        value.type.tensor_type.shape.dim[0].dim_param = BATCH_AXIS
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def providers(device: str, allow_tf32: bool = False) -> list[Any]:
+    """onnxruntime providers for a device: CUDA first where asked for and available.
+
+    On CUDA, TF32 is off unless allowed, as for the native models (onnxruntime's CUDA provider
+    defaults `use_tf32` to on).
+    """
+    import onnxruntime as ort
+
+    check_device(device)
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeError("--device cuda, but this onnxruntime has no CUDAExecutionProvider")
+        return [("CUDAExecutionProvider", {"use_tf32": "1" if allow_tf32 else "0"}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def onnx_session(path: str | os.PathLike, device: str = "cpu", allow_tf32: bool = False) -> Any:
+    """An onnxruntime session; refuses a file that is missing or not ONNX with a clear error."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no ONNX file at {path}")
+    try:
+        return ort.InferenceSession(str(path), providers=providers(device, allow_tf32))
+    except Exception as exc:  # onnxruntime raises its own exception types
+        if isinstance(exc, RuntimeError) and "CUDAExecutionProvider" in str(exc):
+            raise
+        raise ValueError(f"{path} is not a loadable ONNX model: {exc}") from exc
+
+
+def input_layout(session: Any) -> str:
+    """'NCHW' or 'NHWC', as recorded in the file's metadata by `export_onnx` (NCHW if absent)."""
+    return session.get_modelmeta().custom_metadata_map.get(LAYOUT_KEY, "NCHW")
+
+
+def run_onnx(session: Any, x: np.ndarray) -> np.ndarray:
+    """Logits of an onnxruntime session for an NCHW batch (converted if the graph is NHWC)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if input_layout(session) == "NHWC":
+        x = nhwc(x)
+    return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+
+
+def op_histogram(path: str | os.PathLike) -> collections.Counter:
+    """Node count per op type of an ONNX file (top-level graph)."""
+    import onnx
+
+    return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def compare_logits(a_label: str, b_label: str, a: np.ndarray, b: np.ndarray, arch: str, x_shape, device: str,
+                   allow_tf32: bool = False) -> Report:
+    """A logits-only Report between two outputs already computed (same tolerances as native)."""
+    name, tol = tolerances.for_run(device, allow_tf32, arch)
+    report = Report(a=a_label, b=b_label, arch=arch, input_shape=list(x_shape), device=device,
+                    tf32=allow_tf32 and device == "cuda", tolerance=tol, tolerance_name=name)
+    report.stages.append(StageDiff.measure(OUTPUT_NAME, a, b, tol))
+    return report
+
+
+def four_way(
+    torch_model: Any,
+    keras_model: Any,
+    x: np.ndarray,
+    device: str = "cpu",
+    workdir: str | os.PathLike | None = None,
+    keras_nchw: bool = True,
+    opset: int = DEFAULT_OPSET,
+    allow_tf32: bool = False,
+) -> dict[str, Any]:
+    """Export both models, run all four on `x`, compare every pair of logits.
+
+    Returns {"reports": [Report x 6], "ops": {"torch-onnx": Counter, "keras-onnx": Counter},
+    "files": {...}, "export_seconds": {...}}.
+
+    Args:
+        torch_model, keras_model: the two models (same spec, same weights).
+        x: NCHW float32 batch.
+        device: "cpu" or "cuda" (native models and onnxruntime provider).
+        workdir: where to write the two .onnx files (default: a temporary folder, removed after).
+        keras_nchw: export the Keras model with NCHW input.
+        opset: ONNX opset for both.
+        allow_tf32: on CUDA, let every runtime use TF32 (and the TF32 tolerance).
+    """
+    spec = spec_of(torch_model)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(workdir) if workdir is not None else Path(tmp)
+        files = {"torch-onnx": folder / f"{spec.name}_torch.onnx", "keras-onnx": folder / f"{spec.name}_keras.onnx"}
+        export_seconds = {}
+        for label, model in (("torch-onnx", torch_model), ("keras-onnx", keras_model)):
+            start = time.perf_counter()
+            export_onnx(model, files[label], nchw=True if label == "torch-onnx" else keras_nchw, opset=opset,
+                        height=x.shape[2], width=x.shape[3], force=True)
+            export_seconds[label] = time.perf_counter() - start
+        with precision(device, allow_tf32):
+            logits = {
+                "torch": run_stages(torch_model, x, device)[OUTPUT_NAME],
+                "keras": run_stages(keras_model, x, device)[OUTPUT_NAME],
+            }
+        for label, path in files.items():
+            logits[label] = run_onnx(onnx_session(path, device, allow_tf32), x)
+        ops = {label: op_histogram(path) for label, path in files.items()}
+    reports = [
+        compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32)
+        for a, b in itertools.combinations(["torch", "keras", "torch-onnx", "keras-onnx"], 2)
+    ]
+    return {"reports": reports, "ops": ops, "files": {k: str(v) for k, v in files.items()},
+            "export_seconds": export_seconds}

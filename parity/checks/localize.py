@@ -1,0 +1,87 @@
+"""Block-by-block and layer-by-layer comparison, without compounding (framework-free).
+
+End to end, an error in `layer1.0` reaches every later stage, and rounding grows with depth. Here
+every unit of the model under test (the stem, each residual block, the head) runs on the
+*reference* model's input to that unit, so each unit is judged alone; inside the first wrong unit
+each layer with weights (conv, BatchNorm, fc) is judged alone the same way. The order of layers
+inside a unit comes from the spec's plans; ReLU, flatten and the residual add are the same in every
+framework and are computed here in numpy only to produce the next layer's input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from parity.spec import ResNetSpec
+
+Run = Callable[[str, np.ndarray], np.ndarray]
+"""(unit or layer name, NCHW input) -> output, for one model (see the adapters' `run_unit`)."""
+
+
+def unit_names(spec: ResNetSpec) -> list[str]:
+    """'stem', every block ('layer1.0' ...), 'head': the units compared in isolation."""
+    return ["stem"] + [plan.name for plan in spec.block_plans()] + ["head"]
+
+
+def trace_units(spec: ResNetSpec, run: Run, x: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(unit, input, output) of every unit, run one after the other from the image `x`."""
+    trace = []
+    out = x
+    for name in unit_names(spec):
+        result = run(name, out)
+        trace.append((name, out, result))
+        out = result
+    return trace
+
+
+def stage_outputs(spec: ResNetSpec, trace: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Stage outputs (stem, layer1.., logits) read off a unit trace: the last block of each stage."""
+    outputs = {}
+    for name, _, out in trace:
+        stage = "logits" if name == "head" else name.split(".")[0]
+        outputs[stage] = out
+    return outputs
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0)
+
+
+def trace_layers(spec: ResNetSpec, run: Run, unit: str, x: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(layer, input, output) of every layer with weights (and the max-pool) inside one unit."""
+    steps: list[tuple[str, np.ndarray, np.ndarray]] = []
+
+    def layer(name: str, inp: np.ndarray) -> np.ndarray:
+        out = run(name, inp)
+        steps.append((name, inp, out))
+        return out
+
+    if unit == "stem":
+        stem = spec.stem_plan()
+        out = layer(stem.conv.name, x)
+        out = _relu(layer(stem.norm.name, out))
+        if stem.pool is not None:
+            layer(stem.pool.name, out)
+        return steps
+    if unit == "head":
+        out = layer("avgpool", x)
+        layer(spec.head_plan().name, out.reshape(out.shape[0], -1))
+        return steps
+    plans = {plan.name: plan for plan in spec.block_plans()}
+    if unit not in plans:
+        raise KeyError(f"no unit {unit!r} in {spec.name}; units are stem, layer1.0 .. head")
+    plan = plans[unit]
+    out = x
+    for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms)):
+        out = layer(f"{unit}.{conv.name}", out)
+        out = layer(f"{unit}.{norm.name}", out)
+        if index < len(plan.convs) - 1:
+            out = _relu(out)
+    if plan.downsample is not None:
+        conv, norm = plan.downsample
+        identity = layer(f"{unit}.{conv.name}", x)
+        if norm is not None:
+            layer(f"{unit}.{norm.name}", identity)
+    return steps

@@ -1,0 +1,238 @@
+"""`resnet-parity check`: port weights across backends, judge the port in float64 and the fp32 outputs
+against their own rounding noise, name the first wrong block and layer; optionally ONNX and training steps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from parity.cli import options
+from parity.core.formatting import fmt_sci
+
+HELP = ("port weights across backends; judge the port in float64 and fp32 against its own rounding noise; "
+        "name the first wrong block and layer")
+DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    options.add_arch(p, default=None, many=True,
+                     help=f"comma list of architectures, or 'all' (default {DEFAULT_CHECK_ARCHS}; with --weights: "
+                          "inferred from the file)")
+    options.add_weights(p, help="check your own checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)")
+    p.add_argument("--input", nargs="+", metavar="FILE",
+                   help="compare on your data: one .npy NCHW float batch, or image files (resized to --size, "
+                        "centre-cropped, ImageNet mean/std)")
+    p.add_argument("--batch", type=options.positive, default=2)
+    options.add_size(p, pair=True)
+    options.add_device(p)
+    options.add_seed(p)
+    options.add_spec_overrides(p)
+    options.add_keras_backend(p)
+    p.add_argument("--no-float64", action="store_true",
+                   help="skip the float64 pass (fixed fp32 tolerances decide; for devices without float64)")
+    p.add_argument("--uncalibrated", action="store_true",
+                   help="seeded weights keep random BN statistics instead of statistics measured on data")
+    p.add_argument("--direction", default="both", choices=["torch2keras", "keras2torch", "both"],
+                   help="which model is the source (and reference); default both")
+    p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
+    p.add_argument("--onnx", action="store_true",
+                   help="also export both models to ONNX and compare torch, keras and both ONNX files")
+    p.add_argument("--train-steps", type=options.non_negative, default=0, metavar="N",
+                   help="also compare N SGD steps (momentum, weight decay, BN in training mode), float64")
+    options.add_json(p)
+    p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
+
+
+def check_table_rows(results: list[Any]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        p = r.params
+        native = r.report
+        rows.append([
+            r.arch,
+            r.direction,
+            f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
+            "x".join(map(str, r.output_shape)),
+            fmt_sci(native.port_max_rel) if native.float64 else "off",
+            fmt_sci(native.logits.max_rel),
+            f"{native.worst_ratio:.1f}x" if native.float64 and native.tolerance_name == "FP32_NOISE_MULTIPLE" else "-",
+            native.first_wrong or "-",
+            "PASS" if p.equal and native.passed else "FAIL",
+            f"{r.seconds:.1f}",
+        ])
+        if r.train is not None:
+            t = r.train
+            failed = [d.stage for d in t.loss + t.grads + [t.weights, t.running] if not d.passed]
+            worst = max(t.loss + t.grads + [t.weights, t.running], key=lambda d: d.max_rel)
+            rows.append([
+                r.arch,
+                f"train {t.steps} SGD steps (float64)",
+                "",
+                f"{t.config['batch']}x{t.config['size'][0]}x{t.config['size'][1]}",
+                fmt_sci(worst.max_rel),
+                "-",
+                "-",
+                failed[0] if failed else "-",
+                "PASS" if t.passed else "FAIL",
+                f"{t.seconds:.1f}",
+            ])
+        for o in r.onnx_reports:
+            rows.append([
+                r.arch,
+                f"{o.a} vs {o.b}",
+                "",
+                "x".join(map(str, o.logits.shape_b)),
+                "-",
+                fmt_sci(o.logits.max_rel),
+                "-",
+                o.first_divergent or "-",
+                "PASS" if o.passed else "FAIL",
+                "",
+            ])
+    return rows
+
+
+BN_OPS = ("BatchNormalization", "Sub", "Div", "Sqrt", "Mul")
+"""Ops a graph computes an unfolded BatchNorm with (as one node, or as arithmetic)."""
+
+
+def bn_form(counts: dict[str, int]) -> str:
+    """How a graph holds its BatchNorms, read off its op counts (never assumed)."""
+    found = {op: counts[op] for op in BN_OPS if counts.get(op)}
+    if not found:
+        return "folded into the convs"
+    return "computed as " + ", ".join(f"{n} {op}" for op, n in found.items())
+
+
+def op_table_rows(ops: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Op type, count in each ONNX graph; ops present in only one graph first."""
+    labels = list(ops)
+    names = sorted({op for counts in ops.values() for op in counts},
+                   key=lambda op: (len({label for label in labels if op in ops[label]}) == len(labels), op))
+    return [[op] + [str(ops[label].get(op, 0)) for label in labels] for op in names]
+
+
+CHECK_COLUMNS = ["arch", "direction", "params spec / torch / keras", "output", "port: float64 max rel",
+                 "fp32 logits max rel", "fp32 / noise", "first wrong", "verdict", "seconds"]
+VERDICT_COLUMN = CHECK_COLUMNS.index("verdict")
+
+
+def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any]:
+    """(one spec per architecture, weights or None, x or None) from --arch, --weights and --input."""
+    weights = x = None
+    if args.weights:
+        from parity.io.checkpoints import read_with_spec
+
+        if args.set or args.stem:
+            raise ValueError("--set and --stem shape seeded networks; with --weights the file decides the architecture")
+        arch = None
+        if args.arch is not None:
+            archs = options.archs(args.arch)
+            if len(archs) != 1:
+                raise ValueError("--weights checks one network: give one --arch (or none, to infer it)")
+            arch = archs[0]
+        spec, weights = read_with_spec(args.weights, arch, args.variant, args.num_classes, args.in_channels)
+        specs = [spec]
+    else:
+        specs = [options.spec_from_args(a, args) for a in options.archs(args.arch or DEFAULT_CHECK_ARCHS)]
+    if args.input:
+        from parity.io.inputs import load_inputs
+
+        x = load_inputs(args.input, size=height, channels=specs[0].in_channels)
+    return specs, weights, x
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from parity.backends import adapter_named
+    from parity.checks.check import DIRECTIONS, check_arch
+    from parity.core.files import atomic_write_text, check_target
+    from parity.core.provenance import header
+    from parity.spec import input_size
+
+    options.select_keras_backend(args.keras_backend)
+    if args.onnx:  # before any work: the check would otherwise run in full and fail at the export
+        refusal = adapter_named("keras").onnx_refusal()
+        if refusal:
+            raise RuntimeError(refusal)
+    height, width = options.size(args.size or [input_size(args.variant)])
+    options.require_device(args.device)
+    for path in (args.json, args.markdown):
+        if path:
+            check_target(path, force=True)
+    specs, weights, x = _check_subject(args, height)
+    archs = [spec.name for spec in specs]
+    directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
+    err = options.console(stderr=True)
+    results = []
+    for arch_spec in specs:
+        arch = arch_spec.name
+        for direction in directions:
+            steps = "build, port, compare in fp32 and float64" + (", export ONNX, run onnxruntime" if args.onnx else "")
+            steps += f", {args.train_steps} training steps" if args.train_steps else ""
+            shape = "x".join(map(str, x.shape)) if x is not None else f"{args.batch}x{height}x{width}"
+            with err.status(f"{arch} {direction}: {steps} at {shape}"):
+                # The ONNX files hold the same weights in either direction: export once per arch.
+                onnx = args.onnx and direction == directions[0]
+                result = check_arch(arch, args.batch, height, width, args.device, args.seed, direction,
+                                    args.variant, args.allow_tf32, spec=arch_spec, onnx=onnx,
+                                    train_steps=args.train_steps if direction == directions[0] else 0,
+                                    weights=weights, x=x, calibrate=not args.uncalibrated,
+                                    float64=not args.no_float64)
+            err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
+            results.append(result)
+    first = results[0].report
+    source = f"weights {args.weights}" if args.weights else (
+        f"seeded weights (seed {args.seed}, BN {'uncalibrated' if args.uncalibrated else 'calibrated'})")
+    inputs = f"input {' '.join(args.input)}" if args.input else f"seeded input {args.batch}x{height}x{width}"
+    verdicts = ("port verdict in float64 (FP64), fp32 verdict within FP32_NOISE_MULTIPLE x the reference's fp32 noise"
+                if first.float64 else first.float64_note)
+    title = f"parity check on {args.device}: {source}, {inputs}; {verdicts}"
+    table = Table(title=title, caption=header(first.provenance))
+    for col in CHECK_COLUMNS:
+        table.add_column(col, justify="right" if "max" in col or col in ("seconds", "fp32 / noise") else "left")
+    rows = check_table_rows(results)
+    for row in rows:
+        table.add_row(*row, style=None if row[VERDICT_COLUMN] == "PASS" else "red")
+    console = options.console()
+    console.print(table)
+    for r in results:
+        if r.direction == directions[0] and r.params.line():
+            console.print(f"{r.arch} ({r.variant}) parameters: {r.params.line()}")
+    for r in results:
+        if not r.report.passed:
+            console.print(f"\n{r.arch} {r.direction}:\n{r.report}", highlight=False, markup=False)
+    op_markdown = ""
+    for r in results:
+        if r.onnx_ops and r.direction == directions[0]:
+            ops = Table(title=f"{r.arch}: ONNX ops per graph; BatchNorm: " + "; ".join(
+                f"{label} {bn_form(counts)}" for label, counts in r.onnx_ops.items()))
+            ops.add_column("op")
+            for label in r.onnx_ops:
+                ops.add_column(label, justify="right")
+            op_rows = op_table_rows(r.onnx_ops)
+            for row in op_rows:
+                ops.add_row(*row)
+            console.print(ops)
+            op_markdown += f"\n**{r.arch}: ONNX ops per graph**\n\n" + options.to_markdown(["op", *r.onnx_ops], op_rows)
+    passed = all(r.passed for r in results)
+    if args.json:
+        payload = {
+            "config": {"archs": archs, "batch": args.batch, "size": [height, width], "device": args.device,
+                       "seed": args.seed, "variant": args.variant, "directions": directions,
+                       "allow_tf32": args.allow_tf32, "onnx": args.onnx, "train_steps": args.train_steps,
+                       "weights": args.weights, "input": args.input, "float64": not args.no_float64,
+                       "calibrated": not args.uncalibrated},
+            "provenance": first.provenance,
+            "passed": passed,
+            "results": [r.to_dict() for r in results],
+        }
+        from parity.core.formatting import json_safe
+
+        atomic_write_text(args.json, json.dumps(json_safe(payload), indent=2) + "\n")
+    if args.markdown:
+        atomic_write_text(args.markdown, f"**{title}**\n\n{header(first.provenance)}\n\n"
+                          + options.to_markdown(CHECK_COLUMNS, rows) + op_markdown)
+    return 0 if passed else 1

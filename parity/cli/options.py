@@ -1,0 +1,209 @@
+"""Options shared by the commands, each declared once, and the helpers every command uses.
+
+A command module calls `add_arch(p)`, `add_size(p)`, ... in its `add_arguments`; nothing here imports
+a framework (the Keras backend is chosen before Keras is imported: `select_keras_backend`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from parity.backends import BACKENDS, KERAS_BACKENDS
+from parity.spec import ARCHS, STEMS, VARIANTS, ResNetSpec, make_spec, parse_archs
+
+# -- value types -----------------------------------------------------------------------------------
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def even_size(text: str) -> int:
+    """A size for the lessons, which also run at size + 1 to make every stride-2 input odd."""
+    value = positive(text)
+    if value < 8 or value % 2:
+        raise argparse.ArgumentTypeError(f"must be an even number >= 8 (the odd-size lessons use size + 1), got {value}")
+    return value
+
+
+def device(text: str) -> str:
+    """'cpu', 'cuda' or 'cuda:N'."""
+    if text == "cpu" or text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+
+
+def backend_list(text: str) -> list[str]:
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown backend(s) {', '.join(map(repr, unknown))}; "
+                                         f"use a comma list of {', '.join(BACKENDS)} (or '' for none)")
+    return names
+
+
+# -- options ---------------------------------------------------------------------------------------
+
+
+def add_arch(p: argparse.ArgumentParser, default: str | None = "resnet18", many: bool = False,
+             help: str | None = None) -> None:
+    """--arch: one preset (or, with `many`, a comma list or 'all', read with `archs`)."""
+    if many:
+        p.add_argument("--arch", default=default, help=help or "comma list of architectures, or 'all'")
+    else:
+        p.add_argument("--arch", default=default, choices=list(ARCHS), help=help)
+
+
+def add_size(p: argparse.ArgumentParser, default: Any = None, pair: bool = False, help: str | None = None,
+             even: bool = False) -> None:
+    """--size: N (or, with `pair`, H or H W, read with `size`); `even`: an even N >= 8 (the lessons)."""
+    if pair:
+        p.add_argument("--size", type=positive, nargs="+", default=default, metavar="N",
+                       help=help or "H or H W (default: the size the variant was written for, 224 for most)")
+    else:
+        p.add_argument("--size", type=even_size if even else positive, default=default, help=help)
+
+
+def add_device(p: argparse.ArgumentParser, help: str = "cpu, cuda or cuda:N") -> None:
+    p.add_argument("--device", type=device, default="cpu", help=help)
+
+
+def add_seed(p: argparse.ArgumentParser, default: int | None = 0, help: str | None = None) -> None:
+    p.add_argument("--seed", type=non_negative, default=default, help=help or "seeds weights and input (>= 0)")
+
+
+def add_keras_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None,
+                   help="run the Keras side on this backend (default: KERAS_BACKEND, else tensorflow)")
+
+
+def add_weights(p: argparse.ArgumentParser, required: bool = False, help: str | None = None) -> None:
+    p.add_argument("--weights", metavar="FILE", required=required,
+                   help=help or "a checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)")
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+
+
+def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None:
+    """--variant, --num-classes, --in-channels, --stem and --set: read together with `spec_from_args`."""
+    if variant:
+        p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
+    p.add_argument("--num-classes", type=positive, default=None, help="fc outputs (default: the preset's, or the file's)")
+    p.add_argument("--in-channels", type=positive, default=None, help="input channels (default: 3, or the file's)")
+    p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="any spec field, e.g. --set padding=same --set widths=16,32,64,128 (repeatable)")
+
+
+# -- reading them ----------------------------------------------------------------------------------
+
+
+def size(values: Sequence[int]) -> tuple[int, int]:
+    """(H, W) from --size H or --size H W."""
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise ValueError(f"--size takes H or H W, got {len(values)} numbers")
+
+
+def archs(text: str) -> list[str]:
+    """--arch 'resnet18,resnet50' or 'all' -> names (validated)."""
+    return parse_archs(text)
+
+
+def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
+    """`--set field=value` pairs -> spec overrides; values as JSON (1e-3, true, null), '3,4,6,3' a tuple."""
+    fields = [f.name for f in dataclasses.fields(ResNetSpec) if f.name not in ("name", "variant")]
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        field, sep, text = item.partition("=")
+        field = field.strip().replace("-", "_")
+        if not sep or not field:
+            raise ValueError(f"--set takes field=value, got {item!r}")
+        if field not in fields:
+            raise ValueError(f"--set {field}: unknown spec field; fields are {', '.join(fields)}")
+        text = text.strip()
+        if "," in text:
+            try:
+                value: Any = tuple(int(v) for v in text.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"--set {field}: a comma list holds ints (e.g. 3,4,6,3), got {text!r}") from None
+        else:
+            try:
+                value = json.loads(text.lower() if text.lower() in ("true", "false", "null") else text)
+            except json.JSONDecodeError:
+                value = text
+        overrides[field] = value
+    return overrides
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """--set, --stem, --num-classes and --in-channels as spec overrides (the one place they are read)."""
+    overrides = parse_set(getattr(args, "set", None))
+    for field in ("num_classes", "in_channels", "stem"):
+        value = getattr(args, field, None)
+        if value is not None:
+            overrides[field] = value
+    return overrides
+
+
+def spec_from_args(arch: str, args: argparse.Namespace) -> ResNetSpec:
+    """A preset spec with --variant and the overrides applied (validated)."""
+    return make_spec(arch, getattr(args, "variant", "torchvision"), **overrides_from_args(args))
+
+
+def select_keras_backend(name: str | None) -> None:
+    """Make `import keras` use this backend (before Keras is imported), or refuse clearly."""
+    if name is None:
+        return
+    if name not in KERAS_BACKENDS:
+        raise ValueError(f"--keras-backend must be one of {', '.join(KERAS_BACKENDS)}, got {name!r}")
+    if importlib.util.find_spec(name) is None:  # each backend is the package of the same name
+        raise ValueError(f"--keras-backend {name} needs the {name} package, which is not installed")
+    from parity.core.provenance import keras_backend
+
+    if "keras" in sys.modules and keras_backend() != name:
+        raise ValueError(f"--keras-backend {name}: Keras is already loaded with the {keras_backend()} "
+                         "backend in this process; run in a fresh process or set KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = name
+
+
+def require_device(name: str) -> None:
+    """Refuse a CUDA device where torch sees none (ValueError: one line, exit 2)."""
+    if name.startswith("cuda"):
+        from parity.checks.compare import cuda_available
+
+        if not cuda_available():
+            raise ValueError(f"--device {name}, but no CUDA device is visible to torch")
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
+
+
+def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

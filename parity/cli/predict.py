@@ -1,0 +1,30 @@
+"""`resnet-parity predict`: class names and softmax percentages for image files."""
+
+from __future__ import annotations
+
+import argparse
+
+from parity.cli import options
+
+HELP = "class names and softmax percentages for image files"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from parity.backends import BACKENDS
+
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--weights", required=True, metavar="best.safetensors")
+    p.add_argument("--backend", default="torch", choices=list(BACKENDS))
+    p.add_argument("--topk", type=options.positive, default=5)
+    options.add_keras_backend(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from parity.training.predict import load_trained, predict_images
+
+    options.select_keras_backend(args.keras_backend)
+    trained = load_trained(args.weights, args.backend)
+    console = options.console()
+    for path, top in zip(args.images, predict_images(trained, args.images, args.topk)):
+        console.print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top), markup=False)
+    return 0

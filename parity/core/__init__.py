@@ -1,0 +1,1 @@
+"""Framework-free helpers every layer above may use: tolerances, file writing, provenance, layouts."""

@@ -1,0 +1,79 @@
+"""Atomic file output: write to a temporary file beside the target, then rename over it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def check_target(path: str | os.PathLike, force: bool = False) -> Path:
+    """Validate an output path before any work is done; return it as a Path.
+
+    Raises FileExistsError if it exists and `force` is false, NotADirectoryError /
+    FileNotFoundError if its folder is missing, PermissionError if the folder is not writable.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"output path {target} is a directory")
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder {folder} of output path {target} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"folder {folder} of output path {target} is not writable")
+    return target
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], force: bool = False) -> Path:
+    """Call `write(tmp_path)` and move the result to `path` only if it succeeds.
+
+    A failure (an exception in `write`, or nothing written) leaves no file at `path` and no
+    temporary file behind; an existing file at `path` is replaced only with `force`.
+
+    Args:
+        path: the target file.
+        write: writes the whole file at the path it is given.
+        force: allow replacing an existing file.
+    """
+    target = check_target(path, force)
+    # The temporary name ends with the target's name: some writers check the extension
+    # (Keras wants `.keras` / `.weights.h5`).
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{target.name}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise OSError(f"writing {target} produced no data")
+        # mkstemp makes the file 0600; give it the mode a plain open() would have.
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, force: bool = True) -> Path:
+    """Atomically write a text file (reports are overwritten by default)."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG, atomically, and close it (also when writing fails)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110), force=True)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,43 @@
+"""How many CPUs this process may really use: its affinity mask and its cgroup's CPU quota (containers, CI)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+"""Environment variables torch (OpenMP, MKL), numpy's BLAS and TensorFlow read for their thread pools at start."""
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: the affinity mask, capped by a cgroup v2 (`cpu.max`) or v1 CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        count = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(count, math.floor(quota)) if quota else count)
+
+
+def _cgroup_quota() -> float | None:
+    try:
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def limit_threads(count: int) -> None:
+    """Ask every framework started after this call for `count` threads (environment variables they read
+    at start; a framework already loaded keeps its pools)."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(count)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"

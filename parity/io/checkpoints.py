@@ -1,0 +1,388 @@
+"""Checkpoint files in five formats, read and written as canonical weights, safely.
+
+| extension | format | reader | writer |
+|---|---|---|---|
+| `.pt`, `.pth` | torchvision state dict | `torch.load(weights_only=True)` | `torch.save` (with `num_batches_tracked`) |
+| `.safetensors` | safetensors | `safetensors.numpy.load_file` | `safetensors.numpy.save_file` |
+| `.npz` | numpy archive | `np.load(allow_pickle=False)` | `np.savez` |
+| `.weights.h5` | Keras weights | `resnet_keras.ResNet(spec).load_weights` | `save_weights` |
+| `.keras` | Keras model (spec included) | `keras.models.load_model(safe_mode=True)` | `model.save` |
+
+The framework formats are read and written by the adapter of their framework (`NATIVE`: torch for
+`.pt`/`.pth`, Keras for `.weights.h5`/`.keras`); the others here, with numpy and safetensors.
+No reader executes pickled code. Every writer goes through `parity.core.files.atomic_write`, so a failed
+conversion leaves no file (and an existing one is replaced only with force).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.backends import adapter_named
+from parity.core.errors import CheckpointError
+from parity.core.files import atomic_write
+from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights, spec_of
+from parity.spec import ARCHS, NUM_BATCHES_TRACKED, VARIANTS, ResNetSpec, make_spec
+
+FORMATS = {
+    ".weights.h5": "keras-weights",
+    ".keras": "keras",
+    ".safetensors": "safetensors",
+    ".npz": "npz",
+    ".pth": "torch",
+    ".pt": "torch",
+}
+"""Extension -> format; `.weights.h5` is matched before anything shorter."""
+
+NATIVE = {"torch": "torch", "keras-weights": "keras", "keras": "keras"}
+"""Format -> the backend whose adapter reads and writes it (`read_native` / `write_native`)."""
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """The format named by a file's extension; ValueError naming the file for any other."""
+    name = Path(path).name.lower()
+    for extension, fmt in FORMATS.items():
+        if name.endswith(extension):
+            return fmt
+    raise ValueError(
+        f"{path}: unknown checkpoint format; use one of {', '.join(FORMATS)} (the format comes from the extension)"
+    )
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> dict[str, np.ndarray]:
+    """Canonical weights stored in a file (`num_batches_tracked` counters dropped).
+
+    Args:
+        path: a file of one of `FORMATS`.
+        spec: the architecture; needed for `.weights.h5` (a weights file holds no architecture).
+    """
+    path = Path(path)
+    fmt = format_of(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    if fmt == "keras-weights" and spec is None:
+        raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant)")
+    try:
+        weights = _READERS[fmt](path, spec)
+    except (WeightMismatchError, CheckpointError):
+        raise
+    except Exception as exc:  # every library has its own exception types for a bad file
+        raise CheckpointError(f"cannot read {path} as a {fmt} checkpoint: {type(exc).__name__}: {exc}") from exc
+    return {k: v for k, v in weights.items() if not k.endswith(NUM_BATCHES_TRACKED)}
+
+
+def _read_safetensors(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def _read_npz(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a .npz archive (not a zip file: corrupt, truncated or another format)")
+    weights = {}
+    with np.load(path, allow_pickle=False) as archive:
+        for key in archive.files:
+            try:
+                weights[key] = archive[key]
+            except ValueError:
+                raise CheckpointError(f"{path}: entry {key!r} holds pickled Python objects, not a numeric array; "
+                                      "a checkpoint holds numeric arrays only, and this entry was not unpickled") from None
+    return weights
+
+
+def _read_native(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
+    fmt = format_of(path)
+    held, weights = adapter_named(NATIVE[fmt]).read_native(fmt, path, spec)
+    if spec is not None and held is not None and held != spec:
+        raise CheckpointError(f"{path} holds {_describe(held)}, expected {_describe(spec)}")
+    return weights
+
+
+_READERS = {
+    "torch": _read_native,
+    "safetensors": _read_safetensors,
+    "npz": _read_npz,
+    "keras-weights": _read_native,
+    "keras": _read_native,
+}
+
+
+def _describe(spec: ResNetSpec) -> str:
+    return f"{spec.name} ({spec.variant}, {spec.num_classes} classes, {spec.in_channels} channels)"
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def write_checkpoint(weights: Mapping[str, np.ndarray], path: str | os.PathLike, spec: ResNetSpec,
+                     force: bool = False, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write canonical weights of `spec` to a file, atomically, after checking them against the spec.
+
+    `.pt`/`.pth`/`.safetensors` files get torchvision's `num_batches_tracked` counters (zero) so
+    torchvision's `load_state_dict(strict=True)` accepts them.
+
+    Args:
+        weights: canonical weights (e.g. `parity.io.weights.get_weights(model)`).
+        path: target file; its extension picks the format.
+        spec: the architecture the weights belong to.
+        force: replace an existing file.
+        metadata: `.safetensors` only: more JSON-able entries for its header (see `read_metadata`);
+            the full spec is always stored there.
+    """
+    fmt = format_of(path)
+    if metadata and fmt != "safetensors":
+        raise ValueError(f"{path}: only .safetensors files carry metadata")
+    arrays = check_against_spec(weights, spec)
+    if fmt == "safetensors":
+        return atomic_write(path, lambda tmp: _write_safetensors(arrays, tmp, spec, metadata), force=force)
+    return atomic_write(path, lambda tmp: _WRITERS[fmt](arrays, tmp, spec), force=force)
+
+
+def check_against_spec(weights: Mapping[str, Any], spec: ResNetSpec) -> dict[str, np.ndarray]:
+    """Weights in canonical order after a strict check of every key and shape against the spec."""
+    return match_shapes(spec.canonical_shapes(), weights)
+
+
+def _with_counters(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for key, value in weights.items():
+        out[key] = value
+        if key.endswith(".running_var"):
+            out[key[: -len("running_var")] + NUM_BATCHES_TRACKED] = np.array(0, dtype=np.int64)
+    return out
+
+
+def _write_native(fmt: str):
+    def write(weights, tmp: Path, spec) -> None:
+        counted = _with_counters(weights) if fmt == "torch" else weights
+        adapter_named(NATIVE[fmt]).write_native(fmt, counted, tmp, spec)
+
+    return write
+
+
+METADATA_PREFIX = "resnet_parity."
+
+
+def _write_safetensors(weights, tmp: Path, spec, metadata: Mapping[str, Any] | None = None) -> None:
+    import json
+
+    from safetensors.numpy import save_file
+
+    header = {"format": "pt", "resnet_parity.arch": spec.name, "resnet_parity.variant": spec.variant,
+              "resnet_parity.spec": json.dumps(spec.to_dict())}
+    header.update({METADATA_PREFIX + k: json.dumps(v) for k, v in (metadata or {}).items()})
+    save_file({k: np.ascontiguousarray(v) for k, v in _with_counters(weights).items()}, str(tmp), metadata=header)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """What `write_checkpoint(metadata=...)` stored in a `.safetensors` header (JSON-decoded, prefix
+    dropped, the spec as a dict under 'spec'); {} for other formats or files without it."""
+    import json
+
+    if format_of(path) != "safetensors":
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            header = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own SafetensorError for a bad header
+        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+    out = {}
+    for key, value in header.items():
+        if key.startswith(METADATA_PREFIX) and key not in ("resnet_parity.arch", "resnet_parity.variant"):
+            try:
+                out[key[len(METADATA_PREFIX):]] = json.loads(value)
+            except json.JSONDecodeError:
+                raise CheckpointError(f"{path}: metadata {key!r} is not JSON") from None
+    return out
+
+
+def _write_npz(weights, tmp: Path, spec) -> None:
+    with open(tmp, "wb") as handle:  # a file object: np.savez would append '.npz' to a name
+        np.savez(handle, **weights)
+
+
+_WRITERS = {
+    "torch": _write_native("torch"),
+    "safetensors": _write_safetensors,
+    "npz": _write_npz,
+    "keras-weights": _write_native("keras-weights"),
+    "keras": _write_native("keras"),
+}
+
+
+# -- models and conversion -------------------------------------------------------------------------
+
+
+def load_checkpoint(model: Any, path: str | os.PathLike, strict: bool = True) -> None:
+    """Load a checkpoint file of any format into a model of either backend.
+
+    The file is read and checked in full before the model is touched; on any error the model is
+    unchanged.
+
+    Args:
+        model: a resnet_torch or resnet_keras model.
+        path: a file of one of `FORMATS` (a torchvision `.pth` works as is).
+        strict: as in `parity.io.weights.set_weights`.
+    """
+    spec = spec_of(model)
+    weights = read_checkpoint(path, spec)
+    try:
+        set_weights(model, weights, strict=strict)
+    except WeightMismatchError as exc:
+        raise exc.with_headline(_which_network(weights, spec, path)) from None
+
+
+def _which_network(weights: Mapping[str, Any], spec: ResNetSpec, path: Any) -> str:
+    """'this file is resnet18 (...); the model is resnet50 (...)', or the closest preset's name."""
+    try:
+        found = infer_spec(weights)
+    except ValueError:
+        return f"{path} does not hold {_describe(spec)}"
+    return f"{path} holds {_describe(found)}; the model is {_describe(spec)}"
+
+
+def load_model(path: str | os.PathLike, backend: str, arch: str | None = None, variant: str = "torchvision",
+               num_classes: int | None = None, in_channels: int | None = None) -> Any:
+    """A new model of `backend` ("torch" or "keras") holding a checkpoint file's weights.
+
+    The architecture comes from the file (see `read_with_spec`) unless `arch` is given. A `.keras`
+    file loads with safe_mode, and needs no prior `import resnet_keras`.
+    """
+    spec, weights = read_with_spec(path, arch, variant, num_classes, in_channels)
+    model = adapter_named(backend).build(spec)
+    set_weights(model, weights)
+    return model
+
+
+def save_checkpoint(model: Any, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write a model's canonical weights to a file of any format (atomically)."""
+    return write_checkpoint(get_weights(model), path, spec_of(model), force=force)
+
+
+def held_sizes(weights: Mapping[str, Any]) -> dict[str, Any]:
+    """num_classes, in_channels and stem, read off `fc.weight` and `conv1.weight` where the file has them."""
+    fc, conv1 = weights.get("fc.weight"), weights.get("conv1.weight")
+    held: dict[str, Any] = {}
+    if fc is not None and np.ndim(fc) == 2:
+        held["num_classes"] = int(np.shape(fc)[0])
+    if conv1 is not None and np.ndim(conv1) == 4:
+        held["in_channels"] = int(np.shape(conv1)[1])
+        held["stem"] = "imagenet" if np.shape(conv1)[2] == 7 else "cifar"
+    return held
+
+
+def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
+    """The preset spec whose canonical keys and shapes the weights match exactly.
+
+    num_classes, in_channels and the stem are read off `fc.weight` and `conv1.weight`. Without an
+    exact match, the error names the closest preset and how the weights differ from it.
+    """
+    held = held_sizes(weights)
+    if "num_classes" not in held or "in_channels" not in held:
+        raise ValueError("cannot tell the architecture: no fc.weight / conv1.weight of the usual rank")
+    closest = None
+    for arch in ARCHS:
+        for variant in VARIANTS:
+            spec = make_spec(arch, variant, **held)
+            try:
+                match_shapes(spec.canonical_shapes(), weights)
+            except WeightMismatchError as error:
+                if closest is None or error.count < closest[1].count:
+                    closest = (spec, error)
+                continue
+            return spec
+    spec, error = closest
+    count = sum(1 for key in weights if not key.endswith(NUM_BATCHES_TRACKED))
+    raise ValueError(f"no preset architecture has exactly these {count} keys and shapes; the closest is "
+                     f"{_describe(spec)}, which differs by: {error.details}; pass --arch/--variant (or fix the file)")
+
+
+def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: str = "torchvision",
+                   num_classes: int | None = None, in_channels: int | None = None) -> tuple[ResNetSpec, dict]:
+    """(spec, canonical weights) of a checkpoint file, checked against each other.
+
+    The architecture comes from `arch`/`variant` when given, else from the file: a `.keras` file holds
+    its spec, and so does a `.safetensors` file this project wrote; other files are matched against
+    every preset by keys and shapes, and where variants share every shape (torchvision and v1) the
+    first listed is taken unless `variant` names another.
+    `num_classes` and `in_channels` default to what the file holds; given, they must agree with it.
+
+    Args:
+        path: a checkpoint of one of `FORMATS`.
+        arch: a preset name, or None to infer it.
+        variant: the preset variant (with `arch`).
+        num_classes, in_channels: expected outputs and input channels, or None.
+    """
+    fmt = format_of(path)
+    if fmt == "keras":
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no checkpoint file at {path}")
+        spec, weights = adapter_named("keras").read_native(fmt, Path(path), None)
+    elif fmt == "keras-weights":
+        if arch is None:
+            raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant, "
+                             "--num-classes, --in-channels if they differ from the defaults)")
+        spec = make_spec(arch, variant, num_classes=num_classes or 1000, in_channels=in_channels or 3)
+        weights = read_checkpoint(path, spec)
+    else:
+        weights = read_checkpoint(path)
+        spec = None
+        stored = read_metadata(path).get("spec") if arch is None else None
+        if stored is not None:  # written by this project: the exact spec, widths and all
+            try:
+                spec = ResNetSpec.from_dict(stored)
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"{path}: the stored spec is not valid ({exc})") from None
+        elif arch is None:
+            found = infer_spec(weights)
+            # Variants with the same shapes (torchvision / v1, keras_applications / conv_bias) look alike
+            # in a file: inference takes the first, a given --variant overrides it.
+            arch, variant = found.name, found.variant if variant == "torchvision" else variant
+    held = held_sizes(weights)
+    for flag, given, key in (("--num-classes", num_classes, "num_classes"), ("--in-channels", in_channels, "in_channels")):
+        if given is not None and key in held and given != held[key]:
+            raise ValueError(f"{flag} {given}, but {path} holds {held[key]} ({_HELD_BY[key]} is "
+                             f"{tuple(np.shape(weights[_HELD_BY[key]]))})")
+    if spec is None:
+        spec = make_spec(arch, variant, **held)
+    try:
+        check_against_spec(weights, spec)
+    except WeightMismatchError as exc:
+        raise exc.with_headline(_which_network(weights, spec, path)) from None
+    return spec, weights
+
+
+_HELD_BY = {"num_classes": "fc.weight", "in_channels": "conv1.weight"}
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, spec: ResNetSpec | None = None,
+            force: bool = False) -> tuple[Path, ResNetSpec]:
+    """Convert a checkpoint between any two formats; returns (written path, spec used).
+
+    Args:
+        src: existing file.
+        dst: target file (refused if it exists, unless `force`).
+        spec: the architecture; inferred from the weights (or read from a `.keras` file) if None.
+        force: replace an existing target.
+    """
+    from parity.core.files import check_target
+
+    format_of(dst)
+    check_target(dst, force)
+    if spec is None:
+        spec, weights = read_with_spec(src)
+    else:
+        weights = read_checkpoint(src, spec)
+    return write_checkpoint(weights, dst, spec, force=force), spec

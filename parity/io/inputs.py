@@ -1,0 +1,96 @@
+"""Inputs a user brings: a `.npy` batch (NCHW) or image files, preprocessed as torchvision's ImageNet eval.
+
+Images: decoded with Pillow (RGB, or grayscale for 1-channel models), the shorter side resized to
+`size * 256 / 224` (bilinear), centre-cropped to `size` x `size`, scaled to [0, 1] and normalised
+with ImageNet's mean and std: torchvision's `Resize(256), CenterCrop(224), ToTensor(), Normalize`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESIZE_RATIO = 256 / 224
+"""torchvision's eval transform resizes to 256 before its 224 crop."""
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def load_image(path: str | os.PathLike, size: int = 224, channels: int = 3) -> np.ndarray:
+    """One image file as a normalised (channels, size, size) float32 array.
+
+    Args:
+        path: an image file Pillow can decode.
+        size: output height and width.
+        channels: 3 (RGB) or 1 (grayscale; normalised with the mean of ImageNet's means and stds).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if channels not in (1, 3):
+        raise ValueError(f"images give 1 or 3 channels; the model takes {channels}: pass a .npy batch instead")
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB" if channels == 3 else "L")
+            short = round(size * RESIZE_RATIO)
+            width, height = image.size
+            scale = short / min(width, height)
+            image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))),
+                                 Image.Resampling.BILINEAR)
+            left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
+            image = image.crop((left, top, left + size, top + size))
+            array = np.asarray(image, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
+    if channels == 1:
+        mean, std = np.float32(np.mean(IMAGENET_MEAN)), np.float32(np.mean(IMAGENET_STD))
+        return ((array - mean) / std)[None]
+    mean = np.asarray(IMAGENET_MEAN, np.float32)
+    std = np.asarray(IMAGENET_STD, np.float32)
+    return ((array - mean) / std).transpose(2, 0, 1)
+
+
+def load_npy(path: str | os.PathLike, channels: int) -> np.ndarray:
+    """A float NCHW batch from a `.npy` file (never unpickled); a single CHW image gets a batch axis."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a numeric .npy array ({exc.args[0].split('.')[0]}); it was not unpickled") from None
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[1] != channels:
+        raise ValueError(f"{path}: expected an NCHW batch with {channels} channels, got shape {array.shape}"
+                         + (" (this looks NHWC: transpose it to NCHW)" if array.ndim == 4 and array.shape[-1] == channels else ""))
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{path}: expected a float array (normalised images), got dtype {array.dtype}")
+    return array.astype(np.float32)
+
+
+def load_inputs(paths: Sequence[str | os.PathLike], size: int = 224, channels: int = 3) -> np.ndarray:
+    """One NCHW float32 batch from one `.npy` file or any number of image files.
+
+    Args:
+        paths: a single `.npy` file, or image files (see `IMAGE_EXTENSIONS`).
+        size: image height and width after preprocessing (images only).
+        channels: the model's input channels.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no input file given")
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"no input file at {path}")
+    npys = [p for p in paths if p.suffix.lower() == ".npy"]
+    if npys:
+        if len(paths) != 1:
+            raise ValueError("--input takes one .npy batch, or image files, not both or several .npy files")
+        return load_npy(paths[0], channels)
+    unknown = [str(p) for p in paths if p.suffix.lower() not in IMAGE_EXTENSIONS]
+    if unknown:
+        raise ValueError(f"unknown input file type: {', '.join(unknown)}; use .npy (NCHW) or an image "
+                         f"({', '.join(IMAGE_EXTENSIONS)})")
+    return np.stack([load_image(p, size, channels) for p in paths])

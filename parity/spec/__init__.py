@@ -1,0 +1,47 @@
+"""Framework-free description of a ResNet: the single source of truth.
+
+Every number either backend needs (depths, widths, strides, paddings, BatchNorm epsilon and
+momentum) lives here. `resnet_torch` and `resnet_keras` read a `ResNetSpec` and its plans
+(`stem_plan()`, `block_plans()`, `head_plan()`); they never repeat a literal this package holds.
+
+Names are torchvision's `state_dict` keys (`layer2.0.downsample.0.weight`), layouts are PyTorch's
+(conv weights OIHW, dense weights out x in), and BatchNorm momentum is in PyTorch's convention
+(`running = (1 - momentum) * running + momentum * batch`).
+
+- `parity.spec.resnet`: `ResNetSpec`, its fields and what follows from them;
+- `parity.spec.plans`: one conv / norm / pool / block / stem / head, and the layer table's rows;
+- `parity.spec.presets`: the five depths, the named variants, `make_spec`.
+
+This package imports only the standard library.
+"""
+
+from parity.spec.plans import (
+    NORM_SUFFIXES,
+    NUM_BATCHES_TRACKED,
+    STAGE_NAMES_HEAD,
+    BlockPlan,
+    ConvPlan,
+    HeadPlan,
+    LayerRow,
+    NormPlan,
+    PoolPlan,
+    StemPlan,
+)
+from parity.spec.presets import (
+    ARCHS,
+    DEFAULT_INPUT_SIZE,
+    OPTIMIZERS,
+    VARIANT_INPUT_SIZE,
+    VARIANTS,
+    input_size,
+    make_spec,
+    parse_archs,
+)
+from parity.spec.resnet import BLOCK_EXPANSION, PADDINGS, SHORTCUTS, STEMS, STRIDE_ON, ResNetSpec
+
+__all__ = [
+    "ARCHS", "BLOCK_EXPANSION", "DEFAULT_INPUT_SIZE", "NORM_SUFFIXES", "NUM_BATCHES_TRACKED", "OPTIMIZERS",
+    "PADDINGS", "SHORTCUTS", "STAGE_NAMES_HEAD", "STEMS", "STRIDE_ON", "VARIANTS", "VARIANT_INPUT_SIZE",
+    "BlockPlan", "ConvPlan", "HeadPlan", "LayerRow", "NormPlan", "PoolPlan", "ResNetSpec", "StemPlan",
+    "input_size", "make_spec", "parse_archs",
+]

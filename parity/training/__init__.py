@@ -1,0 +1,1 @@
+"""Training: the `train` command, data parallel runs, the scale check, predict and evaluate."""

@@ -1,0 +1,59 @@
+"""parity.checks.check: the full port-and-compare for every depth, size and direction."""
+
+from __future__ import annotations
+
+import pytest
+
+from parity.checks.check import check_arch
+from parity.core import tolerances
+from parity.spec import ARCHS
+
+
+def assert_parity(result) -> None:
+    assert result.params.equal, result.params
+    assert result.report.passed, str(result.report)
+    assert result.report.float64 and result.report.port_passed
+    assert max(s.max_rel for s in result.report.float64_stages) <= tolerances.FP64
+    assert result.report.worst_ratio <= tolerances.FP32_NOISE_MULTIPLE
+
+
+@pytest.mark.parametrize("direction", ["torch2keras", "keras2torch"])
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_all_depths_small_input(arch, direction):
+    result = check_arch(arch, batch=1, height=64, width=64, direction=direction, seed=1)
+    assert_parity(result)
+    assert result.output_shape == [1, 1000]
+
+
+@pytest.mark.parametrize("direction", ["torch2keras", "keras2torch"])
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("size", [(224, 224), (97, 131)])
+def test_full_and_odd_sizes(arch, size, direction):
+    assert_parity(check_arch(arch, batch=2, height=size[0], width=size[1], direction=direction))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"in_channels": 1}, {"in_channels": 4, "num_classes": 10}, {"stem": "cifar", "num_classes": 10}],
+)
+def test_overridden_specs(overrides):
+    from parity.spec import make_spec
+
+    spec = make_spec("resnet18", **overrides)
+    result = check_arch("resnet18", batch=2, height=32, width=40, spec=spec)
+    assert_parity(result)
+    assert result.output_shape == [2, spec.num_classes]
+
+
+@pytest.mark.parametrize("variant", ["v1", "keras_applications"])
+def test_variants(variant):
+    assert_parity(check_arch("resnet50", batch=1, height=64, variant=variant))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="direction must be one of"):
+        check_arch("resnet18", direction="sideways")
+    with pytest.raises(ValueError, match="batch must be >= 1, got 0"):
+        check_arch("resnet18", batch=0)
+    with pytest.raises(ValueError, match="unknown arch 'resnet1'"):
+        check_arch("resnet1")

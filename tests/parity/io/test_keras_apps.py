@@ -1,0 +1,77 @@
+"""parity.io.keras_apps: keras.applications ResNets reproduced by both backends."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import resnet_keras
+import resnet_torch
+from parity.checks.compare import StageDiff, run_stages
+from parity.core import tolerances
+from parity.io.keras_apps import canonical_layer_name, from_keras_applications, spec_for, to_keras_applications
+from parity.io.weights import WeightMismatchError, random_weights, set_weights
+from parity.spec import make_spec
+
+INPUT_HWC = (96, 112, 3)
+
+
+def test_naming_rule():
+    assert canonical_layer_name("conv1_conv") == "conv1"
+    assert canonical_layer_name("conv2_block1_0_conv") == "layer1.0.downsample.0"
+    assert canonical_layer_name("conv3_block2_0_bn") == "layer2.1.downsample.1"
+    assert canonical_layer_name("conv4_block23_3_bn") == "layer3.22.bn3"
+    assert canonical_layer_name("predictions") == "fc"
+    with pytest.raises(KeyError, match="avg_pool"):
+        canonical_layer_name("avg_pool")
+
+
+@pytest.fixture(scope="module")
+def kapp50():
+    """keras.applications ResNet50, random weights, randomized (non-identity) BN statistics."""
+    # weights=None with the head on still fixes the input size; any static size >= 32 is allowed.
+    model = keras.applications.ResNet50(weights=None, classifier_activation=None, input_shape=INPUT_HWC)
+    spec = spec_for(model)
+    to_keras_applications(model, random_weights(spec, 5))
+    return model, spec
+
+
+def test_keras_applications_variant_counts(kapp50):
+    model, spec = kapp50
+    assert spec == make_spec("resnet50", "keras_applications")
+    ours = resnet_keras.ResNet(spec)
+    assert ours.count_params() == model.count_params() == 25_636_712
+
+
+def test_both_backends_reproduce_keras_applications(kapp50):
+    model, spec = kapp50
+    weights = from_keras_applications(model)
+    x = np.random.default_rng(0).standard_normal((2, 3, *INPUT_HWC[:2])).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1), training=False))
+    for backend in (resnet_torch, resnet_keras):
+        ours = backend.ResNet(spec)
+        set_weights(ours, weights)
+        diff = StageDiff.measure("logits", expected, run_stages(ours, x)["logits"], tolerances.FP32_CPU)
+        assert diff.passed, (backend.__name__, diff)
+
+
+def test_softmax_head_is_a_softmax_of_our_logits(kapp50):
+    model, spec = kapp50
+    with_softmax = keras.applications.ResNet50(weights=None, input_shape=INPUT_HWC)  # softmax head
+    to_keras_applications(with_softmax, from_keras_applications(model))
+    ours = resnet_torch.ResNet(spec)
+    set_weights(ours, from_keras_applications(model))
+    x = np.random.default_rng(1).standard_normal((1, 3, *INPUT_HWC[:2])).astype(np.float32)
+    probs = keras.ops.convert_to_numpy(with_softmax(x.transpose(0, 2, 3, 1), training=False))
+    logits = run_stages(ours, x)["logits"].astype(np.float64)
+    softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert StageDiff.measure("probs", probs, softmax, tolerances.FP32_CPU).passed
+    assert abs(probs.sum() - 1) < 1e-5 and probs.max() < 0.5  # really a softmax, over random logits
+
+
+def test_torchvision_variant_weights_do_not_fit(kapp50):
+    model, _ = kapp50
+    with pytest.raises(WeightMismatchError) as info:
+        to_keras_applications(model, random_weights(make_spec("resnet50"), 0))
+    assert "conv1.bias" in str(info.value)  # keras.applications convs carry biases

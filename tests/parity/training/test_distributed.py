@@ -1,0 +1,142 @@
+"""`resnet-parity train --nproc N` (torchrun, DDP over gloo) and `--devices N` (Keras on JAX), as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from parity.cli import main
+from parity.training.distributed import check_divisible, shard, without_option
+from tests.parity.training.test_trainer import NARROW
+
+AUDIT = textwrap.dedent('''
+    # Installed as sitecustomize in every process of the test's torchrun: logs, one line per event
+    # and flushed at once (a killed process keeps its log), every write this process makes under RUN_DIR.
+    import os, sys
+    if os.environ.get("AUDIT_DIR") and "RANK" in os.environ:
+        _log = open(os.path.join(os.environ["AUDIT_DIR"], "rank-" + os.environ["RANK"] + ".log"), "a", buffering=1)
+        _log.write("pid %d\\n" % os.getpid())
+        _root = os.path.realpath(os.environ["AUDIT_RUN_DIR"])
+        _writes = (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        def _hook(event, args):
+            paths = []
+            if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+                mode, flags = args[1] or "", args[2] or 0
+                if any(c in mode for c in "wax+") or flags & _writes:
+                    paths = [args[0]]
+            elif event in ("os.rename", "os.replace", "os.remove", "os.mkdir", "os.rmdir", "os.chmod"):
+                paths = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
+            for path in paths:
+                path = os.path.realpath(os.fsdecode(path))
+                if path.startswith(_root):
+                    _log.write(event + " " + path + "\\n")
+        sys.addaudithook(_hook)
+''')
+
+TINY = [*NARROW, "--backend", "torch", "--data", "digits"]
+
+
+def test_shard_slices_the_global_batch_in_order():
+    images, labels = np.arange(8 * 3).reshape(8, 3), np.arange(8)
+    parts = [shard(images, labels, r, 4) for r in range(4)]
+    assert np.array_equal(np.concatenate([p[1] for p in parts]), labels)
+    assert [p[0].shape for p in parts] == [(2, 3)] * 4
+    with pytest.raises(ValueError, match="--batch 30 is the global batch and must divide evenly over 4 processes"):
+        check_divisible(30, 4, "processes")
+    assert without_option(["train", "--nproc", "2", "--out", "x", "--nproc=3"], "--nproc") == ["train", "--out", "x"]
+
+
+def _rank_log(audit, rank):
+    """(pid of the latest process with this rank, every write logged by any process with this rank)."""
+    lines = (audit / f"rank-{rank}.log").read_text().splitlines()
+    pids = [int(line.split()[1]) for line in lines if line.startswith("pid ")]
+    return pids[-1], [line for line in lines if not line.startswith("pid ")]
+
+
+def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path):
+    """Only process 0 writes; SIGKILL of process 1 in epoch 2 ends the run with one clear error, the
+    epoch-1 checkpoint intact; --resume over 2 processes finishes the run."""
+    hook, audit, out = tmp_path / "hook", tmp_path / "audit", tmp_path / "run"
+    hook.mkdir(), audit.mkdir()
+    (hook / "sitecustomize.py").write_text(AUDIT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), *sys.path]), "AUDIT_DIR": str(audit),
+           "AUDIT_RUN_DIR": str(out)}
+    command = [sys.executable, "-m", "parity.cli", "train", *TINY, "--nproc", "2", "--out", str(out)]
+    run = subprocess.Popen([*command, "--epochs", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    state, history = out / "torch" / "state-1.safetensors", out / "torch" / "history.json"
+    deadline = time.monotonic() + 240
+    # history.json is written right after the state: kill once epoch 1 is on disk, not mid-write.
+    while not history.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.exists() and history.exists(), run.communicate()
+    os.kill(_rank_log(audit, 1)[0], signal.SIGKILL)
+    stdout, stderr = run.communicate(timeout=240)
+    assert run.returncode == 2, stderr
+    assert "a process of the 2-process run failed" in stderr
+    assert f"the last good checkpoint is {state}; continue with --resume" in stderr
+
+    # Process 1 wrote nothing under the run directory; process 0 wrote the run.
+    _, writes_1 = _rank_log(audit, 1)
+    _, writes_0 = _rank_log(audit, 0)
+    assert writes_1 == []
+    assert any(line.endswith("/run.json") for line in writes_0) and any("state-1" in line for line in writes_0)
+    assert not list(out.rglob(".tmp-*"))
+    assert json.loads(history.read_text())[0]["epoch"] == 1
+    assert "torch DistributedDataParallel: 2 processes" in json.loads((out / "run.json").read_text())["parallel"]["torch"]
+
+    resumed = subprocess.run([*command, "--epochs", "2", "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1" in resumed.stdout
+    rows = json.loads(history.read_text())
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_acc"] > 0.8, rows
+    assert (out / "torch" / "state-2.safetensors").exists() and not state.exists()
+    assert _rank_log(audit, 1)[1] == []  # the resumed process 1 wrote nothing either
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--backend", "both", "--nproc", "2"], "--nproc 2 trains the torch backend in 2 torchrun processes; add --backend torch"),
+    (["--backend", "torch", "--nproc", "2", "--sync-bn"], "SyncBatchNorm runs on CUDA devices only"),
+    (["--backend", "torch", "--nproc", "3"], "--batch 32 is the global batch and must divide evenly over 3 processes"),
+    (["--backend", "torch", "--devices", "2"], "--devices 2 spreads the Keras model over devices (--backend keras)"),
+    (["--backend", "keras", "--devices", "2"], "Keras data parallel training runs on the JAX backend"),
+])
+def test_distributed_mistakes_are_refused_before_any_work(args, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "digits", *NARROW, *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (out / "run.json").exists()
+
+
+def test_keras_trains_over_two_jax_cpu_devices(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env.pop("XLA_FLAGS", None)
+    done = subprocess.run([sys.executable, "-m", "parity.cli", "train", "--data", "digits", *NARROW,
+                           "--backend", "keras", "--devices", "2", "--epochs", "1", "--out", str(out)],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "keras.distribution.DataParallel on JAX: 2 devices (cpu:0,cpu:1), 16 images each" in done.stdout
+    run = json.loads((out / "run.json").read_text())
+    assert run["keras_backend"] == "jax" and "2 devices" in run["parallel"]["keras"]
+    rows = json.loads((out / "keras" / "history.json").read_text())
+    assert rows[0]["val_acc"] > 0.5, rows
+
+
+@pytest.mark.gpu
+def test_nccl_run_over_two_gpus(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 CUDA devices (NCCL, one process per GPU)")
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--nproc", "2", "--sync-bn", "--device", "cuda", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    assert "SyncBatchNorm" in json.loads((out / "run.json").read_text())["parallel"]["torch"]
