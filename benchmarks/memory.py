@@ -23,19 +23,106 @@ import time
 JOBS = {
     "check": ["resnet-parity", "check"],
     "check --onnx": ["resnet-parity", "check", "--onnx"],
-    "export torch resnet18": ["resnet-parity", "export", "--arch", "resnet18", "--backend", "torch", "--out", "{tmp}/t18.onnx"],
-    "export keras resnet18": ["resnet-parity", "export", "--arch", "resnet18", "--backend", "keras", "--out", "{tmp}/k18.onnx"],
-    "export torch resnet50": ["resnet-parity", "export", "--arch", "resnet50", "--backend", "torch", "--out", "{tmp}/t50.onnx"],
-    "export keras resnet50": ["resnet-parity", "export", "--arch", "resnet50", "--backend", "keras", "--out", "{tmp}/k50.onnx"],
-    "test: four-way bottleneck": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                "tests/parity/checks/test_export.py::test_four_way_parity_bottleneck_resnet50"],
-    "test: export module": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/parity/checks/test_export.py"],
-    "test: lessons module": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/parity/checks/test_lessons.py"],
-    "test: trainer module": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/parity/training/test_trainer.py"],
-    "test: lessons then train": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                 "tests/parity/checks/test_lessons.py", "tests/parity/checks/test_train_steps.py"],
-    "test suite (CI's command)": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "auto",
-                                  "--maxprocesses", "4", "--dist", "loadscope"],
+    "export torch resnet18": [
+        "resnet-parity",
+        "export",
+        "--arch",
+        "resnet18",
+        "--backend",
+        "torch",
+        "--out",
+        "{tmp}/t18.onnx",
+    ],
+    "export keras resnet18": [
+        "resnet-parity",
+        "export",
+        "--arch",
+        "resnet18",
+        "--backend",
+        "keras",
+        "--out",
+        "{tmp}/k18.onnx",
+    ],
+    "export torch resnet50": [
+        "resnet-parity",
+        "export",
+        "--arch",
+        "resnet50",
+        "--backend",
+        "torch",
+        "--out",
+        "{tmp}/t50.onnx",
+    ],
+    "export keras resnet50": [
+        "resnet-parity",
+        "export",
+        "--arch",
+        "resnet50",
+        "--backend",
+        "keras",
+        "--out",
+        "{tmp}/k50.onnx",
+    ],
+    "test: four-way bottleneck": [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/parity/checks/test_export.py::test_four_way_parity_bottleneck_resnet50",
+    ],
+    "test: export module": [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/parity/checks/test_export.py",
+    ],
+    "test: lessons module": [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/parity/checks/test_lessons.py",
+    ],
+    "test: trainer module": [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/parity/training/test_trainer.py",
+    ],
+    "test: lessons then train": [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/parity/checks/test_lessons.py",
+        "tests/parity/checks/test_train_steps.py",
+    ],
+    "test suite (CI's command)": [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "auto",
+        "--maxprocesses",
+        "4",
+        "--dist",
+        "loadscope",
+    ],
 }
 
 
@@ -69,8 +156,9 @@ def tree_pss(root: int) -> int:
 def peak(command: list[str]) -> tuple[float, float, float, int]:
     """(peak RSS in GB, tree peak in GB, seconds, exit status) of one child process."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
     highest, done = [0], threading.Event()
 
     def sample() -> None:

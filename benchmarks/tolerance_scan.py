@@ -57,11 +57,13 @@ def main() -> None:
                     where = f"{arch} {size} seed {seed} {direction}"
                     f64 = report.port_max_rel
                     unit32 = max(fixed.blocks, key=lambda s: s.max_rel)
-                    print(f"{where:38s} float64 {f64:.1e}  noise logits {report.logits.noise:.1e} "
-                          f"worst {max(s.noise for s in report.stages):.1e}  ratio {report.worst_ratio:.2f}  "
-                          f"stem fp32 {report.stages[0].max_rel:.1e}  unit fp32 {unit32.max_rel:.1e} "
-                          f"({unit32.stage})  {seconds:.1f}s (float64 pass {report.float64_seconds:.1f}s)",
-                          flush=True)
+                    print(
+                        f"{where:38s} float64 {f64:.1e}  noise logits {report.logits.noise:.1e} "
+                        f"worst {max(s.noise for s in report.stages):.1e}  ratio {report.worst_ratio:.2f}  "
+                        f"stem fp32 {report.stages[0].max_rel:.1e}  unit fp32 {unit32.max_rel:.1e} "
+                        f"({unit32.stage})  {seconds:.1f}s (float64 pass {report.float64_seconds:.1f}s)",
+                        flush=True,
+                    )
                     keep("float64 (stages and units)", f64, where)
                     keep("cross / reference noise", report.worst_ratio, where)
                     keep("stem fp32 cross", report.stages[0].max_rel, where)

@@ -28,9 +28,7 @@ CONFIGS = [(4, 32), (8, 64)]  # (batch, size): layer4 maps of 1x1 and 2x2
 
 def worst(a, b) -> tuple[float, float]:
     grads = max(
-        float(np.abs(ga[k] - gb[k]).max() / np.abs(ga[k]).max())
-        for ga, gb in zip(a.grads, b.grads)
-        for k in ga
+        float(np.abs(ga[k] - gb[k]).max() / np.abs(ga[k]).max()) for ga, gb in zip(a.grads, b.grads) for k in ga
     )
     weights = max(float(np.abs(a.weights[k] - b.weights[k]).max() / np.abs(a.weights[k]).max()) for k in a.weights)
     return grads, weights
@@ -43,8 +41,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     config = SGDConfig()
-    print(f"{args.steps} SGD steps (lr {config.lr}, momentum {config.momentum}, wd {config.weight_decay}); "
-          "worst relative difference: gradients / weights")
+    print(
+        f"{args.steps} SGD steps (lr {config.lr}, momentum {config.momentum}, wd {config.weight_decay}); "
+        "worst relative difference: gradients / weights"
+    )
     for arch in parse_archs(args.arch):
         spec = make_spec(arch)
         weights = random_weights(spec, args.seed)
@@ -58,9 +58,12 @@ def main() -> None:
                 reference = train_torch(torch_model, batches, config)
                 port = worst(reference, train_keras(keras_model, batches, config))
                 self_noise = worst(reference, train_torch(twin, [(x, y) for x, (_, y) in zip(nudged, batches)], config))
-                print(f"  {arch:9s} batch {batch} {size}x{size} {dtype}: torch vs keras "
-                      f"{port[0]:.1e} / {port[1]:.1e};  torch vs torch with {noise:.0e} input noise "
-                      f"{self_noise[0]:.1e} / {self_noise[1]:.1e}", flush=True)
+                print(
+                    f"  {arch:9s} batch {batch} {size}x{size} {dtype}: torch vs keras "
+                    f"{port[0]:.1e} / {port[1]:.1e};  torch vs torch with {noise:.0e} input noise "
+                    f"{self_noise[0]:.1e} / {self_noise[1]:.1e}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

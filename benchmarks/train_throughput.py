@@ -65,7 +65,9 @@ def main() -> None:
     set_weights(model, weights)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    prepared = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in itertools.islice(batches(train, pre, args.batch), 8)]
+    prepared = [
+        (torch.from_numpy(x), torch.from_numpy(y)) for x, y in itertools.islice(batches(train, pre, args.batch), 8)
+    ]
     cycle = itertools.cycle(prepared)
 
     def bare():
@@ -78,8 +80,10 @@ def main() -> None:
     results["bare torch loop"] = median_seconds(bare, args.warmup, args.steps)
 
     base = results["bare torch loop"]
-    print(f"{args.arch}, batch {args.batch}, {args.size}x{args.size}, SGD, {torch.get_num_threads()} torch threads; "
-          f"median of {args.steps} steps after {args.warmup} warm-up")
+    print(
+        f"{args.arch}, batch {args.batch}, {args.size}x{args.size}, SGD, {torch.get_num_threads()} torch threads; "
+        f"median of {args.steps} steps after {args.warmup} warm-up"
+    )
     print(f"{'loop':24} {'s/step':>8} {'img/s':>8} {'vs bare':>8}")
     for name, seconds in results.items():
         print(f"{name:24} {seconds:8.3f} {args.batch / seconds:8.1f} {base / seconds:8.2f}")

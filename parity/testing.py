@@ -33,8 +33,16 @@ def seeded_input(model: Any, batch: int = 2, size: int | tuple[int, int] = DEFAU
     return random_input(spec_of(model), batch, height, width, seed)
 
 
-def assert_parity(model_a: Any, model_b: Any, x: np.ndarray | None = None, *, device: str = "cpu",
-                  float64: bool = True, tolerance: float | None = None, seed: int = 0) -> Any:
+def assert_parity(
+    model_a: Any,
+    model_b: Any,
+    x: np.ndarray | None = None,
+    *,
+    device: str = "cpu",
+    float64: bool = True,
+    tolerance: float | None = None,
+    seed: int = 0,
+) -> Any:
     """Raise AssertionError (message: the readable report) unless the two models agree.
 
     Both verdicts of `parity.checks.compare.compare` must pass: the port in float64 and the fp32 outputs

@@ -29,13 +29,17 @@ def init(devices: int) -> tuple[int, int, str]:
     # FRAMEWORK: world size — Keras is told the number of devices; torchrun decides the number of processes.
     backend = keras.backend.backend()
     if backend != "jax":
-        raise ValueError(f"--devices {devices}: Keras data parallel training runs on the JAX backend "
-                         f"(keras.distribution); this Keras uses {backend}. Set KERAS_BACKEND=jax "
-                         "(or --keras-backend jax)")
+        raise ValueError(
+            f"--devices {devices}: Keras data parallel training runs on the JAX backend "
+            f"(keras.distribution); this Keras uses {backend}. Set KERAS_BACKEND=jax "
+            "(or --keras-backend jax)"
+        )
     available = keras.distribution.list_devices()
     if len(available) < devices:
-        raise ValueError(f"--devices {devices}: JAX sees {len(available)} device(s) ({', '.join(available)}); "
-                         f"on CPU start with XLA_FLAGS=--xla_force_host_platform_device_count={devices}")
+        raise ValueError(
+            f"--devices {devices}: JAX sees {len(available)} device(s) ({', '.join(available)}); "
+            f"on CPU start with XLA_FLAGS=--xla_force_host_platform_device_count={devices}"
+        )
     chosen = available[:devices]
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=chosen))
     return 0, 1, ",".join(chosen)

@@ -39,8 +39,13 @@ class BatchNorm(keras.layers.BatchNormalization):
             mean = keras.ops.cast(self.moving_mean, dtype)
             variance = keras.ops.cast(self.moving_variance, dtype)
         outputs = keras.ops.batch_normalization(
-            inputs, mean, variance, axis=CHANNEL_AXIS, offset=keras.ops.cast(self.beta, dtype),
-            scale=keras.ops.cast(self.gamma, dtype), epsilon=self.epsilon,
+            inputs,
+            mean,
+            variance,
+            axis=CHANNEL_AXIS,
+            offset=keras.ops.cast(self.beta, dtype),
+            scale=keras.ops.cast(self.gamma, dtype),
+            epsilon=self.epsilon,
         )
         return keras.ops.cast(outputs, self.compute_dtype)
 

@@ -74,7 +74,9 @@ def make_pool(plan: PoolPlan) -> keras.layers.MaxPooling2D:
     # follows a ReLU, so every input is >= 0 and a zero never wins over a real value.
     # With TF's 'same' the pool ignores padded cells, as torch's -inf does.
     return keras.layers.MaxPooling2D(
-        pool_size=plan.kernel, strides=plan.stride, padding="same" if plan.same else "valid",
+        pool_size=plan.kernel,
+        strides=plan.stride,
+        padding="same" if plan.same else "valid",
         data_format=DATA_FORMAT,
         name=local_name(plan),
     )
@@ -236,10 +238,7 @@ class ResNet(keras.Model):
     def check_input(self, x) -> None:
         """Raise ValueError unless x is a float tensor (N, H, W, in_channels)."""
         if len(x.shape) != 4 or x.shape[CHANNEL_AXIS] != self.spec.in_channels:
-            raise ValueError(
-                f"expected input of shape (N, H, W, {self.spec.in_channels}) (NHWC), "
-                f"got {tuple(x.shape)}"
-            )
+            raise ValueError(f"expected input of shape (N, H, W, {self.spec.in_channels}) (NHWC), got {tuple(x.shape)}")
         dtype = keras.backend.standardize_dtype(x.dtype)
         if "float" not in dtype:
             raise ValueError(

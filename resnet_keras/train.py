@@ -87,8 +87,9 @@ class Adam(CoupledDecay, keras.optimizers.Optimizer):
         bias_correction1 = 1 - ops.power(beta_1, step)
         bias_correction2 = 1 - ops.power(beta_2, step)
         self.assign(exp_avg, ops.add(ops.multiply(exp_avg, beta_1), ops.multiply(gradient, 1 - beta_1)))
-        self.assign(exp_avg_sq, ops.add(ops.multiply(exp_avg_sq, beta_2),
-                                        ops.multiply(ops.square(gradient), 1 - beta_2)))
+        self.assign(
+            exp_avg_sq, ops.add(ops.multiply(exp_avg_sq, beta_2), ops.multiply(ops.square(gradient), 1 - beta_2))
+        )
         denom = ops.add(ops.divide(ops.sqrt(exp_avg_sq), ops.sqrt(bias_correction2)), _constant(self.epsilon, dtype))
         self.assign_sub(variable, ops.multiply(lr / bias_correction1, ops.divide(exp_avg, denom)))
 
@@ -96,8 +97,15 @@ class Adam(CoupledDecay, keras.optimizers.Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
-def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Any:
+def make_optimizer(
+    model: Any,
+    name: str,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> Any:
     """SGD or Adam with torch's update rules, compiled into the model with cross-entropy on logits.
 
     Args:
@@ -121,8 +129,11 @@ def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weig
 def compile_model(model: Any, optimizer: Any) -> Any:
     """Compile `model` with `optimizer`, mean cross-entropy on logits and accuracy; returns the optimizer."""
     # FRAMEWORK: compile — Keras binds optimizer, loss and metrics to the model; torch keeps them apart.
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     optimizer.build(model.trainable_variables)
     return optimizer
 

@@ -4,6 +4,13 @@ from resnet_torch.builders import build, resnet18, resnet34, resnet50, resnet101
 from resnet_torch.model import BasicBlock, Bottleneck, ResNet
 
 __all__ = [
-    "BasicBlock", "Bottleneck", "ResNet", "build",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "BasicBlock",
+    "Bottleneck",
+    "ResNet",
+    "build",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
 ]

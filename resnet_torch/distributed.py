@@ -35,8 +35,10 @@ def init(device: str) -> tuple[int, int, str]:
     # FRAMEWORK: world size — torchrun decides the number of processes (--nproc-per-node, --nnodes);
     # Keras is told the number of devices.
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise RuntimeError("torch data parallel runs under torchrun (RANK and WORLD_SIZE are not set); "
-                           "use `resnet-parity train --nproc N` or `torchrun --nproc-per-node N -m parity.cli train`")
+        raise RuntimeError(
+            "torch data parallel runs under torchrun (RANK and WORLD_SIZE are not set); "
+            "use `resnet-parity train --nproc N` or `torchrun --nproc-per-node N -m parity.cli train`"
+        )
     if device.startswith("cuda"):
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)
@@ -67,8 +69,10 @@ def check_sync_bn(device: str) -> None:
     # FRAMEWORK: SyncBatchNorm — torch only; Keras on JAX needs no conversion (see its `convert`).
     """
     if not device.startswith("cuda"):
-        raise ValueError("--sync-bn: torch's SyncBatchNorm runs on CUDA devices only (it refuses CPU tensors); "
-                         "train on CPU without --sync-bn (BatchNorm per process) or on GPUs")
+        raise ValueError(
+            "--sync-bn: torch's SyncBatchNorm runs on CUDA devices only (it refuses CPU tensors); "
+            "train on CPU without --sync-bn (BatchNorm per process) or on GPUs"
+        )
 
 
 def wrap(model: Any, device: str) -> Any:

@@ -173,10 +173,7 @@ class ResNet(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ValueError unless x is a float tensor (N, in_channels, H, W)."""
         if x.dim() != 4 or x.shape[CHANNEL_AXIS] != self.spec.in_channels:
-            raise ValueError(
-                f"expected input of shape (N, {self.spec.in_channels}, H, W) (NCHW), "
-                f"got {tuple(x.shape)}"
-            )
+            raise ValueError(f"expected input of shape (N, {self.spec.in_channels}, H, W) (NCHW), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(
                 f"expected a float input, got {str(x.dtype).replace('torch.', '')}: convert and "

@@ -14,8 +14,15 @@ import torch.nn.functional as F
 from parity.spec import OPTIMIZERS
 
 
-def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Any:
+def make_optimizer(
+    model: Any,
+    name: str,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> Any:
     """torch's SGD or Adam over every parameter, weight decay coupled into the gradient.
 
     Args:

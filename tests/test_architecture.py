@@ -33,11 +33,14 @@ def test_no_import_cycle_among_project_modules():
 
     graph = grimp.build_graph(*PROJECT)
     modules = sorted(graph.modules)
-    edges = {m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i.split(".")[0] in PROJECT)
-             for m in modules}
+    edges = {
+        m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i.split(".")[0] in PROJECT) for m in modules
+    }
     # A package imports its own submodules from its __init__: that is not a cycle of code.
-    edges = {m: [i for i in targets if not i.startswith(m + ".") and not m.startswith(i + ".")]
-             for m, targets in edges.items()}
+    edges = {
+        m: [i for i in targets if not i.startswith(m + ".") and not m.startswith(i + ".")]
+        for m, targets in edges.items()
+    }
     state: dict[str, int] = {}
     cycles = []
 
@@ -45,7 +48,7 @@ def test_no_import_cycle_among_project_modules():
         state[module] = 1
         for target in edges[module]:
             if state.get(target) == 1:
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append(path[path.index(target) :] + [target])
             elif target not in state:
                 visit(target, path + [target])
         state[module] = 2
@@ -56,10 +59,13 @@ def test_no_import_cycle_among_project_modules():
     assert not cycles, [" -> ".join(c) for c in cycles]
 
 
-def test_ruff_lint_passes():
+def test_ruff_lint_and_format_pass():
+    """`ruff check` and `ruff format --check`, as configured in pyproject.toml."""
     ruff = _tool("ruff")
     lint = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout[-4000:]
+    formatted = subprocess.run([ruff, "format", "--check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert formatted.returncode == 0, formatted.stdout[-4000:]
 
 
 def test_cli_modules_are_small():
@@ -68,10 +74,12 @@ def test_cli_modules_are_small():
 
 
 def test_help_imports_no_framework_and_answers_fast():
-    code = ("import sys, time\nstart = time.perf_counter()\nfrom parity.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print(time.perf_counter() - start)\n"
-            "print(','.join(m for m in ('torch', 'keras', 'tensorflow', 'jax') if m in sys.modules))\n")
+    code = (
+        "import sys, time\nstart = time.perf_counter()\nfrom parity.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(time.perf_counter() - start)\n"
+        "print(','.join(m for m in ('torch', 'keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start

@@ -57,7 +57,7 @@ def _floatx(dtype: str) -> Iterator[None]:
 @contextlib.contextmanager
 def dtype_scope(dtype: str) -> Iterator[None]:
     """Models and optimizers made inside compute in `dtype`; under JAX, float64 needs x64 switched on."""
-    with _floatx(dtype), (_jax_x64() if dtype == "float64" else contextlib.nullcontext()):
+    with _floatx(dtype), _jax_x64() if dtype == "float64" else contextlib.nullcontext():
         yield
 
 
@@ -124,8 +124,11 @@ def count_params(model: Any) -> tuple[int, int]:
 def framework_counts(model: Any) -> dict[str, int]:
     """Keras' own totals, as `model.summary()` prints them."""
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-    return {"keras_trainable": trainable, "keras_non_trainable": model.count_params() - trainable,
-            "keras_total": model.count_params()}
+    return {
+        "keras_trainable": trainable,
+        "keras_non_trainable": model.count_params() - trainable,
+        "keras_total": model.count_params(),
+    }
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ def _unit_layers(model: Any, name: str) -> list[Any]:
     parent = sublayer(model, parent_name) if parent_name else model
     # FRAMEWORK: padding — a torch conv or pool pads itself; here a ZeroPadding2D layer in front of
     # it (`pad{i}` before `conv{i}`, `maxpool_pad` before `maxpool`) belongs to the same unit.
-    pad = getattr(parent, "pad" + local[len("conv"):], None) if local.startswith("conv") else None
+    pad = getattr(parent, "pad" + local[len("conv") :], None) if local.startswith("conv") else None
     if local == "maxpool":
         pad = parent.maxpool_pad
     if local == "avgpool":
@@ -337,8 +340,17 @@ def device_name(device: str) -> str:
 # -- export ----------------------------------------------------------------------------------------
 
 
-def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, width: int,
-                input_name: str, output_name: str, batch_axis: str) -> None:
+def export_onnx(
+    model: Any,
+    tmp: Path,
+    nchw: bool,
+    opset: int,
+    height: int,
+    width: int,
+    input_name: str,
+    output_name: str,
+    batch_axis: str,
+) -> None:
     """Keras' own `model.export(format="onnx")` to `tmp`; batch, height and width stay dynamic.
 
     On the TensorFlow backend, tf2onnx runs with the weight copies it otherwise holds switched off
@@ -362,8 +374,10 @@ def onnx_refusal() -> str | None:
     """Why this process cannot export a Keras model to ONNX (None when it can)."""
     # Keras exports ONNX from JAX through jax2tf and tf2onnx; refused in one line, not a traceback.
     if keras.backend.backend() == "jax":
-        return ("ONNX export of the Keras model needs the tensorflow or torch Keras backend; this "
-                "process runs jax (use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)")
+        return (
+            "ONNX export of the Keras model needs the tensorflow or torch Keras backend; this "
+            "process runs jax (use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)"
+        )
     return None
 
 
@@ -457,9 +471,15 @@ class NCHWInput(keras.Model):
 # -- training --------------------------------------------------------------------------------------
 
 
-
-def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Any:
+def make_optimizer(
+    model: Any,
+    name: str,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> Any:
     """`resnet_keras.train.make_optimizer` (torch's update rules), made in the model's dtype.
 
     # FRAMEWORK: optimizer precision — Keras keeps the learning rate in a floatx variable (float32 would
@@ -469,14 +489,16 @@ def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weig
         return keras_train.make_optimizer(model, name, lr, momentum, weight_decay, betas, eps)
 
 
-def stock_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                    eps: float | None = None) -> Any:
+def stock_optimizer(
+    model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eps: float | None = None
+) -> Any:
     """Keras' own SGD or Adam with its own conventions (decoupled weight decay, eps on sqrt(v), default
     eps 1e-7), compiled like `make_optimizer`: the naive port the lessons measure."""
     with _floatx(model.compute_dtype):
         if name == "sgd":
-            optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=np.float64(momentum),
-                                             weight_decay=weight_decay or None)
+            optimizer = keras.optimizers.SGD(
+                learning_rate=lr, momentum=np.float64(momentum), weight_decay=weight_decay or None
+            )
         else:
             optimizer = keras.optimizers.Adam(lr, **({} if eps is None else {"epsilon": eps}))
         return keras_train.compile_model(model, optimizer)
@@ -492,8 +514,9 @@ def predict_logits(model: Any, images: np.ndarray) -> np.ndarray:
     return keras_train.predict_logits(model, _nhwc(model, images))
 
 
-def train_step_with_gradients(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
-                              ) -> tuple[float, dict[str, np.ndarray]]:
+def train_step_with_gradients(
+    model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
+) -> tuple[float, dict[str, np.ndarray]]:
     """The step `train_step` takes, with the same optimizer, but with the gradients kept: the loss and
     every gradient ('{canonical key}' -> numpy, PyTorch layout) before the update.
 
@@ -533,6 +556,7 @@ def _gradient_function(backend: str) -> Callable:
 
         return gradient
     raise Unavailable(f"training-step gradients run under the tensorflow and torch Keras backends, not {backend!r}")
+
 
 SLOTS = ("momentums", "exp_avgs", "exp_avg_sqs")
 """Per-variable optimizer slots: Keras SGD's velocities; our torch-rule Adam's moments."""

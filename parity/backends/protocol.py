@@ -40,8 +40,9 @@ class Adapter(Protocol):
     def framework_counts(self, model: Any) -> dict[str, int]: ...
 
     # -- running
-    def run_stages(self, model: Any, x: np.ndarray, device: str = "cpu", training: bool = False
-                   ) -> dict[str, np.ndarray]: ...
+    def run_stages(
+        self, model: Any, x: np.ndarray, device: str = "cpu", training: bool = False
+    ) -> dict[str, np.ndarray]: ...
     def run_unit(self, model: Any, name: str, x: np.ndarray, device: str = "cpu") -> np.ndarray: ...
     def float64(self, model: Any) -> contextlib.AbstractContextManager[Any]: ...
     def calibrate(self, model: Any, batches: list[np.ndarray]) -> None: ...
@@ -54,24 +55,51 @@ class Adapter(Protocol):
 
     # -- export
     def onnx_refusal(self) -> str | None: ...
-    def export_onnx(self, model: Any, tmp: Path, nchw: bool, opset: int, height: int, width: int,
-                    input_name: str, output_name: str, batch_axis: str) -> None: ...
+    def export_onnx(
+        self,
+        model: Any,
+        tmp: Path,
+        nchw: bool,
+        opset: int,
+        height: int,
+        width: int,
+        input_name: str,
+        output_name: str,
+        batch_axis: str,
+    ) -> None: ...
 
     # -- training
-    def make_optimizer(self, model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                       betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Any: ...
-    def stock_optimizer(self, model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                        eps: float | None = None) -> Any: ...
+    def make_optimizer(
+        self,
+        model: Any,
+        name: str,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> Any: ...
+    def stock_optimizer(
+        self,
+        model: Any,
+        name: str,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eps: float | None = None,
+    ) -> Any: ...
     def train_step(self, model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]: ...
-    def train_step_with_gradients(self, model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
-                                  ) -> tuple[float, dict[str, np.ndarray]]: ...
+    def train_step_with_gradients(
+        self, model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
+    ) -> tuple[float, dict[str, np.ndarray]]: ...
     def predict_logits(self, model: Any, images: np.ndarray) -> np.ndarray: ...
     def optimizer_state(self, model: Any, optimizer: Any) -> dict[str, np.ndarray]: ...
     def load_optimizer_state(self, model: Any, optimizer: Any, state: Mapping[str, np.ndarray]) -> None: ...
 
     # -- checkpoint files
-    def read_native(self, fmt: str, path: Path, spec: ResNetSpec | None
-                    ) -> tuple[ResNetSpec | None, dict[str, np.ndarray]]: ...
+    def read_native(
+        self, fmt: str, path: Path, spec: ResNetSpec | None
+    ) -> tuple[ResNetSpec | None, dict[str, np.ndarray]]: ...
     def write_native(self, fmt: str, weights: Mapping[str, np.ndarray], tmp: Path, spec: ResNetSpec) -> None: ...
 
     # -- timing and lessons

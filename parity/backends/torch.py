@@ -91,8 +91,10 @@ def count_params(model: Any) -> tuple[int, int]:
 
 def framework_counts(model: Any) -> dict[str, int]:
     """PyTorch's own totals: `parameters()` and `buffers()` elements (num_batches_tracked included)."""
-    return {"torch_parameters": sum(p.numel() for p in model.parameters()),
-            "torch_buffers": sum(b.numel() for b in model.buffers())}
+    return {
+        "torch_parameters": sum(p.numel() for p in model.parameters()),
+        "torch_buffers": sum(b.numel() for b in model.buffers()),
+    }
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -227,8 +229,17 @@ def onnx_refusal() -> str | None:
     return None
 
 
-def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, width: int,
-                input_name: str, output_name: str, batch_axis: str) -> None:
+def export_onnx(
+    model: Any,
+    tmp: Path,
+    nchw: bool,
+    opset: int,
+    height: int,
+    width: int,
+    input_name: str,
+    output_name: str,
+    batch_axis: str,
+) -> None:
     """torch.onnx.export (dynamo) to `tmp`; batch, height and width dynamic (batch only for 'same'
     padding); NCHW always."""
     # The exporter logs one warning per torchvision op it cannot find; we have no such ops.
@@ -260,6 +271,7 @@ def export_onnx(model: Any, tmp: Path, nchw: bool, opset: int, height: int, widt
 
 # -- training --------------------------------------------------------------------------------------
 
+
 def optimizer_state(model: Any, optimizer: Any) -> dict[str, np.ndarray]:
     """The optimizer's per-parameter state as '{slot}.{canonical key}' -> numpy (torch's own slots:
     momentum_buffer, or exp_avg, exp_avg_sq and step)."""
@@ -288,8 +300,15 @@ def load_optimizer_state(model: Any, optimizer: Any, state: Mapping[str, np.ndar
         optimizer.state[p][slot] = torch.from_numpy(value).to(device)
 
 
-def make_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> Any:
+def make_optimizer(
+    model: Any,
+    name: str,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> Any:
     """`resnet_torch.train.make_optimizer`: torch.optim.SGD or Adam over every parameter."""
     return torch_train.make_optimizer(model, name, lr, momentum, weight_decay, betas, eps)
 
@@ -304,8 +323,9 @@ def predict_logits(model: Any, images: np.ndarray) -> np.ndarray:
     return torch_train.predict_logits(model, images.astype(dtype_of(model), copy=False))
 
 
-def train_step_with_gradients(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
-                              ) -> tuple[float, dict[str, np.ndarray]]:
+def train_step_with_gradients(
+    model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray
+) -> tuple[float, dict[str, np.ndarray]]:
     """`train_step` that also returns every gradient before the update ('{canonical key}' -> numpy)."""
     names = {id(p): k for k, p in model.named_parameters()}
     grads: dict[str, np.ndarray] = {}
@@ -322,8 +342,9 @@ def train_step_with_gradients(model: Any, optimizer: Any, images: np.ndarray, la
     return loss, grads
 
 
-def stock_optimizer(model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                    eps: float | None = None) -> Any:
+def stock_optimizer(
+    model: Any, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eps: float | None = None
+) -> Any:
     """torch's own optimizers are the reference: the same as `make_optimizer`."""
     return make_optimizer(model, name, lr, momentum, weight_decay, eps=1e-8 if eps is None else eps)
 
@@ -376,11 +397,15 @@ def _torch_reason(exc: Exception, path: Path) -> str:
     text = str(exc)
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if found:
-        return (f"it holds a pickled {found[1]} object, which a file of plain tensors never does; "
-                "it was not unpickled (only tensors and plain containers are read)")
+        return (
+            f"it holds a pickled {found[1]} object, which a file of plain tensors never does; "
+            "it was not unpickled (only tensors and plain containers are read)"
+        )
     if not zipfile.is_zipfile(path):
-        return ("its bytes are neither a torch.save zip archive nor a pickle of plain tensors (corrupt, "
-                "truncated, another format, or pickled objects); nothing in it was unpickled")
+        return (
+            "its bytes are neither a torch.save zip archive nor a pickle of plain tensors (corrupt, "
+            "truncated, another format, or pickled objects); nothing in it was unpickled"
+        )
     detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n", text)
     return f"torch.load cannot read this archive as tensors ({detail[1] if detail else type(exc).__name__})"
 
@@ -395,7 +420,7 @@ def _unwrap(state: Any, path: Path) -> Mapping[str, Any]:
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: expected a state dict, found a {type(state).__name__}")
     if state and all(k.startswith("module.") for k in state):  # saved from DataParallel/DDP
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 

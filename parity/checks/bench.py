@@ -31,8 +31,17 @@ from parity.core.errors import Unavailable
 from parity.io.weights import set_weights
 from parity.spec import ResNetSpec, make_spec
 
-INFERENCE = ("torch", "torch-channels-last", "torch-compile", "keras-tf", "keras-tf-xla", "keras-torch",
-             "keras-jax", "ort-torch-export", "ort-keras-export")
+INFERENCE = (
+    "torch",
+    "torch-channels-last",
+    "torch-compile",
+    "keras-tf",
+    "keras-tf-xla",
+    "keras-torch",
+    "keras-jax",
+    "ort-torch-export",
+    "ort-keras-export",
+)
 TRAINING = ("train-torch", "train-keras")
 RUNTIMES = INFERENCE + TRAINING
 SGEMM_SIZE = 2048
@@ -78,9 +87,11 @@ def sgemm_peak(repeats: int = 8) -> float:
     rng = np.random.default_rng(0)
     an, bn = (rng.standard_normal((SGEMM_SIZE, SGEMM_SIZE), dtype=np.float32) for _ in range(2))
     outn = np.empty_like(an)
-    seconds = min(repeat_seconds(adapter_named("torch").matmul_step(SGEMM_SIZE), 2, repeats)
-                  + repeat_seconds(lambda: np.matmul(an, bn, out=outn), 2, repeats))
-    return 2 * SGEMM_SIZE ** 3 / seconds / 1e9
+    seconds = min(
+        repeat_seconds(adapter_named("torch").matmul_step(SGEMM_SIZE), 2, repeats)
+        + repeat_seconds(lambda: np.matmul(an, bn, out=outn), 2, repeats)
+    )
+    return 2 * SGEMM_SIZE**3 / seconds / 1e9
 
 
 # -- runtimes ----------------------------------------------------------------------------------------
@@ -128,10 +139,15 @@ def _in_child(runtime: str, spec: ResNetSpec, weights_file: Path, x_file: Path, 
     backend = runtime.split("-", 1)[1]
     if importlib.util.find_spec(backend) is None:
         raise Skip(f"{backend} is not installed")
-    payload = json.dumps({"spec": spec.to_dict(), "weights": str(weights_file), "x": str(x_file),
-                          "warmup": warmup, "repeats": repeats})
-    result = subprocess.run([sys.executable, "-m", "parity.checks.bench", payload], capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    payload = json.dumps(
+        {"spec": spec.to_dict(), "weights": str(weights_file), "x": str(x_file), "warmup": warmup, "repeats": repeats}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "parity.checks.bench", payload],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise Skip(f"Keras on {backend} failed: {last[:160]}")
@@ -143,8 +159,9 @@ def _child_main(payload: str) -> None:
     from safetensors.numpy import load_file
 
     args = json.loads(payload)
-    step = _inference_step("keras", ResNetSpec.from_dict(args["spec"]), load_file(args["weights"]), np.load(args["x"]),
-                           "predict")
+    step = _inference_step(
+        "keras", ResNetSpec.from_dict(args["spec"]), load_file(args["weights"]), np.load(args["x"]), "predict"
+    )
     print(median_seconds(step, args["warmup"], args["repeats"]))
 
 
@@ -170,9 +187,16 @@ class BenchResult:
         return asdict(self)
 
 
-def run_bench(arch: str = "resnet50", batch: int = 8, size: int = 224, runtimes: list[str] | None = None,
-              warmup: int = 2, repeats: int = 5, progress: Callable[[str], None] = lambda name: None,
-              spec: ResNetSpec | None = None) -> BenchResult:
+def run_bench(
+    arch: str = "resnet50",
+    batch: int = 8,
+    size: int = 224,
+    runtimes: list[str] | None = None,
+    warmup: int = 2,
+    repeats: int = 5,
+    progress: Callable[[str], None] = lambda name: None,
+    spec: ResNetSpec | None = None,
+) -> BenchResult:
     """Measure `runtimes` (default all) on seeded weights and one seeded batch.
 
     Args:
@@ -223,16 +247,25 @@ def run_bench(arch: str = "resnet50", batch: int = 8, size: int = 224, runtimes:
                 timings.append(Timing(name, kind, skipped=f"{exc.name} is not installed"))
                 continue
             flops = gflop * batch * (3 if kind == "training" else 1)  # backward ~ 2x forward
-            timings.append(Timing(name, kind, seconds * 1e3, batch / seconds, flops / seconds,
-                                  note="GFLOP/s counts forward + 2x for backward" if kind == "training" else ""))
+            timings.append(
+                Timing(
+                    name,
+                    kind,
+                    seconds * 1e3,
+                    batch / seconds,
+                    flops / seconds,
+                    note="GFLOP/s counts forward + 2x for backward" if kind == "training" else "",
+                )
+            )
     # Measured again at the end: on a shared machine a busy moment at the start would understate the peak.
     progress("SGEMM peak")
     peak = max(peak, sgemm_peak())
     for t in timings:
         if t.gflops is not None:
             t.of_peak = t.gflops / peak
-    return BenchResult(spec.name, batch, size, gflop, peak, adapter_named("torch").threads(), "cpu", "n/a on CPU",
-                       timings, versions())
+    return BenchResult(
+        spec.name, batch, size, gflop, peak, adapter_named("torch").threads(), "cpu", "n/a on CPU", timings, versions()
+    )
 
 
 INFERENCE_STEPS = {
@@ -266,16 +299,26 @@ def plot_bench(result: BenchResult, path: str | os.PathLike) -> Path:
     if not ran:
         raise ValueError("no runtime ran: nothing to plot")
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(ran) + 1.6))
-    colors = ["tab:gray" if t.kind == "training" else "tab:red" if t.runtime.startswith("torch")
-              else "tab:blue" if t.runtime.startswith("keras") else "tab:green" for t in ran]
+    colors = [
+        "tab:gray"
+        if t.kind == "training"
+        else "tab:red"
+        if t.runtime.startswith("torch")
+        else "tab:blue"
+        if t.runtime.startswith("keras")
+        else "tab:green"
+        for t in ran
+    ]
     ax.barh([t.runtime for t in ran], [t.images_per_s for t in ran], color=colors)
     for i, t in enumerate(ran):
         ax.text(t.images_per_s, i, f" {t.images_per_s:.1f} img/s, {t.of_peak:.0%} of peak", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, max(t.images_per_s for t in ran) * 1.45)
-    ax.set(xlabel="images / s",
-           title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
-                 f"{result.threads} threads (SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s)")
+    ax.set(
+        xlabel="images / s",
+        title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
+        f"{result.threads} threads (SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s)",
+    )
     ax.title.set_fontsize(9)
     fig.tight_layout()
     return save_figure(fig, path)

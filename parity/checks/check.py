@@ -34,20 +34,27 @@ class ParamCounts:
 
     @property
     def equal(self) -> bool:
-        framework = all(self.conventions.get(side, {}).get(k) == self.conventions["spec"][k]
-                        for side in ("torch", "keras") for k in self.conventions.get(side, {}))
-        return self.spec == self.torch == self.keras and (
-            self.bn_running_spec == self.bn_running_torch == self.bn_running_keras
-        ) and (not self.conventions or framework)
+        framework = all(
+            self.conventions.get(side, {}).get(k) == self.conventions["spec"][k]
+            for side in ("torch", "keras")
+            for k in self.conventions.get(side, {})
+        )
+        return (
+            self.spec == self.torch == self.keras
+            and (self.bn_running_spec == self.bn_running_torch == self.bn_running_keras)
+            and (not self.conventions or framework)
+        )
 
     def line(self) -> str:
         """Both frameworks' totals, said as each framework says them."""
         c = self.conventions.get("spec")
         if not c:
             return ""
-        return (f"Keras summary(): total {c['keras_total']:,} = trainable {c['keras_trainable']:,} + non-trainable "
-                f"{c['keras_non_trainable']:,}; PyTorch: parameters() {c['torch_parameters']:,}, buffers() "
-                f"{c['torch_buffers']:,}")
+        return (
+            f"Keras summary(): total {c['keras_total']:,} = trainable {c['keras_trainable']:,} + non-trainable "
+            f"{c['keras_non_trainable']:,}; PyTorch: parameters() {c['torch_parameters']:,}, buffers() "
+            f"{c['torch_buffers']:,}"
+        )
 
 
 @dataclass
@@ -67,8 +74,12 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return (self.params.equal and self.report.passed and all(r.passed for r in self.onnx_reports)
-                and (self.train is None or self.train.passed))
+        return (
+            self.params.equal
+            and self.report.passed
+            and all(r.passed for r in self.onnx_reports)
+            and (self.train is None or self.train.passed)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,10 +187,14 @@ def check_arch(
     t_params, t_running = torch_side.count_params(torch_model)
     k_params, k_running = keras_side.count_params(keras_model)
     counts = spec.param_counts()
-    conventions = {"spec": counts, "torch": torch_side.framework_counts(torch_model),
-                   "keras": keras_side.framework_counts(keras_model)}
-    params = ParamCounts(counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running,
-                         conventions)
+    conventions = {
+        "spec": counts,
+        "torch": torch_side.framework_counts(torch_model),
+        "keras": keras_side.framework_counts(keras_model),
+    }
+    params = ParamCounts(
+        counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running, conventions
+    )
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
     if onnx:
         from parity.checks.export import four_way
@@ -191,7 +206,8 @@ def check_arch(
         from parity.checks.train_steps import compare_training, training_pair
 
         torch_train, keras_train = training_pair(spec, weights, "float64")
-        result.train = compare_training(torch_train, keras_train, steps=train_steps, batch=train_batch,
-                                        height=train_size, seed=seed)
+        result.train = compare_training(
+            torch_train, keras_train, steps=train_steps, batch=train_batch, height=train_size, seed=seed
+        )
     result.seconds = time.perf_counter() - start
     return result

@@ -58,8 +58,20 @@ class StageDiff:
         b = np.asarray(b, dtype=np.float64)
         if a.shape != b.shape:
             nan = math.nan
-            return cls(stage, list(a.shape), list(b.shape), nan, nan, nan,
-                       int(np.isnan(a).sum()), int(np.isnan(b).sum()), 0, 0, tolerance, False)
+            return cls(
+                stage,
+                list(a.shape),
+                list(b.shape),
+                nan,
+                nan,
+                nan,
+                int(np.isnan(a).sum()),
+                int(np.isnan(b).sum()),
+                0,
+                0,
+                tolerance,
+                False,
+            )
         nan_a, nan_b = np.isnan(a), np.isnan(b)
         nan_mismatch = int(np.count_nonzero(nan_a != nan_b))
         inf_mismatch = int(np.count_nonzero((a == np.inf) != (b == np.inf)))
@@ -73,12 +85,32 @@ class StageDiff:
         else:
             max_rel = 0.0 if max_abs == 0 else math.inf
         passed = nan_mismatch == 0 and inf_mismatch == 0 and max_rel <= tolerance
-        return cls(stage, list(a.shape), list(b.shape), max_abs, ref_max, max_rel,
-                   int(nan_a.sum()), int(nan_b.sum()), nan_mismatch, inf_mismatch, tolerance, passed)
+        return cls(
+            stage,
+            list(a.shape),
+            list(b.shape),
+            max_abs,
+            ref_max,
+            max_rel,
+            int(nan_a.sum()),
+            int(nan_b.sum()),
+            nan_mismatch,
+            inf_mismatch,
+            tolerance,
+            passed,
+        )
 
     @classmethod
-    def against_noise(cls, stage: str, a32: np.ndarray, b32: np.ndarray, a64: np.ndarray, b64: np.ndarray,
-                      multiple: float, floor: float) -> StageDiff:
+    def against_noise(
+        cls,
+        stage: str,
+        a32: np.ndarray,
+        b32: np.ndarray,
+        a64: np.ndarray,
+        b64: np.ndarray,
+        multiple: float,
+        floor: float,
+    ) -> StageDiff:
         """fp32 a vs fp32 b, passing within `multiple` x a's own fp32 noise (never below `floor`)."""
         noise = cls.measure(stage, a64, a32, math.inf).max_rel
         noise_b = cls.measure(stage, b64, b32, math.inf).max_rel
@@ -182,9 +214,14 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.update(passed=self.passed, port_passed=self.port_passed, fp32_passed=self.fp32_passed,
-                    first_divergent=self.first_divergent, first_wrong_block=self.first_wrong_block,
-                    first_wrong_layer=self.first_wrong_layer)
+        data.update(
+            passed=self.passed,
+            port_passed=self.port_passed,
+            fp32_passed=self.fp32_passed,
+            first_divergent=self.first_divergent,
+            first_wrong_block=self.first_wrong_block,
+            first_wrong_layer=self.first_wrong_layer,
+        )
         return data
 
     def to_json(self, **kwargs: Any) -> str:
@@ -244,9 +281,7 @@ def _check_pair(a: Any, b: Any, x: np.ndarray) -> ResNetSpec:
     if spec_of(b) != spec:
         raise ValueError(f"the two models have different specs:\n  a: {spec}\n  b: {spec_of(b)}")
     if x.ndim != 4 or x.shape[1] != spec.in_channels:
-        raise ValueError(
-            f"x must be NCHW with {spec.in_channels} channels, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"x must be NCHW with {spec.in_channels} channels, got shape {tuple(x.shape)}")
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"x must be a float array (a normalised image batch), got dtype {x.dtype}")
     return spec
@@ -308,20 +343,24 @@ def compare(
             provenance=provenance.collect(device, "float32", tf32, seed, side_a.device_name(device)),
         )
         if not float64:
-            report.float64_note = ("float64 pass off: fixed fp32 tolerances decide (" +
-                                   f"{name}={tol:.0e} per stage, FP32_UNIT={tolerances.FP32_UNIT:.0e} per unit)")
+            report.float64_note = (
+                "float64 pass off: fixed fp32 tolerances decide ("
+                + f"{name}={tol:.0e} per stage, FP32_UNIT={tolerances.FP32_UNIT:.0e} per unit)"
+            )
             report.stages = [StageDiff.measure(s, out_a[s], out_b[s], tol) for s in spec.stage_names]
             _localize(report, spec, side_a, a, side_b, b, x, device, tolerances.FP32_UNIT, "float32")
         else:
             f64_start = time.perf_counter()
             with side_a.float64(a) as a64, side_b.float64(b) as b64:
-                trace = localize.trace_units(spec, lambda unit, inp: side_a.run_unit(a64, unit, inp, device),
-                                             x.astype(np.float64))
+                trace = localize.trace_units(
+                    spec, lambda unit, inp: side_a.run_unit(a64, unit, inp, device), x.astype(np.float64)
+                )
                 ref64 = localize.stage_outputs(spec, trace)
                 test64 = side_b.run_stages(b64, x.astype(np.float64), device)
                 report.float64 = True
-                report.float64_stages = [StageDiff.measure(s, ref64[s], test64[s], tolerances.FP64)
-                                         for s in spec.stage_names]
+                report.float64_stages = [
+                    StageDiff.measure(s, ref64[s], test64[s], tolerances.FP64) for s in spec.stage_names
+                ]
                 _localize(report, spec, side_a, a64, side_b, b64, x, device, tolerances.FP64, "float64", trace)
             report.float64_seconds = time.perf_counter() - f64_start
             if fixed:
@@ -331,16 +370,34 @@ def compare(
                 report.tolerance_name = "FP32_NOISE_MULTIPLE"
                 report.tolerance = tolerances.FP32_NOISE_MULTIPLE
                 report.stages = [
-                    StageDiff.against_noise(s, out_a[s], out_b[s], ref64[s], test64[s],
-                                            tolerances.FP32_NOISE_MULTIPLE, tolerances.FP32_FLOOR)
+                    StageDiff.against_noise(
+                        s,
+                        out_a[s],
+                        out_b[s],
+                        ref64[s],
+                        test64[s],
+                        tolerances.FP32_NOISE_MULTIPLE,
+                        tolerances.FP32_FLOOR,
+                    )
                     for s in spec.stage_names
                 ]
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _localize(report: Report, spec: ResNetSpec, side_a: Any, a: Any, side_b: Any, b: Any, x: np.ndarray,
-              device: str, tol: float, dtype: str, trace: list | None = None) -> None:
+def _localize(
+    report: Report,
+    spec: ResNetSpec,
+    side_a: Any,
+    a: Any,
+    side_b: Any,
+    b: Any,
+    x: np.ndarray,
+    device: str,
+    tol: float,
+    dtype: str,
+    trace: list | None = None,
+) -> None:
     """Fill report.blocks (every unit of b on a's input) and report.layers (inside the first wrong one)."""
     from parity.checks import localize
 
@@ -348,13 +405,14 @@ def _localize(report: Report, spec: ResNetSpec, side_a: Any, a: Any, side_b: Any
     if trace is None:
         trace = localize.trace_units(spec, lambda unit, inp: side_a.run_unit(a, unit, inp, device), x)
     report.blocks_dtype = dtype
-    report.blocks = [StageDiff.measure(unit, out, side_b.run_unit(b, unit, inp, device), tol)
-                     for unit, inp, out in trace]
+    report.blocks = [
+        StageDiff.measure(unit, out, side_b.run_unit(b, unit, inp, device), tol) for unit, inp, out in trace
+    ]
     wrong = report.first_wrong_block
     if wrong is None:
         return
     inputs = {unit: inp for unit, inp, _ in trace}
-    steps = localize.trace_layers(spec, lambda layer, inp: side_a.run_unit(a, layer, inp, device), wrong,
-                                  inputs[wrong])
-    report.layers = [StageDiff.measure(layer, out, side_b.run_unit(b, layer, inp, device), tol)
-                     for layer, inp, out in steps]
+    steps = localize.trace_layers(spec, lambda layer, inp: side_a.run_unit(a, layer, inp, device), wrong, inputs[wrong])
+    report.layers = [
+        StageDiff.measure(layer, out, side_b.run_unit(b, layer, inp, device), tol) for layer, inp, out in steps
+    ]

@@ -42,8 +42,14 @@ def plot_lessons(findings: list[Any], path: str | os.PathLike, title: str = "") 
         for f in group:
             ys = [max(f.naive.stages.get(s, math.nan), FLOOR) for s in stages]
             ax.plot(xs, ys, marker="o", label=f"naive: {f.title} ({f.case})")
-        ax.plot(xs, [max(group[0].correct.stages.get(s, math.nan), FLOOR) for s in stages], color="black",
-                linewidth=2.5, marker="s", label="this project's port")
+        ax.plot(
+            xs,
+            [max(group[0].correct.stages.get(s, math.nan), FLOOR) for s in stages],
+            color="black",
+            linewidth=2.5,
+            marker="s",
+            label="this project's port",
+        )
         ax.axhline(group[0].tolerance, color="red", linestyle="--", label=f"tolerance {group[0].tolerance:.0e}")
         ax.set_yscale("log")
         ax.set_xticks(list(xs), stages)
@@ -56,8 +62,9 @@ def plot_lessons(findings: list[Any], path: str | os.PathLike, title: str = "") 
     return save_figure(fig, path)
 
 
-def lessons_markdown(findings: list[Any], columns: list[str], rows: list[list[str]], command: str,
-                     plot: str | None = None) -> str:
+def lessons_markdown(
+    findings: list[Any], columns: list[str], rows: list[list[str]], command: str, plot: str | None = None
+) -> str:
     """The whole docs/framework-differences.md page."""
     from parity.checks.lessons import LESSONS, snippet
 
@@ -92,10 +99,25 @@ def lessons_markdown(findings: list[Any], columns: list[str], rows: list[list[st
                 continue
             first = finding.naive.first_divergent or "none"
             note = f" ({finding.naive.note})" if finding.naive.note else ""
-            out.append(f"- {finding.case}: naive port drifts {fmt_sci(finding.naive.max_rel)} "
-                       f"(first divergent stage: {first}){note}; this project's port "
-                       f"{fmt_sci(finding.correct.max_rel)}.")
-        out += ["", "PyTorch side:", "", "```python", snippet(lesson.torch_code), "```", "",
-                "Keras side:", "", "```python", snippet(lesson.keras_code), "```", ""]
+            out.append(
+                f"- {finding.case}: naive port drifts {fmt_sci(finding.naive.max_rel)} "
+                f"(first divergent stage: {first}){note}; this project's port "
+                f"{fmt_sci(finding.correct.max_rel)}."
+            )
+        out += [
+            "",
+            "PyTorch side:",
+            "",
+            "```python",
+            snippet(lesson.torch_code),
+            "```",
+            "",
+            "Keras side:",
+            "",
+            "```python",
+            snippet(lesson.keras_code),
+            "```",
+            "",
+        ]
     out += ["Regenerate:", "", "```bash", command, "```", ""]
     return "\n".join(out)

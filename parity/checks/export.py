@@ -66,8 +66,9 @@ def export_onnx(
         raise ValueError("a torch model exports NCHW only; nchw=False applies to Keras models")
     if not isinstance(opset, int) or opset < 13:
         raise ValueError(f"opset must be an int >= 13, got {opset!r}")
-    return atomic_write(path, lambda tmp: _write_checked(side, model, tmp, bool(nchw), opset, height,
-                                                         width), force=force)
+    return atomic_write(
+        path, lambda tmp: _write_checked(side, model, tmp, bool(nchw), opset, height, width), force=force
+    )
 
 
 def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:
@@ -79,8 +80,9 @@ def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, 
         _name_io(graph)
         fold_pool_padding(graph)
         layout = "NCHW" if nchw or side.NAME == "torch" else "NHWC"
-        onnx.helper.set_model_props(graph, {LAYOUT_KEY: layout,
-                                            "resnet_parity.spec": json.dumps(spec_of(model).to_dict())})
+        onnx.helper.set_model_props(
+            graph, {LAYOUT_KEY: layout, "resnet_parity.spec": json.dumps(spec_of(model).to_dict())}
+        )
         onnx.checker.check_model(graph, full_check=True)
         onnx.save(graph, str(tmp))  # one self-contained file (weights inline, < 2 GB)
     finally:
@@ -113,11 +115,20 @@ def fold_pool_padding(model: Any) -> int:
         attrs = {a.name: helper.get_attribute_value(a) for a in pad.attribute}
         pool_attrs = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
         source = producers.get(pad.input[0])
-        zero = len(pad.input) < 3 or not pad.input[2] or (
-            pad.input[2] in constants and not numpy_helper.to_array(constants[pad.input[2]]).any())
-        if (attrs.get("mode", b"constant") != b"constant" or not zero or len(pad.input) > 3
-                or pad.input[1] not in constants or source is None or source.op_type != "Relu"
-                or pool_attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"")):
+        zero = (
+            len(pad.input) < 3
+            or not pad.input[2]
+            or (pad.input[2] in constants and not numpy_helper.to_array(constants[pad.input[2]]).any())
+        )
+        if (
+            attrs.get("mode", b"constant") != b"constant"
+            or not zero
+            or len(pad.input) > 3
+            or pad.input[1] not in constants
+            or source is None
+            or source.op_type != "Relu"
+            or pool_attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"")
+        ):
             continue
         pads = numpy_helper.to_array(constants[pad.input[1]]).tolist()
         if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):  # only H and W of an NCHW map
@@ -202,12 +213,21 @@ def op_histogram(path: str | os.PathLike) -> collections.Counter:
     return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
 
 
-def compare_logits(a_label: str, b_label: str, a: np.ndarray, b: np.ndarray, arch: str, x_shape, device: str,
-                   allow_tf32: bool = False) -> Report:
+def compare_logits(
+    a_label: str, b_label: str, a: np.ndarray, b: np.ndarray, arch: str, x_shape, device: str, allow_tf32: bool = False
+) -> Report:
     """A logits-only Report between two outputs already computed (same tolerances as native)."""
     name, tol = tolerances.for_run(device, allow_tf32, arch)
-    report = Report(a=a_label, b=b_label, arch=arch, input_shape=list(x_shape), device=device,
-                    tf32=allow_tf32 and device == "cuda", tolerance=tol, tolerance_name=name)
+    report = Report(
+        a=a_label,
+        b=b_label,
+        arch=arch,
+        input_shape=list(x_shape),
+        device=device,
+        tf32=allow_tf32 and device == "cuda",
+        tolerance=tol,
+        tolerance_name=name,
+    )
     report.stages.append(StageDiff.measure(OUTPUT_NAME, a, b, tol))
     return report
 
@@ -243,8 +263,15 @@ def four_way(
         export_seconds = {}
         for label, model in (("torch-onnx", torch_model), ("keras-onnx", keras_model)):
             start = time.perf_counter()
-            export_onnx(model, files[label], nchw=True if label == "torch-onnx" else keras_nchw, opset=opset,
-                        height=x.shape[2], width=x.shape[3], force=True)
+            export_onnx(
+                model,
+                files[label],
+                nchw=True if label == "torch-onnx" else keras_nchw,
+                opset=opset,
+                height=x.shape[2],
+                width=x.shape[3],
+                force=True,
+            )
             export_seconds[label] = time.perf_counter() - start
         with precision(device, allow_tf32):
             logits = {
@@ -258,5 +285,9 @@ def four_way(
         compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32)
         for a, b in itertools.combinations(["torch", "keras", "torch-onnx", "keras-onnx"], 2)
     ]
-    return {"reports": reports, "ops": ops, "files": {k: str(v) for k, v in files.items()},
-            "export_seconds": export_seconds}
+    return {
+        "reports": reports,
+        "ops": ops,
+        "files": {k: str(v) for k, v in files.items()},
+        "export_seconds": export_seconds,
+    }

@@ -37,8 +37,12 @@ class Measure:
 
     @classmethod
     def of_report(cls, report) -> Measure:
-        return cls(report.logits.max_abs, report.logits.max_rel, report.first_divergent,
-                   {s.stage: s.max_rel for s in report.stages})
+        return cls(
+            report.logits.max_abs,
+            report.logits.max_rel,
+            report.first_divergent,
+            {s.stage: s.max_rel for s in report.stages},
+        )
 
     @classmethod
     def of_diff(cls, diff: StageDiff, note: str = "") -> Measure:
@@ -106,14 +110,30 @@ class Context:
     def compare(self, keras_model: Any, x: np.ndarray) -> Measure:
         # The lessons' networks are uncalibrated (their figures compare with the earlier fp32 scan):
         # fp32 end to end against FP32_CPU, as a user without the float64 pass would see it.
-        return Measure.of_report(compare(self.torch_model, keras_model, x, device=self.device, float64=False,
-                                         tolerance=tolerances.FP32_CPU))
+        return Measure.of_report(
+            compare(self.torch_model, keras_model, x, device=self.device, float64=False, tolerance=tolerances.FP32_CPU)
+        )
 
 
-def _finding(ctx: Context, lesson: Lesson, case: str, naive: Measure | None, correct: Measure,
-             tolerance: float | None = None, skipped: str = "") -> Finding:
-    return Finding(lesson.key, lesson.title, case, lesson.handled, naive, correct,
-                   tolerances.FP32_CPU if tolerance is None else tolerance, skipped)
+def _finding(
+    ctx: Context,
+    lesson: Lesson,
+    case: str,
+    naive: Measure | None,
+    correct: Measure,
+    tolerance: float | None = None,
+    skipped: str = "",
+) -> Finding:
+    return Finding(
+        lesson.key,
+        lesson.title,
+        case,
+        lesson.handled,
+        naive,
+        correct,
+        tolerances.FP32_CPU if tolerance is None else tolerance,
+        skipped,
+    )
 
 
 def _naive_model(ctx: Context, difference: str) -> Any:
@@ -123,8 +143,7 @@ def _naive_model(ctx: Context, difference: str) -> Any:
 
 
 def _all_stride2_inputs_odd(spec: ResNetSpec, size: int) -> bool:
-    return all(r.input_shape[1] % 2 == 1 and r.input_shape[2] % 2 == 1
-               for r in spec.layer_table(size) if r.stride == 2)
+    return all(r.input_shape[1] % 2 == 1 and r.input_shape[2] % 2 == 1 for r in spec.layer_table(size) if r.stride == 2)
 
 
 # -- the lessons -----------------------------------------------------------------------------------
@@ -148,8 +167,11 @@ def run_maxpool_padding(ctx: Context) -> list[Finding]:
     t = ctx.torch_model
     pool = ctx.spec.stem_plan().pool
     if pool is None:
-        return [_finding(ctx, lesson, "cifar stem has no max-pool", None, Measure(0, 0, None),
-                         skipped="no max-pool in this stem")]
+        return [
+            _finding(
+                ctx, lesson, "cifar stem has no max-pool", None, Measure(0, 0, None), skipped="no max-pool in this stem"
+            )
+        ]
     pre = torch_side.run_unit(t, "bn1", torch_side.run_unit(t, "conv1", ctx.x()))  # the stem before its ReLU
     findings = []
     for case, tensor in (("after ReLU (as in ResNet)", np.maximum(pre, 0)), ("before ReLU (signed input)", pre)):
@@ -158,7 +180,9 @@ def run_maxpool_padding(ctx: Context) -> list[Finding]:
         zeros = keras_side.zero_padded_pool(tensor, pool.kernel, pool.stride, pool.padding)
         diff = StageDiff.measure("stem", reference, zeros, tolerances.FP32_CPU)
         measure = Measure.of_diff(diff, "op-level: torch MaxPool2d vs ZeroPadding2D + MaxPooling2D")
-        correct = measure if case.startswith("after") else Measure(0.0, 0.0, None, {}, "not reached: ResNet pools after ReLU")
+        correct = (
+            measure if case.startswith("after") else Measure(0.0, 0.0, None, {}, "not reached: ResNet pools after ReLU")
+        )
         findings.append(_finding(ctx, lesson, case, measure, correct))
     return findings
 
@@ -166,8 +190,15 @@ def run_maxpool_padding(ctx: Context) -> list[Finding]:
 def run_bn_eps(ctx: Context) -> list[Finding]:
     lesson = LESSONS["bn_eps"]
     x = ctx.x()
-    return [_finding(ctx, lesson, f"eps {1e-3:g} vs {ctx.spec.bn_eps:g}", ctx.compare(_naive_model(ctx, "bn_eps_default"), x),
-                     ctx.compare(ctx.keras_model, x))]
+    return [
+        _finding(
+            ctx,
+            lesson,
+            f"eps {1e-3:g} vs {ctx.spec.bn_eps:g}",
+            ctx.compare(_naive_model(ctx, "bn_eps_default"), x),
+            ctx.compare(ctx.keras_model, x),
+        )
+    ]
 
 
 def _trained_pair(ctx: Context, difference: str | None, decoupled_decay: bool = False) -> tuple[Measure, Any]:
@@ -175,11 +206,21 @@ def _trained_pair(ctx: Context, difference: str | None, decoupled_decay: bool = 
     from parity.checks.train_steps import SGDConfig, compare_training, training_pair
 
     torch_model, keras_model = training_pair(ctx.spec, ctx.weights, "float64", difference)
-    report = compare_training(torch_model, keras_model, steps=ctx.train_steps, batch=8, height=ctx.train_size,
-                              seed=ctx.seed,
-                              config=SGDConfig(), decoupled_decay=decoupled_decay)
-    evaluated = Measure.of_report(compare(torch_model, keras_model, ctx.x(), device=ctx.device,
-                                          tolerance=tolerances.TRAIN_STEP_FP64, float64=False))
+    report = compare_training(
+        torch_model,
+        keras_model,
+        steps=ctx.train_steps,
+        batch=8,
+        height=ctx.train_size,
+        seed=ctx.seed,
+        config=SGDConfig(),
+        decoupled_decay=decoupled_decay,
+    )
+    evaluated = Measure.of_report(
+        compare(
+            torch_model, keras_model, ctx.x(), device=ctx.device, tolerance=tolerances.TRAIN_STEP_FP64, float64=False
+        )
+    )
     return evaluated, report
 
 
@@ -194,12 +235,26 @@ def _training_findings(ctx: Context, lesson: Lesson, difference: str | None, dec
     steps = ctx.train_steps
     rows = [
         _finding(ctx, lesson, f"eval outputs after {steps} SGD steps", naive_eval, correct_eval, tolerance=tol),
-        _finding(ctx, lesson, f"BN running statistics after {steps} steps", stats,
-                 Measure.of_diff(correct_train.running), tolerance=tol),
+        _finding(
+            ctx,
+            lesson,
+            f"BN running statistics after {steps} steps",
+            stats,
+            Measure.of_diff(correct_train.running),
+            tolerance=tol,
+        ),
     ]
     if decoupled:
-        rows.append(_finding(ctx, lesson, f"weights after {steps} steps", weights,
-                             Measure.of_diff(correct_train.weights), tolerance=tol))
+        rows.append(
+            _finding(
+                ctx,
+                lesson,
+                f"weights after {steps} steps",
+                weights,
+                Measure.of_diff(correct_train.weights),
+                tolerance=tol,
+            )
+        )
     return rows
 
 
@@ -231,8 +286,9 @@ def _adam_drift(ctx: Context, stock_eps: float | None = None, stock: bool = Fals
         torch_side.train_step(torch_model, torch_opt, images, labels)
         keras_side.train_step(keras_model, keras_opt, images, labels)
     trainable = [k for k in ctx.spec.canonical_shapes() if not k.endswith(("running_mean", "running_var"))]
-    return worst_tensor("weights", get_weights(torch_model), get_weights(keras_model), trainable,
-                        tolerances.TRAIN_STEP_FP64)
+    return worst_tensor(
+        "weights", get_weights(torch_model), get_weights(keras_model), trainable, tolerances.TRAIN_STEP_FP64
+    )
 
 
 ADAM_LR = 1e-3
@@ -244,10 +300,14 @@ def run_adam_epsilon(ctx: Context) -> list[Finding]:
     steps, tol = ctx.train_steps, tolerances.TRAIN_STEP_FP64
     stock = Measure.of_diff(_adam_drift(ctx, stock=True), "worst weight after training")
     placed = Measure.of_diff(_adam_drift(ctx, stock_eps=1e-8, stock=True), "worst weight after training")
-    return [_finding(ctx, lesson, f"weights after {steps} steps, keras.optimizers.Adam() (eps 1e-7)", stock, ours,
-                     tolerance=tol),
-            _finding(ctx, lesson, f"weights after {steps} steps, Adam(epsilon=1e-8): placement only", placed, ours,
-                     tolerance=tol)]
+    return [
+        _finding(
+            ctx, lesson, f"weights after {steps} steps, keras.optimizers.Adam() (eps 1e-7)", stock, ours, tolerance=tol
+        ),
+        _finding(
+            ctx, lesson, f"weights after {steps} steps, Adam(epsilon=1e-8): placement only", placed, ours, tolerance=tol
+        ),
+    ]
 
 
 def run_weight_layout(ctx: Context) -> list[Finding]:
@@ -256,8 +316,11 @@ def run_weight_layout(ctx: Context) -> list[Finding]:
     naive = keras_side.build(ctx.spec)
     keras_side.assign_reshaped(naive, check_weights(naive, ctx.weights))
     x = ctx.x()
-    return [_finding(ctx, lesson, "kernels reshaped, not transposed", ctx.compare(naive, x),
-                     ctx.compare(ctx.keras_model, x))]
+    return [
+        _finding(
+            ctx, lesson, "kernels reshaped, not transposed", ctx.compare(naive, x), ctx.compare(ctx.keras_model, x)
+        )
+    ]
 
 
 def run_flatten_order(ctx: Context) -> list[Finding]:
@@ -273,9 +336,15 @@ def run_flatten_order(ctx: Context) -> list[Finding]:
     naive = flat @ weight.T  # the torch fc weight used as is
     correct = flat @ flatten_weight_nchw_to_nhwc(weight, c, h, w).T
     case = f"fc on flattened {c}x{h}x{w} {last} map"
-    return [_finding(ctx, lesson, case,
-                     Measure.of_diff(StageDiff.measure("logits", reference, naive, tolerances.FP32_CPU), "op-level"),
-                     Measure.of_diff(StageDiff.measure("logits", reference, correct, tolerances.FP32_CPU), "op-level"))]
+    return [
+        _finding(
+            ctx,
+            lesson,
+            case,
+            Measure.of_diff(StageDiff.measure("logits", reference, naive, tolerances.FP32_CPU), "op-level"),
+            Measure.of_diff(StageDiff.measure("logits", reference, correct, tolerances.FP32_CPU), "op-level"),
+        )
+    ]
 
 
 def run_initializers(ctx: Context) -> list[Finding]:
@@ -300,11 +369,13 @@ def run_initializers(ctx: Context) -> list[Finding]:
             stages[stage] = max(stages.get(stage, 0.0), rel)
             worst = max(worst, (rel, stage))
         first = next((s for s in ctx.spec.stage_names if stages.get(s, 0) > tolerances.INIT_STD_REL), None)
-        return Measure(float("nan"), worst[0], first, stages, "relative gap in per-layer weight std",
-                       metric="init std")
+        return Measure(float("nan"), worst[0], first, stages, "relative gap in per-layer weight std", metric="init std")
 
-    return [_finding(ctx, lesson, "fresh models, per-layer weight std", gap(naive), gap(ours),
-                     tolerance=tolerances.INIT_STD_REL)]
+    return [
+        _finding(
+            ctx, lesson, "fresh models, per-layer weight std", gap(naive), gap(ours), tolerance=tolerances.INIT_STD_REL
+        )
+    ]
 
 
 def run_train_eval(ctx: Context) -> list[Finding]:
@@ -315,12 +386,15 @@ def run_train_eval(ctx: Context) -> list[Finding]:
     scratch = keras_side.build(ctx.spec)  # training=True updates moving statistics: never on the shared model
     set_weights(scratch, ctx.weights)
     outputs = keras_side.run_stages(scratch, x, training=True)
-    stages = [StageDiff.measure(stage, reference[stage], outputs[stage], tolerances.FP32_CPU)
-              for stage in ctx.spec.stage_names]
+    stages = [
+        StageDiff.measure(stage, reference[stage], outputs[stage], tolerances.FP32_CPU)
+        for stage in ctx.spec.stage_names
+    ]
     first = next((s.stage for s in stages if not s.passed), None)
     naive = Measure(stages[-1].max_abs, stages[-1].max_rel, first, {s.stage: s.max_rel for s in stages})
-    return [_finding(ctx, lesson, "Keras called with training=True at inference", naive,
-                     ctx.compare(ctx.keras_model, x))]
+    return [
+        _finding(ctx, lesson, "Keras called with training=True at inference", naive, ctx.compare(ctx.keras_model, x))
+    ]
 
 
 def run_tf32(ctx: Context) -> list[Finding]:
@@ -337,19 +411,34 @@ def run_tf32(ctx: Context) -> list[Finding]:
     stages = [StageDiff.measure(s, reference[s], tf32[s], tolerances.FP32_CUDA) for s in ctx.spec.stage_names]
     first = next((s.stage for s in stages if not s.passed), None)
     naive = Measure(stages[-1].max_abs, stages[-1].max_rel, first, {s.stage: s.max_rel for s in stages})
-    return [_finding(ctx, lesson, "Keras side with TF32 on, torch fp32", naive, Measure.of_report(fp32),
-                     tolerance=tolerances.FP32_CUDA)]
+    return [
+        _finding(
+            ctx,
+            lesson,
+            "Keras side with TF32 on, torch fp32",
+            naive,
+            Measure.of_report(fp32),
+            tolerance=tolerances.FP32_CUDA,
+        )
+    ]
 
 
 def run_maxpool_nan(ctx: Context) -> list[Finding]:
     lesson = LESSONS["maxpool_nan"]
     x = ctx.x()
     x[0, 0, ctx.size // 3, ctx.size // 3] = np.nan
-    report = compare(ctx.torch_model, ctx.keras_model, x, device=ctx.device, float64=False,
-                     tolerance=tolerances.FP32_CPU)
+    report = compare(
+        ctx.torch_model, ctx.keras_model, x, device=ctx.device, float64=False, tolerance=tolerances.FP32_CPU
+    )
     stem = report.stage("stem")
-    naive = Measure(stem.max_abs, stem.max_rel, report.first_divergent, {s.stage: s.max_rel for s in report.stages},
-                    f"NaNs at the stem: torch {stem.nan_a}, keras {stem.nan_b}", metric="NaN masks")
+    naive = Measure(
+        stem.max_abs,
+        stem.max_rel,
+        report.first_divergent,
+        {s.stage: s.max_rel for s in report.stages},
+        f"NaNs at the stem: torch {stem.nan_a}, keras {stem.nan_b}",
+        metric="NaN masks",
+    )
     clean = ctx.compare(ctx.keras_model, ctx.x())
     return [_finding(ctx, lesson, f"one NaN pixel: {stem.nan_a} vs {stem.nan_b} NaNs at the stem", naive, clean)]
 
@@ -361,65 +450,151 @@ def _lesson(key: str, title: str, handled: str, why: str, torch_code: str, keras
     LESSONS[key] = Lesson(key, title, handled, why, torch_code, keras_code, run)
 
 
-_lesson("same_padding", "stride-2 'same' padding", "resnet_keras.model.make_pad / make_conv",
-        "TensorFlow's 'same' pads (k - s) rows in total and puts the odd one at the bottom/right; torch "
-        "pads `padding` rows on both sides. They agree only when the input of every stride-2 op is odd.",
-        "resnet_torch.model:make_conv", "resnet_keras.model:make_pad", run_same_padding)
-_lesson("maxpool_padding", "max-pool padding: -inf vs zeros", "resnet_keras.model.make_pool",
-        "torch pads a max-pool with -inf; Keras has only zero padding (or 'same'). After a ReLU every input "
-        "is >= 0, so a zero never beats a real value and the two agree exactly.",
-        "resnet_torch.model:make_pool", "resnet_keras.model:make_pool", run_maxpool_padding)
-_lesson("bn_eps", "BatchNorm epsilon", "parity.spec (bn_eps) -> make_norm",
-        "Keras' default epsilon is 1e-3, torch's 1e-5; every BN divides by sqrt(var + eps).",
-        "resnet_torch.model:make_norm", "resnet_keras.model:make_norm", run_bn_eps)
-_lesson("bn_momentum", "BatchNorm momentum convention", "resnet_keras.model.make_norm",
-        "torch's momentum is the weight of the new batch (0.1), Keras' the weight of the old value (0.9). "
-        "Inference is unaffected until a training step updates the running statistics.",
-        "resnet_torch.model:make_norm", "resnet_keras.model:make_norm", run_bn_momentum)
-_lesson("bn_variance", "running variance: unbiased vs biased", "resnet_keras.layers.BatchNorm",
-        "Both normalise a training batch with its biased variance, but torch updates running_var with the "
-        "unbiased one (x n/(n-1)); stock Keras uses the biased one. Small batches or maps make n small.",
-        "resnet_torch.model:make_norm", "resnet_keras.layers:BatchNorm", run_bn_variance)
-_lesson("weight_decay", "SGD weight decay: coupled vs decoupled", "resnet_keras.train.CoupledDecay",
-        "torch's SGD adds weight_decay * w to the gradient, so decay goes through momentum; Keras' "
-        "SGD(weight_decay=...) shrinks the weights directly.",
-        "resnet_torch.train:make_optimizer", "resnet_keras.train:CoupledDecay", run_weight_decay)
-_lesson("adam_epsilon", "Adam: epsilon placement and default", "resnet_keras.train.Adam",
-        "torch divides the second moment by its bias correction before adding eps; Keras folds both "
-        "corrections into the step size and adds eps to sqrt(v), so its eps acts sqrt(1 - beta2^t) times "
-        "smaller (31.6x at step 1). Keras' default eps is also 1e-7, torch's 1e-8.",
-        "resnet_torch.train:make_optimizer", "resnet_keras.train:Adam", run_adam_epsilon)
-_lesson("weight_layout", "conv weight layout OIHW vs HWIO", "parity.core.layout.keras_layout / torch_layout",
-        "torch stores conv weights (out, in, kh, kw), Keras (kh, kw, in, out); a reshape keeps the shape "
-        "right and the numbers wrong. Only a transpose moves each weight to its place.",
-        "parity.core.layout:torch_layout", "parity.core.layout:keras_layout", run_weight_layout)
-_lesson("flatten_order", "NCHW vs NHWC flatten order", "resnet_*/model.py forward_stages (pool, then flatten)",
-        "Flattening (C, H, W) and (H, W, C) orders the same features differently, so an fc weight trained "
-        "on one is scrambled on the other. ResNet pools to 1x1 first, where the order no longer matters; a "
-        "flattening head needs its weight columns permuted.",
-        "resnet_torch.model:ResNet.forward_stages", "parity.core.layout:flatten_weight_nchw_to_nhwc", run_flatten_order)
-_lesson("initializers", "default initialisers", "resnet_keras.model.make_conv / make_fc",
-        "torchvision draws conv weights from kaiming normal (fan_out) and fc weights from U(+-1/sqrt(in)); "
-        "Keras defaults to Glorot uniform and zero biases. Ported weights are unaffected; training from "
-        "scratch starts elsewhere.",
-        "resnet_torch.model:make_conv", "resnet_keras.model:make_conv", run_initializers)
-_lesson("train_eval", "train / eval flag", "parity.backends.*.run_stages",
-        "In training mode BatchNorm uses the batch's statistics instead of the running ones. torch keeps a "
-        "mode on the module (model.eval()); Keras takes training= on every call.",
-        "parity.backends.torch:run_stages", "parity.backends.keras:run_stages", run_train_eval)
-_lesson("tf32", "TF32 on NVIDIA GPUs", "parity.checks.compare.precision",
-        "Ampere+ GPUs may run fp32 convs and matmuls in TF32 (10-bit mantissa). torch, TF, JAX and "
-        "onnxruntime each have their own switch and default.",
-        "parity.backends.torch:tf32", "parity.backends.keras:tf32", run_tf32)
-_lesson("maxpool_nan", "max-pool and NaN", "parity.checks.compare.StageDiff (NaN masks compared)",
-        "torch's max-pool propagates a NaN; TensorFlow's max-pool drops it. Not a porting error: a NaN input "
-        "is reported as a mismatch at the stem, with the NaN counts.",
-        "resnet_torch.model:make_pool", "resnet_keras.model:make_pool", run_maxpool_nan)
+_lesson(
+    "same_padding",
+    "stride-2 'same' padding",
+    "resnet_keras.model.make_pad / make_conv",
+    "TensorFlow's 'same' pads (k - s) rows in total and puts the odd one at the bottom/right; torch "
+    "pads `padding` rows on both sides. They agree only when the input of every stride-2 op is odd.",
+    "resnet_torch.model:make_conv",
+    "resnet_keras.model:make_pad",
+    run_same_padding,
+)
+_lesson(
+    "maxpool_padding",
+    "max-pool padding: -inf vs zeros",
+    "resnet_keras.model.make_pool",
+    "torch pads a max-pool with -inf; Keras has only zero padding (or 'same'). After a ReLU every input "
+    "is >= 0, so a zero never beats a real value and the two agree exactly.",
+    "resnet_torch.model:make_pool",
+    "resnet_keras.model:make_pool",
+    run_maxpool_padding,
+)
+_lesson(
+    "bn_eps",
+    "BatchNorm epsilon",
+    "parity.spec (bn_eps) -> make_norm",
+    "Keras' default epsilon is 1e-3, torch's 1e-5; every BN divides by sqrt(var + eps).",
+    "resnet_torch.model:make_norm",
+    "resnet_keras.model:make_norm",
+    run_bn_eps,
+)
+_lesson(
+    "bn_momentum",
+    "BatchNorm momentum convention",
+    "resnet_keras.model.make_norm",
+    "torch's momentum is the weight of the new batch (0.1), Keras' the weight of the old value (0.9). "
+    "Inference is unaffected until a training step updates the running statistics.",
+    "resnet_torch.model:make_norm",
+    "resnet_keras.model:make_norm",
+    run_bn_momentum,
+)
+_lesson(
+    "bn_variance",
+    "running variance: unbiased vs biased",
+    "resnet_keras.layers.BatchNorm",
+    "Both normalise a training batch with its biased variance, but torch updates running_var with the "
+    "unbiased one (x n/(n-1)); stock Keras uses the biased one. Small batches or maps make n small.",
+    "resnet_torch.model:make_norm",
+    "resnet_keras.layers:BatchNorm",
+    run_bn_variance,
+)
+_lesson(
+    "weight_decay",
+    "SGD weight decay: coupled vs decoupled",
+    "resnet_keras.train.CoupledDecay",
+    "torch's SGD adds weight_decay * w to the gradient, so decay goes through momentum; Keras' "
+    "SGD(weight_decay=...) shrinks the weights directly.",
+    "resnet_torch.train:make_optimizer",
+    "resnet_keras.train:CoupledDecay",
+    run_weight_decay,
+)
+_lesson(
+    "adam_epsilon",
+    "Adam: epsilon placement and default",
+    "resnet_keras.train.Adam",
+    "torch divides the second moment by its bias correction before adding eps; Keras folds both "
+    "corrections into the step size and adds eps to sqrt(v), so its eps acts sqrt(1 - beta2^t) times "
+    "smaller (31.6x at step 1). Keras' default eps is also 1e-7, torch's 1e-8.",
+    "resnet_torch.train:make_optimizer",
+    "resnet_keras.train:Adam",
+    run_adam_epsilon,
+)
+_lesson(
+    "weight_layout",
+    "conv weight layout OIHW vs HWIO",
+    "parity.core.layout.keras_layout / torch_layout",
+    "torch stores conv weights (out, in, kh, kw), Keras (kh, kw, in, out); a reshape keeps the shape "
+    "right and the numbers wrong. Only a transpose moves each weight to its place.",
+    "parity.core.layout:torch_layout",
+    "parity.core.layout:keras_layout",
+    run_weight_layout,
+)
+_lesson(
+    "flatten_order",
+    "NCHW vs NHWC flatten order",
+    "resnet_*/model.py forward_stages (pool, then flatten)",
+    "Flattening (C, H, W) and (H, W, C) orders the same features differently, so an fc weight trained "
+    "on one is scrambled on the other. ResNet pools to 1x1 first, where the order no longer matters; a "
+    "flattening head needs its weight columns permuted.",
+    "resnet_torch.model:ResNet.forward_stages",
+    "parity.core.layout:flatten_weight_nchw_to_nhwc",
+    run_flatten_order,
+)
+_lesson(
+    "initializers",
+    "default initialisers",
+    "resnet_keras.model.make_conv / make_fc",
+    "torchvision draws conv weights from kaiming normal (fan_out) and fc weights from U(+-1/sqrt(in)); "
+    "Keras defaults to Glorot uniform and zero biases. Ported weights are unaffected; training from "
+    "scratch starts elsewhere.",
+    "resnet_torch.model:make_conv",
+    "resnet_keras.model:make_conv",
+    run_initializers,
+)
+_lesson(
+    "train_eval",
+    "train / eval flag",
+    "parity.backends.*.run_stages",
+    "In training mode BatchNorm uses the batch's statistics instead of the running ones. torch keeps a "
+    "mode on the module (model.eval()); Keras takes training= on every call.",
+    "parity.backends.torch:run_stages",
+    "parity.backends.keras:run_stages",
+    run_train_eval,
+)
+_lesson(
+    "tf32",
+    "TF32 on NVIDIA GPUs",
+    "parity.checks.compare.precision",
+    "Ampere+ GPUs may run fp32 convs and matmuls in TF32 (10-bit mantissa). torch, TF, JAX and "
+    "onnxruntime each have their own switch and default.",
+    "parity.backends.torch:tf32",
+    "parity.backends.keras:tf32",
+    run_tf32,
+)
+_lesson(
+    "maxpool_nan",
+    "max-pool and NaN",
+    "parity.checks.compare.StageDiff (NaN masks compared)",
+    "torch's max-pool propagates a NaN; TensorFlow's max-pool drops it. Not a porting error: a NaN input "
+    "is reported as a mismatch at the stem, with the NaN counts.",
+    "resnet_torch.model:make_pool",
+    "resnet_keras.model:make_pool",
+    run_maxpool_nan,
+)
 
 
-def run_lessons(arch: str = "resnet18", size: int = 64, device: str = "cpu", seed: int = 0,
-                only: list[str] | None = None, train_steps: int = 3, train_size: int = 64,
-                progress: Callable[[str], None] | None = None, spec: ResNetSpec | None = None) -> list[Finding]:
+def run_lessons(
+    arch: str = "resnet18",
+    size: int = 64,
+    device: str = "cpu",
+    seed: int = 0,
+    only: list[str] | None = None,
+    train_steps: int = 3,
+    train_size: int = 64,
+    progress: Callable[[str], None] | None = None,
+    spec: ResNetSpec | None = None,
+) -> list[Finding]:
     """Measure every lesson (or those in `only`) on one architecture; returns the table's rows.
 
     Args:
@@ -472,4 +647,4 @@ def snippet(ref: str) -> str:
     lines = source.splitlines()
     start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     indent = len(lines[start - 1]) - len(lines[start - 1].lstrip())
-    return "\n".join(line[indent:] for line in lines[start - 1:node.end_lineno]).rstrip()
+    return "\n".join(line[indent:] for line in lines[start - 1 : node.end_lineno]).rstrip()

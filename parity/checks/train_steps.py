@@ -81,8 +81,10 @@ def make_batches(spec: ResNetSpec, steps: int, batch: int, height: int, width: i
         raise ValueError(f"batch must be >= 2 for training-mode BatchNorm, got {batch}")
     rng = np.random.default_rng(seed + 7_000_003)
     return [
-        (rng.standard_normal((batch, spec.in_channels, height, width)).astype(np.float32),
-         rng.integers(0, spec.num_classes, size=batch).astype(np.int64))
+        (
+            rng.standard_normal((batch, spec.in_channels, height, width)).astype(np.float32),
+            rng.integers(0, spec.num_classes, size=batch).astype(np.int64),
+        )
         for _ in range(steps)
     ]
 
@@ -139,8 +141,9 @@ class TrainReport:
         return data
 
 
-def worst_tensor(label: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys: list[str],
-                 tolerance: float) -> StageDiff:
+def worst_tensor(
+    label: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys: list[str], tolerance: float
+) -> StageDiff:
     """The StageDiff of the tensor (among `keys`) whose relative difference is largest."""
     missing = [k for k in keys if k not in a or k not in b]
     if missing:
@@ -149,9 +152,18 @@ def worst_tensor(label: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray],
     return max(diffs, key=lambda d: (not d.passed, d.max_rel if not math.isnan(d.max_rel) else math.inf))
 
 
-def compare_training(torch_model: Any, keras_model: Any, steps: int = 3, batch: int = 4, height: int = 64,
-                     width: int | None = None, seed: int = 0, config: SGDConfig = SGDConfig(),
-                     tolerance: float | None = None, decoupled_decay: bool = False) -> TrainReport:
+def compare_training(
+    torch_model: Any,
+    keras_model: Any,
+    steps: int = 3,
+    batch: int = 4,
+    height: int = 64,
+    width: int | None = None,
+    seed: int = 0,
+    config: SGDConfig = SGDConfig(),
+    tolerance: float | None = None,
+    decoupled_decay: bool = False,
+) -> TrainReport:
     """Train both models (already holding the same weights) for `steps` SGD steps and compare.
 
     Args:
@@ -171,8 +183,10 @@ def compare_training(torch_model: Any, keras_model: Any, steps: int = 3, batch: 
     width = height if width is None else width
     dtype = adapter(torch_model).dtype_of(torch_model)
     if tolerance is None and dtype != "float64":
-        raise ValueError(f"no default training tolerance for {dtype} models (fp32 gradients are chaotic at "
-                         "ReLU/max-pool kinks, see parity.core.tolerances.TRAIN_STEP_FP64); pass tolerance=")
+        raise ValueError(
+            f"no default training tolerance for {dtype} models (fp32 gradients are chaotic at "
+            "ReLU/max-pool kinks, see parity.core.tolerances.TRAIN_STEP_FP64); pass tolerance="
+        )
     tol = tolerances.TRAIN_STEP_FP64 if tolerance is None else float(tolerance)
     batches = make_batches(spec, steps, batch, height, width, seed)
     start = time.perf_counter()
@@ -183,12 +197,23 @@ def compare_training(torch_model: Any, keras_model: Any, steps: int = 3, batch: 
     return TrainReport(
         arch=spec.name,
         steps=steps,
-        config={"lr": config.lr, "momentum": config.momentum, "weight_decay": config.weight_decay,
-                "batch": batch, "size": [height, width], "seed": seed, "dtype": dtype},
-        loss=[StageDiff.measure(f"loss step {i + 1}", np.array(a), np.array(b), tol)
-              for i, (a, b) in enumerate(zip(ta.losses, tb.losses))],
-        grads=[worst_tensor(f"grad step {i + 1}", ga, gb, trainable, tol)
-               for i, (ga, gb) in enumerate(zip(ta.grads, tb.grads))],
+        config={
+            "lr": config.lr,
+            "momentum": config.momentum,
+            "weight_decay": config.weight_decay,
+            "batch": batch,
+            "size": [height, width],
+            "seed": seed,
+            "dtype": dtype,
+        },
+        loss=[
+            StageDiff.measure(f"loss step {i + 1}", np.array(a), np.array(b), tol)
+            for i, (a, b) in enumerate(zip(ta.losses, tb.losses))
+        ],
+        grads=[
+            worst_tensor(f"grad step {i + 1}", ga, gb, trainable, tol)
+            for i, (ga, gb) in enumerate(zip(ta.grads, tb.grads))
+        ],
         weights=worst_tensor("weights", ta.weights, tb.weights, trainable, tol),
         running=worst_tensor("running", ta.weights, tb.weights, running, tol),
         tolerance=tol,

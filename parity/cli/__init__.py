@@ -28,8 +28,15 @@ COMMANDS = {
 }
 """Command -> one-line help; the module `parity.cli.<command>` has `add_arguments(parser)` and `run(args)`."""
 
-ERRORS = (ValueError, RuntimeError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError,
-          FloatingPointError)
+ERRORS = (
+    ValueError,
+    RuntimeError,
+    FileExistsError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    FloatingPointError,
+)
 """What a command raises for bad input or a failed run: printed as one line, exit 2."""
 
 
@@ -89,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"resnet-parity {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"resnet-parity {args.command}: interrupted (files are written atomically: nothing half-written "
-              "was left)", file=sys.stderr)
+        print(
+            f"resnet-parity {args.command}: interrupted (files are written atomically: nothing half-written was left)",
+            file=sys.stderr,
+        )
         return 130

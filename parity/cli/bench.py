@@ -7,8 +7,10 @@ import json
 
 from parity.cli import options
 
-HELP = ("every runtime side by side: torch, torch.compile, Keras on each backend, onnxruntime on both exports, "
-        "training steps; img/s and share of SGEMM peak")
+HELP = (
+    "every runtime side by side: torch, torch.compile, Keras on each backend, onnxruntime on both exports, "
+    "training steps; img/s and share of SGEMM peak"
+)
 
 
 def _runtime_list(text: str) -> list[str]:
@@ -17,8 +19,10 @@ def _runtime_list(text: str) -> list[str]:
     names = [r.strip() for r in text.split(",") if r.strip()]
     unknown = [r for r in names if r not in RUNTIMES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown runtime(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-                                         f"use a comma list of {', '.join(RUNTIMES)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown runtime(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"use a comma list of {', '.join(RUNTIMES)}"
+        )
     return names
 
 
@@ -26,8 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_arch(p, default="resnet50")
     p.add_argument("--batch", type=options.positive, default=8)
     options.add_size(p, default=224)
-    p.add_argument("--runtimes", type=_runtime_list, default=None, metavar="A,B",
-                   help="comma list (default: all); see parity.checks.bench.RUNTIMES")
+    p.add_argument(
+        "--runtimes",
+        type=_runtime_list,
+        default=None,
+        metavar="A,B",
+        help="comma list (default: all); see parity.checks.bench.RUNTIMES",
+    )
     p.add_argument("--warmup", type=options.non_negative, default=2)
     p.add_argument("--repeats", type=options.positive, default=5)
     options.add_json(p)
@@ -44,19 +53,35 @@ def run(args: argparse.Namespace) -> int:
         if path:
             check_target(path, force=True)
     err = options.console(stderr=True)
-    result = run_bench(args.arch, args.batch, args.size, args.runtimes, args.warmup, args.repeats,
-                       progress=lambda name: err.print(f"timing {name} ...") if err.is_terminal else None)
-    table = Table(title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
-                        f"{result.threads} threads; {result.gflop_per_image:.2f} GFLOP per image; "
-                        f"SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s (measured now)")
+    result = run_bench(
+        args.arch,
+        args.batch,
+        args.size,
+        args.runtimes,
+        args.warmup,
+        args.repeats,
+        progress=lambda name: err.print(f"timing {name} ...") if err.is_terminal else None,
+    )
+    table = Table(
+        title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
+        f"{result.threads} threads; {result.gflop_per_image:.2f} GFLOP per image; "
+        f"SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s (measured now)"
+    )
     for column in ("runtime", "kind", "ms/batch", "images/s", "GFLOP/s", "of peak", "note"):
         table.add_column(column, justify="left" if column in ("runtime", "kind", "note") else "right")
     for t in result.timings:
         if t.skipped:
             table.add_row(t.runtime, t.kind, "-", "-", "-", "-", f"skipped: {t.skipped}")
         else:
-            table.add_row(t.runtime, t.kind, f"{t.ms_per_batch:.1f}", f"{t.images_per_s:.1f}", f"{t.gflops:.0f}",
-                          f"{t.of_peak:.0%}", t.note)
+            table.add_row(
+                t.runtime,
+                t.kind,
+                f"{t.ms_per_batch:.1f}",
+                f"{t.images_per_s:.1f}",
+                f"{t.gflops:.0f}",
+                f"{t.of_peak:.0%}",
+                t.note,
+            )
     options.console().print(table)
     if args.json:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1))

@@ -8,114 +8,68 @@ import json
 from typing import Any
 
 from parity.cli import options
-from parity.core.formatting import fmt_sci
+from parity.cli.check_tables import CHECK_COLUMNS, VERDICT_COLUMN, bn_form, check_table_rows, op_table_rows
 
-HELP = ("port weights across backends; judge the port in float64 and fp32 against its own rounding noise; "
-        "name the first wrong block and layer")
+HELP = (
+    "port weights across backends; judge the port in float64 and fp32 against its own rounding noise; "
+    "name the first wrong block and layer"
+)
 DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    options.add_arch(p, default=None, many=True,
-                     help=f"comma list of architectures, or 'all' (default {DEFAULT_CHECK_ARCHS}; with --weights: "
-                          "inferred from the file)")
+    options.add_arch(
+        p,
+        default=None,
+        many=True,
+        help=f"comma list of architectures, or 'all' (default {DEFAULT_CHECK_ARCHS}; with --weights: "
+        "inferred from the file)",
+    )
     options.add_weights(p, help="check your own checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)")
-    p.add_argument("--input", nargs="+", metavar="FILE",
-                   help="compare on your data: one .npy NCHW float batch, or image files (resized to --size, "
-                        "centre-cropped, ImageNet mean/std)")
+    p.add_argument(
+        "--input",
+        nargs="+",
+        metavar="FILE",
+        help="compare on your data: one .npy NCHW float batch, or image files (resized to --size, "
+        "centre-cropped, ImageNet mean/std)",
+    )
     p.add_argument("--batch", type=options.positive, default=2)
     options.add_size(p, pair=True)
     options.add_device(p)
     options.add_seed(p)
     options.add_spec_overrides(p)
     options.add_keras_backend(p)
-    p.add_argument("--no-float64", action="store_true",
-                   help="skip the float64 pass (fixed fp32 tolerances decide; for devices without float64)")
-    p.add_argument("--uncalibrated", action="store_true",
-                   help="seeded weights keep random BN statistics instead of statistics measured on data")
-    p.add_argument("--direction", default="both", choices=["torch2keras", "keras2torch", "both"],
-                   help="which model is the source (and reference); default both")
+    p.add_argument(
+        "--no-float64",
+        action="store_true",
+        help="skip the float64 pass (fixed fp32 tolerances decide; for devices without float64)",
+    )
+    p.add_argument(
+        "--uncalibrated",
+        action="store_true",
+        help="seeded weights keep random BN statistics instead of statistics measured on data",
+    )
+    p.add_argument(
+        "--direction",
+        default="both",
+        choices=["torch2keras", "keras2torch", "both"],
+        help="which model is the source (and reference); default both",
+    )
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
-    p.add_argument("--onnx", action="store_true",
-                   help="also export both models to ONNX and compare torch, keras and both ONNX files")
-    p.add_argument("--train-steps", type=options.non_negative, default=0, metavar="N",
-                   help="also compare N SGD steps (momentum, weight decay, BN in training mode), float64")
+    p.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also export both models to ONNX and compare torch, keras and both ONNX files",
+    )
+    p.add_argument(
+        "--train-steps",
+        type=options.non_negative,
+        default=0,
+        metavar="N",
+        help="also compare N SGD steps (momentum, weight decay, BN in training mode), float64",
+    )
     options.add_json(p)
     p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
-
-
-def check_table_rows(results: list[Any]) -> list[list[str]]:
-    rows = []
-    for r in results:
-        p = r.params
-        native = r.report
-        rows.append([
-            r.arch,
-            r.direction,
-            f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
-            "x".join(map(str, r.output_shape)),
-            fmt_sci(native.port_max_rel) if native.float64 else "off",
-            fmt_sci(native.logits.max_rel),
-            f"{native.worst_ratio:.1f}x" if native.float64 and native.tolerance_name == "FP32_NOISE_MULTIPLE" else "-",
-            native.first_wrong or "-",
-            "PASS" if p.equal and native.passed else "FAIL",
-            f"{r.seconds:.1f}",
-        ])
-        if r.train is not None:
-            t = r.train
-            failed = [d.stage for d in t.loss + t.grads + [t.weights, t.running] if not d.passed]
-            worst = max(t.loss + t.grads + [t.weights, t.running], key=lambda d: d.max_rel)
-            rows.append([
-                r.arch,
-                f"train {t.steps} SGD steps (float64)",
-                "",
-                f"{t.config['batch']}x{t.config['size'][0]}x{t.config['size'][1]}",
-                fmt_sci(worst.max_rel),
-                "-",
-                "-",
-                failed[0] if failed else "-",
-                "PASS" if t.passed else "FAIL",
-                f"{t.seconds:.1f}",
-            ])
-        for o in r.onnx_reports:
-            rows.append([
-                r.arch,
-                f"{o.a} vs {o.b}",
-                "",
-                "x".join(map(str, o.logits.shape_b)),
-                "-",
-                fmt_sci(o.logits.max_rel),
-                "-",
-                o.first_divergent or "-",
-                "PASS" if o.passed else "FAIL",
-                "",
-            ])
-    return rows
-
-
-BN_OPS = ("BatchNormalization", "Sub", "Div", "Sqrt", "Mul")
-"""Ops a graph computes an unfolded BatchNorm with (as one node, or as arithmetic)."""
-
-
-def bn_form(counts: dict[str, int]) -> str:
-    """How a graph holds its BatchNorms, read off its op counts (never assumed)."""
-    found = {op: counts[op] for op in BN_OPS if counts.get(op)}
-    if not found:
-        return "folded into the convs"
-    return "computed as " + ", ".join(f"{n} {op}" for op, n in found.items())
-
-
-def op_table_rows(ops: dict[str, dict[str, int]]) -> list[list[str]]:
-    """Op type, count in each ONNX graph; ops present in only one graph first."""
-    labels = list(ops)
-    names = sorted({op for counts in ops.values() for op in counts},
-                   key=lambda op: (len({label for label in labels if op in ops[label]}) == len(labels), op))
-    return [[op] + [str(ops[label].get(op, 0)) for label in labels] for op in names]
-
-
-CHECK_COLUMNS = ["arch", "direction", "params spec / torch / keras", "output", "port: float64 max rel",
-                 "fp32 logits max rel", "fp32 / noise", "first wrong", "verdict", "seconds"]
-VERDICT_COLUMN = CHECK_COLUMNS.index("verdict")
 
 
 def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any]:
@@ -176,19 +130,38 @@ def run(args: argparse.Namespace) -> int:
             with err.status(f"{arch} {direction}: {steps} at {shape}"):
                 # The ONNX files hold the same weights in either direction: export once per arch.
                 onnx = args.onnx and direction == directions[0]
-                result = check_arch(arch, args.batch, height, width, args.device, args.seed, direction,
-                                    args.variant, args.allow_tf32, spec=arch_spec, onnx=onnx,
-                                    train_steps=args.train_steps if direction == directions[0] else 0,
-                                    weights=weights, x=x, calibrate=not args.uncalibrated,
-                                    float64=not args.no_float64)
+                result = check_arch(
+                    arch,
+                    args.batch,
+                    height,
+                    width,
+                    args.device,
+                    args.seed,
+                    direction,
+                    args.variant,
+                    args.allow_tf32,
+                    spec=arch_spec,
+                    onnx=onnx,
+                    train_steps=args.train_steps if direction == directions[0] else 0,
+                    weights=weights,
+                    x=x,
+                    calibrate=not args.uncalibrated,
+                    float64=not args.no_float64,
+                )
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     first = results[0].report
-    source = f"weights {args.weights}" if args.weights else (
-        f"seeded weights (seed {args.seed}, BN {'uncalibrated' if args.uncalibrated else 'calibrated'})")
+    source = (
+        f"weights {args.weights}"
+        if args.weights
+        else (f"seeded weights (seed {args.seed}, BN {'uncalibrated' if args.uncalibrated else 'calibrated'})")
+    )
     inputs = f"input {' '.join(args.input)}" if args.input else f"seeded input {args.batch}x{height}x{width}"
-    verdicts = ("port verdict in float64 (FP64), fp32 verdict within FP32_NOISE_MULTIPLE x the reference's fp32 noise"
-                if first.float64 else first.float64_note)
+    verdicts = (
+        "port verdict in float64 (FP64), fp32 verdict within FP32_NOISE_MULTIPLE x the reference's fp32 noise"
+        if first.float64
+        else first.float64_note
+    )
     title = f"parity check on {args.device}: {source}, {inputs}; {verdicts}"
     table = Table(title=title, caption=header(first.provenance))
     for col in CHECK_COLUMNS:
@@ -207,8 +180,10 @@ def run(args: argparse.Namespace) -> int:
     op_markdown = ""
     for r in results:
         if r.onnx_ops and r.direction == directions[0]:
-            ops = Table(title=f"{r.arch}: ONNX ops per graph; BatchNorm: " + "; ".join(
-                f"{label} {bn_form(counts)}" for label, counts in r.onnx_ops.items()))
+            ops = Table(
+                title=f"{r.arch}: ONNX ops per graph; BatchNorm: "
+                + "; ".join(f"{label} {bn_form(counts)}" for label, counts in r.onnx_ops.items())
+            )
             ops.add_column("op")
             for label in r.onnx_ops:
                 ops.add_column(label, justify="right")
@@ -220,11 +195,22 @@ def run(args: argparse.Namespace) -> int:
     passed = all(r.passed for r in results)
     if args.json:
         payload = {
-            "config": {"archs": archs, "batch": args.batch, "size": [height, width], "device": args.device,
-                       "seed": args.seed, "variant": args.variant, "directions": directions,
-                       "allow_tf32": args.allow_tf32, "onnx": args.onnx, "train_steps": args.train_steps,
-                       "weights": args.weights, "input": args.input, "float64": not args.no_float64,
-                       "calibrated": not args.uncalibrated},
+            "config": {
+                "archs": archs,
+                "batch": args.batch,
+                "size": [height, width],
+                "device": args.device,
+                "seed": args.seed,
+                "variant": args.variant,
+                "directions": directions,
+                "allow_tf32": args.allow_tf32,
+                "onnx": args.onnx,
+                "train_steps": args.train_steps,
+                "weights": args.weights,
+                "input": args.input,
+                "float64": not args.no_float64,
+                "calibrated": not args.uncalibrated,
+            },
             "provenance": first.provenance,
             "passed": passed,
             "results": [r.to_dict() for r in results],
@@ -233,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.json, json.dumps(json_safe(payload), indent=2) + "\n")
     if args.markdown:
-        atomic_write_text(args.markdown, f"**{title}**\n\n{header(first.provenance)}\n\n"
-                          + options.to_markdown(CHECK_COLUMNS, rows) + op_markdown)
+        atomic_write_text(
+            args.markdown,
+            f"**{title}**\n\n{header(first.provenance)}\n\n" + options.to_markdown(CHECK_COLUMNS, rows) + op_markdown,
+        )
     return 0 if passed else 1

@@ -16,10 +16,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dst")
     p.add_argument("--arch", choices=list(ARCHS), help="architecture (default: inferred from the weights)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
-    p.add_argument("--num-classes", type=options.positive, default=None,
-                   help="fc outputs (default: the file's; given, it must match the file)")
-    p.add_argument("--in-channels", type=options.positive, default=None,
-                   help="input channels (default: the file's; given, it must match the file)")
+    p.add_argument(
+        "--num-classes",
+        type=options.positive,
+        default=None,
+        help="fc outputs (default: the file's; given, it must match the file)",
+    )
+    p.add_argument(
+        "--in-channels",
+        type=options.positive,
+        default=None,
+        help="input channels (default: the file's; given, it must match the file)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 
@@ -33,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     with err.status(f"converting {args.src} -> {args.dst}"):
         spec, weights = read_with_spec(args.src, args.arch, args.variant, args.num_classes, args.in_channels)
         path = write_checkpoint(weights, args.dst, spec, force=args.force)
-    err.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {spec.name} ({spec.variant}), "
-              f"{spec.num_classes} classes, {spec.in_channels} input channels")
+    err.print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {spec.name} ({spec.variant}), "
+        f"{spec.num_classes} classes, {spec.in_channels} input channels"
+    )
     return 0

@@ -31,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
     data = evaluation_data(args.data, trained, args.seed)
     result = evaluate(trained, data, args.batch)
     console = options.console()
-    console.print(f"{args.weights} in {args.backend} on {data.name}: {len(data)} images, "
-                  f"loss {result.loss:.4f}, accuracy {result.accuracy:.2%}", markup=False)
+    console.print(
+        f"{args.weights} in {args.backend} on {data.name}: {len(data)} images, "
+        f"loss {result.loss:.4f}, accuracy {result.accuracy:.2%}",
+        markup=False,
+    )
     table = Table()
     for column in ("class", "images", "accuracy"):
         table.add_column(column, justify="left" if column == "class" else "right")

@@ -14,13 +14,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", required=True, choices=["torch", "keras"])
     p.add_argument("--out", required=True, metavar="FILE")
     layout = p.add_mutually_exclusive_group()
-    layout.add_argument("--nchw", dest="nchw", action="store_true", default=None,
-                        help="Keras graph takes NCHW input, like the torch graph")
+    layout.add_argument(
+        "--nchw",
+        dest="nchw",
+        action="store_true",
+        default=None,
+        help="Keras graph takes NCHW input, like the torch graph",
+    )
     layout.add_argument("--nhwc", dest="nchw", action="store_false", help="Keras graph takes NHWC (default)")
     p.add_argument("--opset", type=int, default=18)
-    options.add_size(p, default=[224], pair=True, help="example input H or H W for tracing (batch, H and W stay dynamic)")
+    options.add_size(
+        p, default=[224], pair=True, help="example input H or H W for tracing (batch, H and W stay dynamic)"
+    )
     options.add_spec_overrides(p)
-    options.add_weights(p, help="export your own checkpoint (any format check --weights reads; the file decides the architecture)")
+    options.add_weights(
+        p, help="export your own checkpoint (any format check --weights reads; the file decides the architecture)"
+    )
     options.add_keras_backend(p)
     options.add_seed(p, default=None, help="fill with seeded random weights (default: init)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -42,8 +51,13 @@ def run(args: argparse.Namespace) -> int:
 
         if args.set or args.stem or args.seed is not None:
             raise ValueError("--set, --stem and --seed shape or fill a preset network; with --weights the file decides")
-        spec, weights = read_with_spec(args.weights, args.arch if args.arch != "resnet50" else None, args.variant,
-                                       args.num_classes, args.in_channels)
+        spec, weights = read_with_spec(
+            args.weights,
+            args.arch if args.arch != "resnet50" else None,
+            args.variant,
+            args.num_classes,
+            args.in_channels,
+        )
     else:
         spec = options.spec_from_args(args.arch, args)
         weights = random_weights(spec, args.seed) if args.seed is not None else None
@@ -56,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         set_weights(model, weights)
     err = options.console(stderr=True)
     with err.status(f"exporting {spec.name} ({args.backend}) to {args.out}"):
-        path = export_onnx(model, args.out, nchw=args.nchw, opset=args.opset, height=height, width=width,
-                           force=args.force)
+        path = export_onnx(
+            model, args.out, nchw=args.nchw, opset=args.opset, height=height, width=width, force=args.force
+        )
     ops = op_histogram(path)
-    err.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}, "
-              f"{sum(ops.values())} nodes: " + ", ".join(f"{k} {v}" for k, v in ops.most_common()) + ")")
+    err.print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}, "
+        f"{sum(ops.values())} nodes: " + ", ".join(f"{k} {v}" for k, v in ops.most_common()) + ")"
+    )
     return 0

@@ -24,8 +24,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docs", metavar="MD", help="write the framework-differences page (Markdown)")
 
 
-LESSON_COLUMNS = ["difference", "case", "handled in", "naive: max abs", "naive: max rel", "naive: first divergent",
-                  "correct: max rel", "tolerance", "verdict"]
+LESSON_COLUMNS = [
+    "difference",
+    "case",
+    "handled in",
+    "naive: max abs",
+    "naive: max rel",
+    "naive: first divergent",
+    "correct: max rel",
+    "tolerance",
+    "verdict",
+]
 
 
 def lesson_rows(findings: list[Any]) -> list[list[str]]:
@@ -38,10 +47,19 @@ def lesson_rows(findings: list[Any]) -> list[list[str]]:
             verdict = "CORRECT PORT DRIFTS"
         else:
             verdict = "matters: caught" if f.caught else "harmless here"
-        rows.append([
-            f.title, f.case, f.handled, fmt_sci(f.naive.max_abs), fmt_sci(f.naive.max_rel),
-            f.naive.first_divergent or "-", fmt_sci(f.correct.max_rel), f"{f.tolerance:.0e}", verdict,
-        ])
+        rows.append(
+            [
+                f.title,
+                f.case,
+                f.handled,
+                fmt_sci(f.naive.max_abs),
+                fmt_sci(f.naive.max_rel),
+                f.naive.first_divergent or "-",
+                fmt_sci(f.correct.max_rel),
+                f"{f.tolerance:.0e}",
+                verdict,
+            ]
+        )
     return rows
 
 
@@ -58,10 +76,19 @@ def run(args: argparse.Namespace) -> int:
     err = options.console(stderr=True)
     only = [k.strip() for k in args.only.split(",")] if args.only else None
     with err.status("measuring") as status:
-        findings = run_lessons(args.arch, args.size, args.device, args.seed, only, args.train_steps,
-                               progress=lambda title: status.update(f"measuring: {title}"))
-    table = Table(title=f"{args.arch}: each difference left unhandled in the Keras port, measured against torch "
-                        f"({args.device}, {args.size}x{args.size}, seed {args.seed})")
+        findings = run_lessons(
+            args.arch,
+            args.size,
+            args.device,
+            args.seed,
+            only,
+            args.train_steps,
+            progress=lambda title: status.update(f"measuring: {title}"),
+        )
+    table = Table(
+        title=f"{args.arch}: each difference left unhandled in the Keras port, measured against torch "
+        f"({args.device}, {args.size}x{args.size}, seed {args.seed})"
+    )
     for col in LESSON_COLUMNS:
         table.add_column(col, justify="right" if "max" in col or col == "tolerance" else "left")
     rows = lesson_rows(findings)
@@ -74,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
         from parity.core.formatting import json_safe
 
-        payload = {"command": command, "findings": [{**asdict(f), "caught": f.caught, "correct_ok": f.correct_ok}
-                                                    for f in findings]}
+        payload = {
+            "command": command,
+            "findings": [{**asdict(f), "caught": f.caught, "correct_ok": f.correct_ok} for f in findings],
+        }
         atomic_write_text(args.json, json.dumps(json_safe(payload), indent=2) + "\n")
     if args.plot:
         from parity.checks.docs import plot_lessons

@@ -39,7 +39,9 @@ def even_size(text: str) -> int:
     """A size for the lessons, which also run at size + 1 to make every stride-2 input odd."""
     value = positive(text)
     if value < 8 or value % 2:
-        raise argparse.ArgumentTypeError(f"must be an even number >= 8 (the odd-size lessons use size + 1), got {value}")
+        raise argparse.ArgumentTypeError(
+            f"must be an even number >= 8 (the odd-size lessons use size + 1), got {value}"
+        )
     return value
 
 
@@ -54,16 +56,19 @@ def backend_list(text: str) -> list[str]:
     names = [b.strip() for b in text.split(",") if b.strip()]
     unknown = [b for b in names if b not in BACKENDS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown backend(s) {', '.join(map(repr, unknown))}; "
-                                         f"use a comma list of {', '.join(BACKENDS)} (or '' for none)")
+        raise argparse.ArgumentTypeError(
+            f"unknown backend(s) {', '.join(map(repr, unknown))}; "
+            f"use a comma list of {', '.join(BACKENDS)} (or '' for none)"
+        )
     return names
 
 
 # -- options ---------------------------------------------------------------------------------------
 
 
-def add_arch(p: argparse.ArgumentParser, default: str | None = "resnet18", many: bool = False,
-             help: str | None = None) -> None:
+def add_arch(
+    p: argparse.ArgumentParser, default: str | None = "resnet18", many: bool = False, help: str | None = None
+) -> None:
     """--arch: one preset (or, with `many`, a comma list or 'all', read with `archs`)."""
     if many:
         p.add_argument("--arch", default=default, help=help or "comma list of architectures, or 'all'")
@@ -71,12 +76,19 @@ def add_arch(p: argparse.ArgumentParser, default: str | None = "resnet18", many:
         p.add_argument("--arch", default=default, choices=list(ARCHS), help=help)
 
 
-def add_size(p: argparse.ArgumentParser, default: Any = None, pair: bool = False, help: str | None = None,
-             even: bool = False) -> None:
+def add_size(
+    p: argparse.ArgumentParser, default: Any = None, pair: bool = False, help: str | None = None, even: bool = False
+) -> None:
     """--size: N (or, with `pair`, H or H W, read with `size`); `even`: an even N >= 8 (the lessons)."""
     if pair:
-        p.add_argument("--size", type=positive, nargs="+", default=default, metavar="N",
-                       help=help or "H or H W (default: the size the variant was written for, 224 for most)")
+        p.add_argument(
+            "--size",
+            type=positive,
+            nargs="+",
+            default=default,
+            metavar="N",
+            help=help or "H or H W (default: the size the variant was written for, 224 for most)",
+        )
     else:
         p.add_argument("--size", type=even_size if even else positive, default=default, help=help)
 
@@ -90,13 +102,21 @@ def add_seed(p: argparse.ArgumentParser, default: int | None = 0, help: str | No
 
 
 def add_keras_backend(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--keras-backend", choices=list(KERAS_BACKENDS), default=None,
-                   help="run the Keras side on this backend (default: KERAS_BACKEND, else tensorflow)")
+    p.add_argument(
+        "--keras-backend",
+        choices=list(KERAS_BACKENDS),
+        default=None,
+        help="run the Keras side on this backend (default: KERAS_BACKEND, else tensorflow)",
+    )
 
 
 def add_weights(p: argparse.ArgumentParser, required: bool = False, help: str | None = None) -> None:
-    p.add_argument("--weights", metavar="FILE", required=required,
-                   help=help or "a checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        required=required,
+        help=help or "a checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)",
+    )
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -107,11 +127,17 @@ def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None
     """--variant, --num-classes, --in-channels, --stem and --set: read together with `spec_from_args`."""
     if variant:
         p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
-    p.add_argument("--num-classes", type=positive, default=None, help="fc outputs (default: the preset's, or the file's)")
+    p.add_argument(
+        "--num-classes", type=positive, default=None, help="fc outputs (default: the preset's, or the file's)"
+    )
     p.add_argument("--in-channels", type=positive, default=None, help="input channels (default: 3, or the file's)")
     p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="any spec field, e.g. --set padding=same --set widths=16,32,64,128 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="any spec field, e.g. --set padding=same --set widths=16,32,64,128 (repeatable)",
+    )
 
 
 # -- reading them ----------------------------------------------------------------------------------
@@ -183,8 +209,10 @@ def select_keras_backend(name: str | None) -> None:
     from parity.core.provenance import keras_backend
 
     if "keras" in sys.modules and keras_backend() != name:
-        raise ValueError(f"--keras-backend {name}: Keras is already loaded with the {keras_backend()} "
-                         "backend in this process; run in a fresh process or set KERAS_BACKEND")
+        raise ValueError(
+            f"--keras-backend {name}: Keras is already loaded with the {keras_backend()} "
+            "backend in this process; run in a fresh process or set KERAS_BACKEND"
+        )
     os.environ["KERAS_BACKEND"] = name
 
 

@@ -8,8 +8,10 @@ import json
 from parity.cli import options
 from parity.core.formatting import fmt_sci
 
-HELP = ("does data-parallel training over N processes (torch DDP) or devices (Keras on JAX) give one process's "
-        "weights? SGD steps compared after each step")
+HELP = (
+    "does data-parallel training over N processes (torch DDP) or devices (Keras on JAX) give one process's "
+    "weights? SGD steps compared after each step"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
     p.add_argument("--nproc", type=options.positive, default=2, help="torch: DDP processes (torchrun, gloo on CPU)")
-    p.add_argument("--devices", type=options.positive, default=2, help="Keras: JAX devices (CPU devices on a CPU machine)")
+    p.add_argument(
+        "--devices", type=options.positive, default=2, help="Keras: JAX devices (CPU devices on a CPU machine)"
+    )
     options.add_arch(p, default="resnet18")
     options.add_spec_overrides(p, variant=False)
     p.add_argument("--steps", type=options.positive, default=3)
@@ -41,9 +45,22 @@ def run(args: argparse.Namespace) -> int:
         check_target(args.json, force=True)
     spec = {**ScaleConfig().spec, **options.overrides_from_args(args)}
     backends = ["torch", "keras"] if args.backend == "both" else [args.backend]
-    configs = {b: ScaleConfig(arch=args.arch, spec=spec, parts=args.nproc if b == "torch" else args.devices,
-                              steps=args.steps, batch=args.batch, size=args.size, lr=args.lr, seed=args.seed,
-                              dtype=args.dtype, sync_bn=args.sync_bn, device=args.device) for b in backends}
+    configs = {
+        b: ScaleConfig(
+            arch=args.arch,
+            spec=spec,
+            parts=args.nproc if b == "torch" else args.devices,
+            steps=args.steps,
+            batch=args.batch,
+            size=args.size,
+            lr=args.lr,
+            seed=args.seed,
+            dtype=args.dtype,
+            sync_bn=args.sync_bn,
+            device=args.device,
+        )
+        for b in backends
+    }
     console, err = options.console(), options.console(stderr=True)
     reports = []
     for backend, config in configs.items():
@@ -51,18 +68,24 @@ def run(args: argparse.Namespace) -> int:
             err.print(f"{backend}: {config.parts} {'processes' if backend == 'torch' else 'devices'} ...")
         report = check(backend, config)
         reports.append(report)
-        table = Table(title=f"{report.engine}: {report.parts} {'processes' if backend == 'torch' else 'devices'} "
-                            f"against {report.expected}; {config.arch} {config.dtype}, global batch {config.batch} "
-                            f"of {config.size}x{config.size}, SGD lr {config.lr}")
+        table = Table(
+            title=f"{report.engine}: {report.parts} {'processes' if backend == 'torch' else 'devices'} "
+            f"against {report.expected}; {config.arch} {config.dtype}, global batch {config.batch} "
+            f"of {config.size}x{config.size}, SGD lr {config.lr}"
+        )
         for column in ("step", "worst rel. diff", "in", "weights: distance to global batch", "BN statistics: distance"):
             table.add_column(column, justify="left" if column == "in" else "right")
-        for step, (w, key, g, b) in enumerate(zip(report.worst, report.worst_tensor, report.global_weights,
-                                                  report.global_stats), 1):
+        for step, (w, key, g, b) in enumerate(
+            zip(report.worst, report.worst_tensor, report.global_weights, report.global_stats), 1
+        ):
             table.add_row(str(step), fmt_sci(w), key, fmt_sci(g), fmt_sci(b))
         console.print(table)
         verdict, sign = ("PASS", "<=") if report.passed else ("FAIL", ">")
-        console.print(f"{backend}: {verdict} (worst {fmt_sci(max(report.worst))} {sign} {report.tolerance_name} "
-                      f"{fmt_sci(report.tolerance)})", markup=False)
+        console.print(
+            f"{backend}: {verdict} (worst {fmt_sci(max(report.worst))} {sign} {report.tolerance_name} "
+            f"{fmt_sci(report.tolerance)})",
+            markup=False,
+        )
     if args.json:
         atomic_write_text(args.json, json.dumps([r.to_dict() for r in reports], indent=1))
     return 0 if all(r.passed for r in reports) else 1

@@ -8,18 +8,26 @@ from typing import Any
 
 from parity.cli import options
 
-HELP = ("per-stage, per-block or per-layer shapes, parameters and MACs from the spec and both models, "
-        "counted both frameworks' ways")
+HELP = (
+    "per-stage, per-block or per-layer shapes, parameters and MACs from the spec and both models, "
+    "counted both frameworks' ways"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_arch(p, default="resnet50")
     options.add_size(p, pair=True)
-    p.add_argument("--depth", default="stage", choices=["stage", "block", "layer"], help="rows per stage, block or layer")
+    p.add_argument(
+        "--depth", default="stage", choices=["stage", "block", "layer"], help="rows per stage, block or layer"
+    )
     options.add_json(p)
     options.add_spec_overrides(p)
-    p.add_argument("--backends", type=options.backend_list, default=["torch", "keras"],
-                   help="built models to count beside the spec (comma list of torch, keras; '' for none)")
+    p.add_argument(
+        "--backends",
+        type=options.backend_list,
+        default=["torch", "keras"],
+        help="built models to count beside the spec (comma list of torch, keras; '' for none)",
+    )
 
 
 def stage_of(layer_name: str) -> str:
@@ -63,9 +71,18 @@ def run(args: argparse.Namespace) -> int:
     rows = spec.layer_table(height, width)
     groups: dict[str, dict[str, Any]] = {}
     for row in rows:
-        group = groups.setdefault(group_of(row.name, args.depth),
-                                  {"kind": row.kind, "output": row.output_shape, "params": 0, "macs": 0,
-                                   "kernel": row.kernel, "stride": row.stride, "padding": row.padding})
+        group = groups.setdefault(
+            group_of(row.name, args.depth),
+            {
+                "kind": row.kind,
+                "output": row.output_shape,
+                "params": 0,
+                "macs": 0,
+                "kernel": row.kernel,
+                "stride": row.stride,
+                "padding": row.padding,
+            },
+        )
         group["params"] += row.params
         group["macs"] += row.macs
         if ".downsample" not in row.name:
@@ -81,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
     for name, group in groups.items():
         cells = [name, str(group["output"])]
         if args.depth == "layer":
-            cells.append("-" if group["kernel"] is None else f"{group['kernel']} / {group['stride']} / {group['padding']}")
+            cells.append(
+                "-" if group["kernel"] is None else f"{group['kernel']} / {group['stride']} / {group['padding']}"
+            )
         cells.append(f"{group['params']:,}")
         for counts in built.values():
             cells.append(f"{counts[name]:,}" if isinstance(counts, dict) else "-")
@@ -93,19 +112,36 @@ def run(args: argparse.Namespace) -> int:
     table.add_row(*cells, f"{spec.macs(height, width) / 1e9:,.3f} G", style="bold")
     console = options.console()
     console.print(table)
-    console.print(f"Keras (model.summary()): Total params: {totals['keras_total']:,}, Trainable params: "
-                  f"{totals['keras_trainable']:,}, Non-trainable params: {totals['keras_non_trainable']:,} "
-                  "(BatchNorm moving mean and variance)")
-    console.print(f"PyTorch: parameters(): {totals['torch_parameters']:,}; buffers(): {totals['torch_buffers']:,} "
-                  "(running_mean, running_var and one num_batches_tracked per BatchNorm)")
-    mismatched = [b for b, c in built.items() if isinstance(c, dict) and c != {k: v["params"] for k, v in groups.items()}]
-    mismatched += [b for b, t in built_totals.items() if isinstance(t, dict) and
-                   any(t[k] != totals[k] for k in t) and b not in mismatched]
+    console.print(
+        f"Keras (model.summary()): Total params: {totals['keras_total']:,}, Trainable params: "
+        f"{totals['keras_trainable']:,}, Non-trainable params: {totals['keras_non_trainable']:,} "
+        "(BatchNorm moving mean and variance)"
+    )
+    console.print(
+        f"PyTorch: parameters(): {totals['torch_parameters']:,}; buffers(): {totals['torch_buffers']:,} "
+        "(running_mean, running_var and one num_batches_tracked per BatchNorm)"
+    )
+    mismatched = [
+        b for b, c in built.items() if isinstance(c, dict) and c != {k: v["params"] for k, v in groups.items()}
+    ]
+    mismatched += [
+        b
+        for b, t in built_totals.items()
+        if isinstance(t, dict) and any(t[k] != totals[k] for k in t) and b not in mismatched
+    ]
     if args.json:
-        payload = {"spec": spec.to_dict(), "input": [spec.in_channels, height, width], "depth": args.depth,
-                   "rows": [{"name": name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}}
-                            for name, g in groups.items()],
-                   "totals": totals, "macs": spec.macs(height, width), "built": built_totals}
+        payload = {
+            "spec": spec.to_dict(),
+            "input": [spec.in_channels, height, width],
+            "depth": args.depth,
+            "rows": [
+                {"name": name, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}}
+                for name, g in groups.items()
+            ],
+            "totals": totals,
+            "macs": spec.macs(height, width),
+            "built": built_totals,
+        }
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
     if mismatched:
         console.print(f"[red]parameter counts differ from the spec for: {', '.join(mismatched)}[/red]")

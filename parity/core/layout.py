@@ -80,6 +80,4 @@ def flatten_weight_nchw_to_nhwc(weight: np.ndarray, channels: int, height: int, 
     # FRAMEWORK: flatten order — only for heads that flatten a spatial map; ResNet pools to 1x1 first.
     """
     out = weight.shape[0]
-    return np.ascontiguousarray(
-        weight.reshape(out, channels, height, width).transpose(0, 2, 3, 1).reshape(out, -1)
-    )
+    return np.ascontiguousarray(weight.reshape(out, channels, height, width).transpose(0, 2, 3, 1).reshape(out, -1))

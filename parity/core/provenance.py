@@ -50,8 +50,13 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def collect(device: str = "cpu", dtype: str = "float32", tf32: bool = False, seed: int | None = None,
-            device_name: str | None = None) -> dict[str, Any]:
+def collect(
+    device: str = "cpu",
+    dtype: str = "float32",
+    tf32: bool = False,
+    seed: int | None = None,
+    device_name: str | None = None,
+) -> dict[str, Any]:
     """The provenance record every report carries.
 
     Args:

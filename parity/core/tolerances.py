@@ -8,9 +8,11 @@ summing the same products in different orders.
 
 from __future__ import annotations
 
-SCAN = ("`python benchmarks/tolerance_scan.py`: 2 cores, torch 2.13.0, TF 2.21.0, Keras 3.15.1; all five depths "
-        "at 2x64x64, 2x224x224 and 1x97x131, three seeds, both directions (90 comparisons), every network "
-        "with BN statistics calibrated on data (`random_weights(calibrate=True)`)")
+SCAN = (
+    "`python benchmarks/tolerance_scan.py`: 2 cores, torch 2.13.0, TF 2.21.0, Keras 3.15.1; all five depths "
+    "at 2x64x64, 2x224x224 and 1x97x131, three seeds, both directions (90 comparisons), every network "
+    "with BN statistics calibrated on data (`random_weights(calibrate=True)`)"
+)
 
 FP64 = 1e-10
 """The port verdict: both models in float64 on the same (fp32) weights, every stage and every unit alone.
@@ -85,6 +87,7 @@ def for_run(device: str, allow_tf32: bool = False, arch: str | None = None) -> t
     if arch in FP32_FIXED:
         return f"FP32_FIXED[{arch}]", FP32_FIXED[arch]
     return ("FP32_CUDA", FP32_CUDA) if device == "cuda" else ("FP32_CPU", FP32_CPU)
+
 
 TRAIN_STEP_FP64 = 1e-10
 """Training-step parity in float64: loss, every gradient, every weight and BN running statistic.

@@ -95,8 +95,10 @@ def _read_npz(path: Path, spec: ResNetSpec | None) -> dict[str, np.ndarray]:
             try:
                 weights[key] = archive[key]
             except ValueError:
-                raise CheckpointError(f"{path}: entry {key!r} holds pickled Python objects, not a numeric array; "
-                                      "a checkpoint holds numeric arrays only, and this entry was not unpickled") from None
+                raise CheckpointError(
+                    f"{path}: entry {key!r} holds pickled Python objects, not a numeric array; "
+                    "a checkpoint holds numeric arrays only, and this entry was not unpickled"
+                ) from None
     return weights
 
 
@@ -124,8 +126,13 @@ def _describe(spec: ResNetSpec) -> str:
 # -- writing ---------------------------------------------------------------------------------------
 
 
-def write_checkpoint(weights: Mapping[str, np.ndarray], path: str | os.PathLike, spec: ResNetSpec,
-                     force: bool = False, metadata: Mapping[str, Any] | None = None) -> Path:
+def write_checkpoint(
+    weights: Mapping[str, np.ndarray],
+    path: str | os.PathLike,
+    spec: ResNetSpec,
+    force: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
     """Write canonical weights of `spec` to a file, atomically, after checking them against the spec.
 
     `.pt`/`.pth`/`.safetensors` files get torchvision's `num_batches_tracked` counters (zero) so
@@ -178,8 +185,12 @@ def _write_safetensors(weights, tmp: Path, spec, metadata: Mapping[str, Any] | N
 
     from safetensors.numpy import save_file
 
-    header = {"format": "pt", "resnet_parity.arch": spec.name, "resnet_parity.variant": spec.variant,
-              "resnet_parity.spec": json.dumps(spec.to_dict())}
+    header = {
+        "format": "pt",
+        "resnet_parity.arch": spec.name,
+        "resnet_parity.variant": spec.variant,
+        "resnet_parity.spec": json.dumps(spec.to_dict()),
+    }
     header.update({METADATA_PREFIX + k: json.dumps(v) for k, v in (metadata or {}).items()})
     save_file({k: np.ascontiguousarray(v) for k, v in _with_counters(weights).items()}, str(tmp), metadata=header)
 
@@ -202,7 +213,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     for key, value in header.items():
         if key.startswith(METADATA_PREFIX) and key not in ("resnet_parity.arch", "resnet_parity.variant"):
             try:
-                out[key[len(METADATA_PREFIX):]] = json.loads(value)
+                out[key[len(METADATA_PREFIX) :]] = json.loads(value)
             except json.JSONDecodeError:
                 raise CheckpointError(f"{path}: metadata {key!r} is not JSON") from None
     return out
@@ -253,8 +264,14 @@ def _which_network(weights: Mapping[str, Any], spec: ResNetSpec, path: Any) -> s
     return f"{path} holds {_describe(found)}; the model is {_describe(spec)}"
 
 
-def load_model(path: str | os.PathLike, backend: str, arch: str | None = None, variant: str = "torchvision",
-               num_classes: int | None = None, in_channels: int | None = None) -> Any:
+def load_model(
+    path: str | os.PathLike,
+    backend: str,
+    arch: str | None = None,
+    variant: str = "torchvision",
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+) -> Any:
     """A new model of `backend` ("torch" or "keras") holding a checkpoint file's weights.
 
     The architecture comes from the file (see `read_with_spec`) unless `arch` is given. A `.keras`
@@ -305,12 +322,19 @@ def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
             return spec
     spec, error = closest
     count = sum(1 for key in weights if not key.endswith(NUM_BATCHES_TRACKED))
-    raise ValueError(f"no preset architecture has exactly these {count} keys and shapes; the closest is "
-                     f"{_describe(spec)}, which differs by: {error.details}; pass --arch/--variant (or fix the file)")
+    raise ValueError(
+        f"no preset architecture has exactly these {count} keys and shapes; the closest is "
+        f"{_describe(spec)}, which differs by: {error.details}; pass --arch/--variant (or fix the file)"
+    )
 
 
-def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: str = "torchvision",
-                   num_classes: int | None = None, in_channels: int | None = None) -> tuple[ResNetSpec, dict]:
+def read_with_spec(
+    path: str | os.PathLike,
+    arch: str | None = None,
+    variant: str = "torchvision",
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+) -> tuple[ResNetSpec, dict]:
     """(spec, canonical weights) of a checkpoint file, checked against each other.
 
     The architecture comes from `arch`/`variant` when given, else from the file: a `.keras` file holds
@@ -332,8 +356,10 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
         spec, weights = adapter_named("keras").read_native(fmt, Path(path), None)
     elif fmt == "keras-weights":
         if arch is None:
-            raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant, "
-                             "--num-classes, --in-channels if they differ from the defaults)")
+            raise ValueError(
+                f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant, "
+                "--num-classes, --in-channels if they differ from the defaults)"
+            )
         spec = make_spec(arch, variant, num_classes=num_classes or 1000, in_channels=in_channels or 3)
         weights = read_checkpoint(path, spec)
     else:
@@ -351,10 +377,15 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
             # in a file: inference takes the first, a given --variant overrides it.
             arch, variant = found.name, found.variant if variant == "torchvision" else variant
     held = held_sizes(weights)
-    for flag, given, key in (("--num-classes", num_classes, "num_classes"), ("--in-channels", in_channels, "in_channels")):
+    for flag, given, key in (
+        ("--num-classes", num_classes, "num_classes"),
+        ("--in-channels", in_channels, "in_channels"),
+    ):
         if given is not None and key in held and given != held[key]:
-            raise ValueError(f"{flag} {given}, but {path} holds {held[key]} ({_HELD_BY[key]} is "
-                             f"{tuple(np.shape(weights[_HELD_BY[key]]))})")
+            raise ValueError(
+                f"{flag} {given}, but {path} holds {held[key]} ({_HELD_BY[key]} is "
+                f"{tuple(np.shape(weights[_HELD_BY[key]]))})"
+            )
     if spec is None:
         spec = make_spec(arch, variant, **held)
     try:
@@ -367,8 +398,9 @@ def read_with_spec(path: str | os.PathLike, arch: str | None = None, variant: st
 _HELD_BY = {"num_classes": "fc.weight", "in_channels": "conv1.weight"}
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, spec: ResNetSpec | None = None,
-            force: bool = False) -> tuple[Path, ResNetSpec]:
+def convert(
+    src: str | os.PathLike, dst: str | os.PathLike, spec: ResNetSpec | None = None, force: bool = False
+) -> tuple[Path, ResNetSpec]:
     """Convert a checkpoint between any two formats; returns (written path, spec used).
 
     Args:

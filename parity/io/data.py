@@ -127,16 +127,17 @@ def resize_array(images: np.ndarray, size: int) -> np.ndarray:
 
     if images.shape[1:3] == (size, size):
         return images
-    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR))
-                     for im in images])
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR)) for im in images])
 
 
 def stack_images(images: Sequence[np.ndarray], names: Sequence[str]) -> np.ndarray:
     """One (N, H, W, 3) array; a different size is refused naming both files."""
     for image, name in zip(images, names):
         if image.shape != images[0].shape:
-            raise DataError(f"mixed image sizes in one batch: {name} is {image.shape[1]}x{image.shape[0]}, "
-                            f"{names[0]} is {images[0].shape[1]}x{images[0].shape[0]}; give a size to resize to")
+            raise DataError(
+                f"mixed image sizes in one batch: {name} is {image.shape[1]}x{image.shape[0]}, "
+                f"{names[0]} is {images[0].shape[1]}x{images[0].shape[0]}; give a size to resize to"
+            )
     return np.stack(images)
 
 
@@ -151,8 +152,11 @@ def _class_folders(root: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
     if not files:
         raise DataError(f"{folder}: empty class folder (no {', '.join(IMAGE_EXTENSIONS)} files)")
     return files
@@ -165,12 +169,17 @@ def _read_folder(root: Path, size: int | None, classes: Sequence[str] | None = N
         raise DataError(f"{root}: classes {', '.join(names)} differ from the training classes {', '.join(classes)}")
     files = [(f, label) for label, folder in enumerate(folders) for f in _image_files(folder)]
     images = [read_image(f, size) for f, _ in files]
-    return Dataset(stack_images(images, [str(f) for f, _ in files]),
-                   np.array([label for _, label in files], np.int64), names, str(root))
+    return Dataset(
+        stack_images(images, [str(f) for f, _ in files]),
+        np.array([label for _, label in files], np.int64),
+        names,
+        str(root),
+    )
 
 
-def image_folder(path: str | os.PathLike, size: int | None, seed: int = 0,
-                 val_fraction: float = VAL_FRACTION) -> tuple[Dataset, Dataset]:
+def image_folder(
+    path: str | os.PathLike, size: int | None, seed: int = 0, val_fraction: float = VAL_FRACTION
+) -> tuple[Dataset, Dataset]:
     """(train, val) from an ImageFolder tree.
 
     Args:
@@ -199,8 +208,10 @@ def split(data: Dataset, seed: int = 0, val_fraction: float = VAL_FRACTION) -> t
         held = max(1, round(len(index) * val_fraction))
         val.append(index[:held])
         train.append(index[held:])
-    return (data.subset(np.sort(np.concatenate(train)), f"{data.name} (train)"),
-            data.subset(np.sort(np.concatenate(val)), f"{data.name} (val)"))
+    return (
+        data.subset(np.sort(np.concatenate(train)), f"{data.name} (train)"),
+        data.subset(np.sort(np.concatenate(val)), f"{data.name} (val)"),
+    )
 
 
 # -- CIFAR-10 ----------------------------------------------------------------------------------------
@@ -254,7 +265,12 @@ def _cifar_python(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     path = folder / name
     batch = read_cifar_pickle(path)
     data, labels = batch.get("data"), batch.get("labels")
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * CIFAR_SIDE ** 2:
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * CIFAR_SIDE**2
+    ):
         raise DataError(f"{path}: 'data' is not a uint8 (N, 3072) array")
     if not isinstance(labels, list) or len(labels) != len(data):
         raise DataError(f"{path}: 'labels' is not a list of {len(data)} class indices")
@@ -264,7 +280,7 @@ def _cifar_python(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _cifar_binary(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     path = folder / name
     raw = np.fromfile(path, np.uint8)
-    record = 1 + 3 * CIFAR_SIDE ** 2
+    record = 1 + 3 * CIFAR_SIDE**2
     if raw.size == 0 or raw.size % record:
         raise DataError(f"{path}: {raw.size} bytes is not a whole number of {record}-byte CIFAR-10 records")
     raw = raw.reshape(-1, record)
@@ -294,8 +310,10 @@ def cifar10(path: str | os.PathLike, size: int | None = None) -> tuple[Dataset, 
     parts = [read(folder, n) for n in train_names]
     test_images, test_labels = read(folder, test_name)
     out = []
-    for images, labels, what in ((np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), "train"),
-                                 (test_images, test_labels, "test")):
+    for images, labels, what in (
+        (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), "train"),
+        (test_images, test_labels, "test"),
+    ):
         if labels.size and (labels.min() < 0 or labels.max() >= len(CIFAR_CLASSES)):
             raise DataError(f"{folder}: {what} labels outside 0..9")
         resized = images if size is None else resize_array(np.ascontiguousarray(images), size)
@@ -325,7 +343,7 @@ def load_data(source: str, size: int, seed: int = 0) -> tuple[Dataset, Dataset]:
     if source == "digits":
         return digits(size, seed)
     if source.startswith("cifar10:"):
-        return cifar10(source[len("cifar10:"):], size)
+        return cifar10(source[len("cifar10:") :], size)
     return image_folder(source, size, seed)
 
 
@@ -340,7 +358,7 @@ def augment(images: np.ndarray, pre: Preprocess, rng: np.random.Generator) -> np
         padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
         offsets = rng.integers(0, 2 * p + 1, size=(len(images), 2))
         h, w = images.shape[1:3]
-        out = np.stack([padded[i, y:y + h, x:x + w] for i, (y, x) in enumerate(offsets)])
+        out = np.stack([padded[i, y : y + h, x : x + w] for i, (y, x) in enumerate(offsets)])
     if pre.flip:
         mirror = rng.random(len(images)) < 0.5
         out = np.where(mirror[:, None, None, None], out[:, :, ::-1], out)
@@ -352,8 +370,9 @@ def num_batches(n: int, batch: int, train: bool) -> int:
     return n // batch if train else -(-n // batch)
 
 
-def batches(data: Dataset, pre: Preprocess, batch: int, seed: int = 0, epoch: int = 0,
-            train: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def batches(
+    data: Dataset, pre: Preprocess, batch: int, seed: int = 0, epoch: int = 0, train: bool = True
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(NCHW float32 images, int64 labels) batches of `data`.
 
     Training batches are shuffled and augmented by a generator seeded with (seed, epoch) alone, so a
@@ -369,12 +388,14 @@ def batches(data: Dataset, pre: Preprocess, batch: int, seed: int = 0, epoch: in
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if data.images.shape[1:3] != (pre.size, pre.size):
-        raise DataError(f"{data.name}: images are {data.images.shape[2]}x{data.images.shape[1]}, "
-                        f"preprocessing expects {pre.size}x{pre.size}")
+        raise DataError(
+            f"{data.name}: images are {data.images.shape[2]}x{data.images.shape[1]}, "
+            f"preprocessing expects {pre.size}x{pre.size}"
+        )
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(data)) if train else np.arange(len(data))
     for b in range(num_batches(len(data), batch, train)):
-        index = order[b * batch:(b + 1) * batch]
+        index = order[b * batch : (b + 1) * batch]
         images = data.images[index]
         if train:
             images = augment(images, pre, rng)

@@ -39,8 +39,9 @@ def load_image(path: str | os.PathLike, size: int = 224, channels: int = 3) -> n
             short = round(size * RESIZE_RATIO)
             width, height = image.size
             scale = short / min(width, height)
-            image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))),
-                                 Image.Resampling.BILINEAR)
+            image = image.resize(
+                (max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BILINEAR
+            )
             left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
             image = image.crop((left, top, left + size, top + size))
             array = np.asarray(image, dtype=np.float32) / 255.0
@@ -59,12 +60,16 @@ def load_npy(path: str | os.PathLike, channels: int) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise ValueError(f"{path}: not a numeric .npy array ({exc.args[0].split('.')[0]}); it was not unpickled") from None
+        raise ValueError(
+            f"{path}: not a numeric .npy array ({exc.args[0].split('.')[0]}); it was not unpickled"
+        ) from None
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4 or array.shape[1] != channels:
-        raise ValueError(f"{path}: expected an NCHW batch with {channels} channels, got shape {array.shape}"
-                         + (" (this looks NHWC: transpose it to NCHW)" if array.ndim == 4 and array.shape[-1] == channels else ""))
+        raise ValueError(
+            f"{path}: expected an NCHW batch with {channels} channels, got shape {array.shape}"
+            + (" (this looks NHWC: transpose it to NCHW)" if array.ndim == 4 and array.shape[-1] == channels else "")
+        )
     if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{path}: expected a float array (normalised images), got dtype {array.dtype}")
     return array.astype(np.float32)
@@ -91,6 +96,8 @@ def load_inputs(paths: Sequence[str | os.PathLike], size: int = 224, channels: i
         return load_npy(paths[0], channels)
     unknown = [str(p) for p in paths if p.suffix.lower() not in IMAGE_EXTENSIONS]
     if unknown:
-        raise ValueError(f"unknown input file type: {', '.join(unknown)}; use .npy (NCHW) or an image "
-                         f"({', '.join(IMAGE_EXTENSIONS)})")
+        raise ValueError(
+            f"unknown input file type: {', '.join(unknown)}; use .npy (NCHW) or an image "
+            f"({', '.join(IMAGE_EXTENSIONS)})"
+        )
     return np.stack([load_image(p, size, channels) for p in paths])

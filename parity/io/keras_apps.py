@@ -77,5 +77,10 @@ def spec_for(model: Any, **overrides: Any):
         raise ValueError(f"{model.name}: not a keras.applications ResNet50/101/152 (found depth {depth})")
     fc = model.get_layer("predictions").kernel
     conv1 = model.get_layer("conv1_conv").kernel
-    return make_spec(ARCH_OF_DEPTH[depth], "keras_applications", num_classes=int(fc.shape[1]),
-                     in_channels=int(conv1.shape[2]), **overrides)
+    return make_spec(
+        ARCH_OF_DEPTH[depth],
+        "keras_applications",
+        num_classes=int(fc.shape[1]),
+        in_channels=int(conv1.shape[2]),
+        **overrides,
+    )

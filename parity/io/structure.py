@@ -107,7 +107,9 @@ def spec_layers(spec: ResNetSpec, shortcut_first: bool = False) -> list[Layer]:
     order.append("fc")
     layers = []
     for name in order:
-        tensors = {role: np.empty(shapes[f"{name}.{role}"], np.float32) for role in BN_ROLES if f"{name}.{role}" in shapes}
+        tensors = {
+            role: np.empty(shapes[f"{name}.{role}"], np.float32) for role in BN_ROLES if f"{name}.{role}" in shapes
+        }
         layers.append(Layer(name, _kind(tensors, name), tensors))
     return layers
 
@@ -145,14 +147,17 @@ def weights_by_structure(source: Any, spec: ResNetSpec) -> tuple[dict[str, np.nd
         if len(layers) == len(target) and all(s.signature() == t.signature() for s, t in zip(layers, target)):
             fits[shortcut_first] = {s.name: t.name for s, t in zip(layers, target)}
     if not fits:
-        raise ValueError(f"the network does not fit {spec.name} ({spec.variant}) in structural order: "
-                         + _first_misfit(layers, spec))
+        raise ValueError(
+            f"the network does not fit {spec.name} ({spec.variant}) in structural order: " + _first_misfit(layers, spec)
+        )
     mappings = list(fits.values())
     if len(mappings) == 2 and mappings[0] != mappings[1]:
         differ = next(k for k in mappings[0] if mappings[0][k] != mappings[1][k])
-        raise ValueError(f"ambiguous structural order: {differ!r} could be {mappings[0][differ]!r} (shortcut "
-                         f"after the main path) or {mappings[1][differ]!r} (shortcut first); rename the layers "
-                         "to canonical names or map them yourself")
+        raise ValueError(
+            f"ambiguous structural order: {differ!r} could be {mappings[0][differ]!r} (shortcut "
+            f"after the main path) or {mappings[1][differ]!r} (shortcut first); rename the layers "
+            "to canonical names or map them yourself"
+        )
     mapping = mappings[0]
     weights = {}
     for layer in layers:

@@ -69,8 +69,9 @@ def get_weights(model: Any) -> dict[str, np.ndarray]:
     return adapter(model).get_weights(model)
 
 
-def match_shapes(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
-                 strict: bool = True) -> dict[str, np.ndarray]:
+def match_shapes(
+    expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any], strict: bool = True
+) -> dict[str, np.ndarray]:
     """Check weights against expected key -> shape; return them as float arrays in expected order.
 
     Raises WeightMismatchError listing every missing (when strict), unexpected (when strict) and
@@ -131,8 +132,9 @@ def copy_weights(src: Any, dst: Any, strict: bool = True) -> None:
     set_weights(dst, get_weights(src), strict=strict)
 
 
-def random_weights(spec: ResNetSpec, seed: int = 0, calibrate: bool = False,
-                   size: int | tuple[int, int] = 64) -> dict[str, np.ndarray]:
+def random_weights(
+    spec: ResNetSpec, seed: int = 0, calibrate: bool = False, size: int | tuple[int, int] = 64
+) -> dict[str, np.ndarray]:
     """Seeded canonical weights with non-identity BatchNorm parameters and statistics.
 
     Convs follow torchvision's init (kaiming normal, fan_out); the fc nn.Linear's. BN gamma and beta
@@ -151,6 +153,7 @@ def random_weights(spec: ResNetSpec, seed: int = 0, calibrate: bool = False,
         calibrate: measure the BN running statistics on data (needs torch or Keras).
         size: calibration image size, H or (H, W).
     """
+
     def draw_norm(rng: np.random.Generator, kind: str, shape: tuple[int, ...], last: bool) -> np.ndarray:
         if kind == "weight":
             low, high = (0.1, 0.4) if last and not calibrate else (0.5, 1.5)
@@ -167,8 +170,9 @@ def random_weights(spec: ResNetSpec, seed: int = 0, calibrate: bool = False,
     return weights
 
 
-def _torchvision_draw(rng: np.random.Generator, shape: tuple[int, ...], weight_shape: tuple[int, ...],
-                     kind: str) -> np.ndarray:
+def _torchvision_draw(
+    rng: np.random.Generator, shape: tuple[int, ...], weight_shape: tuple[int, ...], kind: str
+) -> np.ndarray:
     """A conv weight (kaiming normal, fan_out, as torchvision) or an fc weight/bias or conv bias (nn.Linear's)."""
     if kind == "weight" and len(shape) == 4:
         fan_out = shape[0] * shape[2] * shape[3]
@@ -186,6 +190,7 @@ def initial_weights(spec: ResNetSpec, seed: int = 0) -> dict[str, np.ndarray]:
         spec: the architecture.
         seed: seed of numpy's default generator.
     """
+
     def init_norm(rng: np.random.Generator, kind: str, shape: tuple[int, ...], last: bool) -> np.ndarray:
         if kind == "weight":
             return np.full(shape, 0.0 if spec.zero_init_residual and last else 1.0)
@@ -194,8 +199,9 @@ def initial_weights(spec: ResNetSpec, seed: int = 0) -> dict[str, np.ndarray]:
     return _seeded(spec, seed, init_norm)
 
 
-def _seeded(spec: ResNetSpec, seed: int, norm: Callable[[np.random.Generator, str, tuple[int, ...], bool], np.ndarray]
-            ) -> dict[str, np.ndarray]:
+def _seeded(
+    spec: ResNetSpec, seed: int, norm: Callable[[np.random.Generator, str, tuple[int, ...], bool], np.ndarray]
+) -> dict[str, np.ndarray]:
     """Canonical float32 weights: convs and fc drawn as torchvision does, each BN tensor from
     `norm(rng, kind, shape, is_last_bn_of_its_block)`, all from one generator in canonical key order."""
     rng = np.random.default_rng(seed)
@@ -217,8 +223,13 @@ CALIBRATION_BATCH = 8
 """Calibration passes: 2 batches of 8 seeded images (at 7x7, layer4's BN sees 784 values per channel)."""
 
 
-def calibrate_weights(spec: ResNetSpec, weights: Mapping[str, Any], seed: int = 0,
-                      size: int | tuple[int, int] = 64, backend: str | None = None) -> dict[str, np.ndarray]:
+def calibrate_weights(
+    spec: ResNetSpec,
+    weights: Mapping[str, Any],
+    seed: int = 0,
+    size: int | tuple[int, int] = 64,
+    backend: str | None = None,
+) -> dict[str, np.ndarray]:
     """The same weights with BN running statistics measured on seeded standard-normal images.
 
     Training-mode forward passes (no weight update) average each BN's batch mean and unbiased
@@ -241,7 +252,9 @@ def calibrate_weights(spec: ResNetSpec, weights: Mapping[str, Any], seed: int = 
     model = side.build(spec)
     set_weights(model, weights)
     rng = np.random.default_rng(seed + 2_000_003)
-    batches = [rng.standard_normal((CALIBRATION_BATCH, spec.in_channels, height, width)).astype(np.float32)
-               for _ in range(CALIBRATION_BATCHES)]
+    batches = [
+        rng.standard_normal((CALIBRATION_BATCH, spec.in_channels, height, width)).astype(np.float32)
+        for _ in range(CALIBRATION_BATCHES)
+    ]
     side.calibrate(model, batches)
     return get_weights(model)

@@ -19,13 +19,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # Written the Keras way: 'same' padding on every conv and the max-pool, use_bias left on, Keras'
     # BatchNormalization defaults (eps 1e-3, momentum 0.99 = 0.01 in PyTorch's convention), and the
     # shortcut always a biased 1x1 conv without BatchNorm, even at stride 1.
-    "same_bias_conv_shortcut": {"padding": "same", "conv_bias": True, "bn_eps": 1e-3, "bn_momentum": 0.01,
-                                "shortcut": "always", "shortcut_norm": False},
+    "same_bias_conv_shortcut": {
+        "padding": "same",
+        "conv_bias": True,
+        "bn_eps": 1e-3,
+        "bn_momentum": 0.01,
+        "shortcut": "always",
+        "shortcut_norm": False,
+    },
     # Stem conv 7x7/2 unpadded with a bias, stem BN eps 1e-3, a ReLU after the last BN before the
     # addition, a biased 1x1 shortcut conv without BatchNorm where the shape changes; 10 classes at 96x96.
-    "unpadded_stem_relu_before_add": {"stem_padding": 0, "stem_bias": True, "stem_bn_eps": 1e-3,
-                                      "relu_before_add": True, "shortcut_bias": True, "shortcut_norm": False,
-                                      "num_classes": 10},
+    "unpadded_stem_relu_before_add": {
+        "stem_padding": 0,
+        "stem_bias": True,
+        "stem_bn_eps": 1e-3,
+        "relu_before_add": True,
+        "shortcut_bias": True,
+        "shortcut_norm": False,
+        "num_classes": 10,
+    },
     # The paper's bottleneck (stride on the first 1x1) with an unpadded max-pool; 4 classes.
     "v1_unpadded_pool": {"stride_on": "v1", "pool_padding": 0, "num_classes": 4},
 }
@@ -41,6 +53,7 @@ VARIANT_INPUT_SIZE = {"unpadded_stem_relu_before_add": 96}
 def input_size(variant: str) -> int:
     """The input size a variant's network was written for."""
     return VARIANT_INPUT_SIZE.get(variant, DEFAULT_INPUT_SIZE)
+
 
 ARCHS: dict[str, dict[str, Any]] = {
     "resnet18": {"block": "basic", "layers": (2, 2, 2, 2)},

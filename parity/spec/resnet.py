@@ -41,6 +41,7 @@ SHORTCUTS = ("projection", "always")
 """'projection': a 1x1 conv on the identity path only where the shape changes (torchvision);
 'always': in every block, even at stride 1 with equal channels."""
 
+
 @dataclass(frozen=True)
 class ResNetSpec:
     """A ResNet, described without any framework.
@@ -141,9 +142,7 @@ class ResNetSpec:
         if not (isinstance(self.bn_eps, (int, float)) and self.bn_eps > 0):
             raise ValueError(f"bn_eps must be > 0, got {self.bn_eps!r}")
         if not (isinstance(self.bn_momentum, (int, float)) and 0 < self.bn_momentum <= 1):
-            raise ValueError(
-                f"bn_momentum must be in (0, 1] (PyTorch convention), got {self.bn_momentum!r}"
-            )
+            raise ValueError(f"bn_momentum must be in (0, 1] (PyTorch convention), got {self.bn_momentum!r}")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         if self.shortcut not in SHORTCUTS:
@@ -170,9 +169,7 @@ class ResNetSpec:
     @property
     def stage_names(self) -> tuple[str, ...]:
         """Names of the outputs compared stage by stage: stem, layer1.., logits."""
-        return ("stem",) + tuple(f"layer{i + 1}" for i in range(len(self.layers))) + (
-            STAGE_NAMES_HEAD,
-        )
+        return ("stem",) + tuple(f"layer{i + 1}" for i in range(len(self.layers))) + (STAGE_NAMES_HEAD,)
 
     @property
     def feature_channels(self) -> int:
@@ -188,8 +185,7 @@ class ResNetSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict; `ResNetSpec.from_dict` inverts it."""
         return {
-            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-            for f in dataclasses.fields(self)
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)
         }
 
     @classmethod
@@ -202,8 +198,16 @@ class ResNetSpec:
 
     # -- plans the backends build from --------------------------------------------------------------
 
-    def _conv(self, name: str, cin: int, cout: int, kernel: int, stride: int, bias: bool | None = None,
-              padding: int | None = None) -> ConvPlan:
+    def _conv(
+        self,
+        name: str,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        bias: bool | None = None,
+        padding: int | None = None,
+    ) -> ConvPlan:
         # Symmetric kernel // 2 for odd kernels unless given; a 1x1 conv never pads.
         padding = kernel // 2 if padding is None else padding
         bias = self.conv_bias if bias is None else bias
@@ -252,8 +256,9 @@ class ResNetSpec:
                         self._conv("downsample.0", cin, cout, 1, stride, self.shortcut_bias),
                         self._norm("downsample.1", cout) if self.shortcut_norm else None,
                     )
-                yield BlockPlan(name, self.block, s + 1, b, cin, cout, stride, convs, norms, downsample,
-                                self.relu_before_add)
+                yield BlockPlan(
+                    name, self.block, s + 1, b, cin, cout, stride, convs, norms, downsample, self.relu_before_add
+                )
                 cin = cout
 
     def stage_blocks(self) -> list[list[BlockPlan]]:
@@ -285,8 +290,18 @@ class ResNetSpec:
             ph, pw = stem.pool.output_size(h, w)
             _check_size(stem.pool.name, ph, pw, h, w)
             rows.append(
-                LayerRow(stem.pool.name, "maxpool", (c, h, w), (c, ph, pw), stem.pool.kernel,
-                         stem.pool.stride, "same" if stem.pool.same else stem.pool.padding, 0, 0, 0)
+                LayerRow(
+                    stem.pool.name,
+                    "maxpool",
+                    (c, h, w),
+                    (c, ph, pw),
+                    stem.pool.kernel,
+                    stem.pool.stride,
+                    "same" if stem.pool.same else stem.pool.padding,
+                    0,
+                    0,
+                    0,
+                )
             )
             h, w = ph, pw
         for plan in self.block_plans():
@@ -300,8 +315,18 @@ class ResNetSpec:
         head = self.head_plan()
         fc_params = head.in_features * head.out_features + head.out_features
         rows.append(
-            LayerRow(head.name, "fc", (head.in_features,), (head.out_features,), None, None, None,
-                     fc_params, 0, head.in_features * head.out_features)
+            LayerRow(
+                head.name,
+                "fc",
+                (head.in_features,),
+                (head.out_features,),
+                None,
+                None,
+                None,
+                fc_params,
+                0,
+                head.in_features * head.out_features,
+            )
         )
         return rows
 
@@ -312,13 +337,22 @@ class ResNetSpec:
         macs = oh * ow * conv.out_channels * conv.in_channels * conv.kernel * conv.kernel
         out = (conv.out_channels, oh, ow)
         rows.append(
-            LayerRow(prefix + conv.name, "conv", (c, h, w), out, conv.kernel, conv.stride,
-                     "same" if conv.same else conv.padding, params, 0, macs)
+            LayerRow(
+                prefix + conv.name,
+                "conv",
+                (c, h, w),
+                out,
+                conv.kernel,
+                conv.stride,
+                "same" if conv.same else conv.padding,
+                params,
+                0,
+                macs,
+            )
         )
         if norm is not None:
             rows.append(
-                LayerRow(prefix + norm.name, "bn", out, out, None, None, None, 2 * norm.channels,
-                         2 * norm.channels, 0)
+                LayerRow(prefix + norm.name, "bn", out, out, None, None, None, 2 * norm.channels, 2 * norm.channels, 0)
             )
         return out
 

@@ -28,10 +28,21 @@ def plot_curves(history: dict[str, list[dict]], drift: list[dict], path: str | o
     for backend, rows in history.items():
         epochs = [r["epoch"] for r in rows]
         for ax, metric in zip(axes, ("acc", "loss")):
-            ax.plot(epochs, [r[f"train_{metric}"] for r in rows], color=COLORS[backend], linestyle="--",
-                    marker=".", label=f"{backend} train")
-            ax.plot(epochs, [r[f"val_{metric}"] for r in rows], color=COLORS[backend], marker="o",
-                    label=f"{backend} validation")
+            ax.plot(
+                epochs,
+                [r[f"train_{metric}"] for r in rows],
+                color=COLORS[backend],
+                linestyle="--",
+                marker=".",
+                label=f"{backend} train",
+            )
+            ax.plot(
+                epochs,
+                [r[f"val_{metric}"] for r in rows],
+                color=COLORS[backend],
+                marker="o",
+                label=f"{backend} validation",
+            )
     axes[0].set(title="accuracy", xlabel="epoch", ylabel="accuracy")
     axes[1].set(title="cross-entropy loss", xlabel="epoch", ylabel="loss", yscale="log")
     for ax in axes[:2]:
@@ -40,13 +51,23 @@ def plot_curves(history: dict[str, list[dict]], drift: list[dict], path: str | o
     if drift:
         ax = axes[2]
         epochs = [d["epoch"] for d in drift]
-        ax.plot(epochs, [d["val_acc_gap"] * 100 for d in drift], marker="o", color="tab:purple",
-                label="val acc, keras - torch (points)")
+        ax.plot(
+            epochs,
+            [d["val_acc_gap"] * 100 for d in drift],
+            marker="o",
+            color="tab:purple",
+            label="val acc, keras - torch (points)",
+        )
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set(title="keras vs torch drift (val loss gap: drift.csv)", xlabel="epoch", ylabel="accuracy points")
         twin = ax.twinx()
-        twin.plot(epochs, [d["weight_distance"] for d in drift], marker="^", color="black",
-                  label="weight distance ||wk - wt|| / ||wt||")
+        twin.plot(
+            epochs,
+            [d["weight_distance"] for d in drift],
+            marker="^",
+            color="black",
+            label="weight distance ||wk - wt|| / ||wt||",
+        )
         twin.set_ylabel("relative weight distance")
         lines = ax.get_legend_handles_labels()
         more = twin.get_legend_handles_labels()

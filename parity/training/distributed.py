@@ -36,14 +36,16 @@ def torchrun_world() -> tuple[int, int]:
 def check_divisible(batch: int, parts: int, what: str) -> None:
     """Refuse a global batch that `parts` processes or devices cannot share equally."""
     if batch % parts:
-        raise ValueError(f"--batch {batch} is the global batch and must divide evenly over {parts} {what} "
-                         f"(each takes batch / {parts}); use a multiple of {parts}")
+        raise ValueError(
+            f"--batch {batch} is the global batch and must divide evenly over {parts} {what} "
+            f"(each takes batch / {parts}); use a multiple of {parts}"
+        )
 
 
 def shard(images: np.ndarray, labels: np.ndarray, rank: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
     """Process `rank`'s contiguous slice of a global batch (the global batch divides evenly)."""
     size = len(labels) // parts
-    return images[rank * size:(rank + 1) * size], labels[rank * size:(rank + 1) * size]
+    return images[rank * size : (rank + 1) * size], labels[rank * size : (rank + 1) * size]
 
 
 def without_option(argv: Sequence[str], option: str) -> list[str]:
@@ -61,13 +63,21 @@ def without_option(argv: Sequence[str], option: str) -> list[str]:
 
 def state_epochs(folder: Path) -> list[int]:
     """Epochs of the `state-E.safetensors` files in a backend's run folder, ascending."""
-    return sorted(int(p.name[len("state-"):-len(".safetensors")]) for p in folder.glob("state-*.safetensors"))
+    return sorted(int(p.name[len("state-") : -len(".safetensors")]) for p in folder.glob("state-*.safetensors"))
 
 
 def torchrun_command(nproc: int, argv: Sequence[str], module: str = "parity.cli") -> list[str]:
     """The torchrun command line that runs `python -m <module> <argv>` in `nproc` local processes."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", module, *argv]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        module,
+        *argv,
+    ]
 
 
 def launch(nproc: int, argv: Sequence[str], out: Path) -> None:
@@ -82,7 +92,11 @@ def launch(nproc: int, argv: Sequence[str], out: Path) -> None:
     if code == 0:
         return
     epochs = state_epochs(out / "torch")
-    keep = (f"the last good checkpoint is {out / 'torch' / f'state-{epochs[-1]}.safetensors'}; continue with --resume"
-            if epochs else "no epoch had completed, so there is no checkpoint to resume from")
-    raise RuntimeError(f"torchrun: a process of the {nproc}-process run failed (exit code {code}; its error "
-                       f"is above); {keep}")
+    keep = (
+        f"the last good checkpoint is {out / 'torch' / f'state-{epochs[-1]}.safetensors'}; continue with --resume"
+        if epochs
+        else "no epoch had completed, so there is no checkpoint to resume from"
+    )
+    raise RuntimeError(
+        f"torchrun: a process of the {nproc}-process run failed (exit code {code}; its error is above); {keep}"
+    )

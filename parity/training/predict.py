@@ -40,8 +40,10 @@ def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     meta = read_metadata(path)
     missing = [k for k in ("classes", "preprocess") if k not in meta]
     if missing:
-        raise ValueError(f"{path} has no {' or '.join(missing)} in its metadata: predict and evaluate take a "
-                         "best.safetensors written by `resnet-parity train`")
+        raise ValueError(
+            f"{path} has no {' or '.join(missing)} in its metadata: predict and evaluate take a "
+            "best.safetensors written by `resnet-parity train`"
+        )
     spec, weights = read_with_spec(path)
     if len(meta["classes"]) != spec.num_classes:
         raise ValueError(f"{path}: {len(meta['classes'])} class names for {spec.num_classes} outputs")
@@ -50,7 +52,9 @@ def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     return Trained(model, backend, tuple(meta["classes"]), Preprocess.from_dict(meta["preprocess"]), meta)
 
 
-def predict_images(trained: Trained, paths: Sequence[str | os.PathLike], topk: int = 5) -> list[list[tuple[str, float]]]:
+def predict_images(
+    trained: Trained, paths: Sequence[str | os.PathLike], topk: int = 5
+) -> list[list[tuple[str, float]]]:
     """Per image file, the top-k (class name, softmax probability) pairs, most likely first.
 
     Args:
@@ -90,8 +94,9 @@ def evaluate(trained: Trained, data: Dataset, batch: int = 64) -> Evaluation:
     from parity.backends import adapter_named
 
     if tuple(data.classes) != trained.classes:
-        raise ValueError(f"{data.name}: classes {', '.join(data.classes)} are not the checkpoint's "
-                         f"{', '.join(trained.classes)}")
+        raise ValueError(
+            f"{data.name}: classes {', '.join(data.classes)} are not the checkpoint's {', '.join(trained.classes)}"
+        )
     logits = evaluate_logits(adapter_named(trained.backend), trained.model, data, trained.preprocess, batch)
     predicted = logits.argmax(1)
     n = len(trained.classes)
@@ -99,8 +104,14 @@ def evaluate(trained: Trained, data: Dataset, batch: int = 64) -> Evaluation:
     np.add.at(confusion, (data.labels, predicted), 1)
     counts = confusion.sum(1)
     per_class = [float(confusion[i, i] / counts[i]) if counts[i] else float("nan") for i in range(n)]
-    return Evaluation(cross_entropy(logits, data.labels), float((predicted == data.labels).mean()),
-                      trained.classes, per_class, counts.tolist(), confusion)
+    return Evaluation(
+        cross_entropy(logits, data.labels),
+        float((predicted == data.labels).mean()),
+        trained.classes,
+        per_class,
+        counts.tolist(),
+        confusion,
+    )
 
 
 def evaluation_data(source: str, trained: Trained, seed: int | None = None) -> Dataset:
@@ -126,8 +137,15 @@ def plot_confusion(result: Evaluation, path: str | os.PathLike, title: str = "")
         for j in range(n):
             value = result.confusion[i, j]
             if value:
-                ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
-                        color="white" if value > result.confusion.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value > result.confusion.max() / 2 else "black",
+                )
     ax.set_xticks(range(n), result.classes, rotation=45, ha="right")
     ax.set_yticks(range(n), result.classes)
     ax.set(xlabel="predicted", ylabel="true", title=title or f"accuracy {result.accuracy:.2%}")

@@ -74,16 +74,20 @@ class ScaleConfig:
         if self.parts < 2:
             raise ValueError(f"a scale check compares N >= 2 processes or devices with one, got {self.parts}")
         if self.batch % self.parts or self.batch // self.parts < 2:
-            raise ValueError(f"--batch {self.batch} must split into {self.parts} equal shards of at least 2 images "
-                             "(training-mode BatchNorm)")
+            raise ValueError(
+                f"--batch {self.batch} must split into {self.parts} equal shards of at least 2 images "
+                "(training-mode BatchNorm)"
+            )
 
     def make_spec(self) -> ResNetSpec:
         return make_spec(self.arch, **self.spec)
 
     def data(self) -> list[tuple[np.ndarray, np.ndarray]]:
         dtype = np.dtype(self.dtype)
-        return [(x.astype(dtype), y) for x, y in make_batches(self.make_spec(), self.steps, self.batch, self.size,
-                                                             self.size, self.seed)]
+        return [
+            (x.astype(dtype), y)
+            for x, y in make_batches(self.make_spec(), self.steps, self.batch, self.size, self.size, self.seed)
+        ]
 
 
 @dataclass
@@ -116,8 +120,9 @@ class ScaleReport:
         return {**asdict(self), "passed": self.passed}
 
 
-def step_gaps(expected: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]],
-              tolerance: float) -> tuple[list[float], list[str]]:
+def step_gaps(
+    expected: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]], tolerance: float
+) -> tuple[list[float], list[str]]:
     """Per step: the worst max-rel difference over every tensor (inf where NaN/inf masks differ) and its key."""
     diffs = [worst_tensor("step", e, g, list(e), tolerance) for e, g in zip(expected, got)]
     worst = [d.max_rel if d.nan_mismatch == 0 and d.inf_mismatch == 0 else math.inf for d in diffs]
@@ -189,27 +194,40 @@ def check_torch(config: ScaleConfig) -> ScaleReport:
     with tempfile.TemporaryDirectory(prefix="resnet-parity-scale-") as folder:
         out = Path(folder) / "ranks.safetensors"
         start = time.perf_counter()
-        command = torchrun_command(config.parts, ["torch-rank", json.dumps(asdict(config)), str(out)],
-                                   module="parity.training.scale")
+        command = torchrun_command(
+            config.parts, ["torch-rank", json.dumps(asdict(config)), str(out)], module="parity.training.scale"
+        )
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"torchrun ({config.parts} processes) failed with exit code {done.returncode}:\n"
-                               f"{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"torchrun ({config.parts} processes) failed with exit code {done.returncode}:\n{done.stderr[-3000:]}"
+            )
         seconds = {"torchrun": time.perf_counter() - start}
         flat = load_file(str(out))
-    ddp = [{k.split(".", 1)[1]: v for k, v in flat.items() if k.split(".", 1)[0] == str(step)}
-           for step in range(config.steps)]
+    ddp = [
+        {k.split(".", 1)[1]: v for k, v in flat.items() if k.split(".", 1)[0] == str(step)}
+        for step in range(config.steps)
+    ]
     start = time.perf_counter()
     whole = torch_single(config, 1)
     seconds["one process"] = time.perf_counter() - start
     expected = whole if config.sync_bn else torch_single(config, config.parts)
     name, tolerance = tolerances.scale(config.dtype)
-    return ScaleReport("torch", engine.ENGINE, config.parts, config.dtype,
-                       "one process, global batch" if config.sync_bn else
-                       f"one process accumulating {config.parts} shards (BatchNorm per shard)",
-                       *step_gaps(expected, ddp, tolerance),
-                       [distance(w, d, stats=False) for w, d in zip(whole, ddp)],
-                       [distance(w, d, stats=True) for w, d in zip(whole, ddp)], tolerance, name, seconds)
+    return ScaleReport(
+        "torch",
+        engine.ENGINE,
+        config.parts,
+        config.dtype,
+        "one process, global batch"
+        if config.sync_bn
+        else f"one process accumulating {config.parts} shards (BatchNorm per shard)",
+        *step_gaps(expected, ddp, tolerance),
+        [distance(w, d, stats=False) for w, d in zip(whole, ddp)],
+        [distance(w, d, stats=True) for w, d in zip(whole, ddp)],
+        tolerance,
+        name,
+        seconds,
+    )
 
 
 # -- Keras -------------------------------------------------------------------------------------------
@@ -244,10 +262,19 @@ def check_keras_here(config: ScaleConfig) -> ScaleReport:
     finally:
         engine.finish()
     name, tolerance = tolerances.scale(config.dtype)
-    return ScaleReport("keras", engine.ENGINE + " (JAX)", config.parts, config.dtype, "one device, global batch",
-                       *step_gaps(single, spread, tolerance),
-                       [distance(s, d, stats=False) for s, d in zip(single, spread)],
-                       [distance(s, d, stats=True) for s, d in zip(single, spread)], tolerance, name, seconds)
+    return ScaleReport(
+        "keras",
+        engine.ENGINE + " (JAX)",
+        config.parts,
+        config.dtype,
+        "one device, global batch",
+        *step_gaps(single, spread, tolerance),
+        [distance(s, d, stats=False) for s, d in zip(single, spread)],
+        [distance(s, d, stats=True) for s, d in zip(single, spread)],
+        tolerance,
+        name,
+        seconds,
+    )
 
 
 def check_keras(config: ScaleConfig) -> ScaleReport:
@@ -258,11 +285,17 @@ def check_keras(config: ScaleConfig) -> ScaleReport:
     env.pop("XLA_FLAGS", None)
     with tempfile.TemporaryDirectory(prefix="resnet-parity-scale-") as folder:
         out = Path(folder) / "report.json"
-        done = subprocess.run([sys.executable, "-m", "parity.training.scale", "keras", json.dumps(asdict(config)), str(out)],
-                              capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "parity.training.scale", "keras", json.dumps(asdict(config)), str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"the Keras scale check (JAX, {config.parts} devices) failed with exit code "
-                               f"{done.returncode}:\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"the Keras scale check (JAX, {config.parts} devices) failed with exit code "
+                f"{done.returncode}:\n{done.stderr[-3000:]}"
+            )
         return ScaleReport(**{k: v for k, v in json.loads(out.read_text()).items() if k != "passed"})
 
 

@@ -43,8 +43,23 @@ from parity.training.distributed import check_divisible, shard, state_epochs, to
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
 DRIFT_FIELDS = ("epoch", "val_acc_gap", "val_loss_gap", "weight_distance")
-RESUME_FIXED = ("data", "arch", "spec", "backends", "batch", "lr", "optimizer", "momentum", "weight_decay", "size",
-                "seed", "normalise", "crop_padding", "flip", "sync_bn")
+RESUME_FIXED = (
+    "data",
+    "arch",
+    "spec",
+    "backends",
+    "batch",
+    "lr",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "size",
+    "seed",
+    "normalise",
+    "crop_padding",
+    "flip",
+    "sync_bn",
+)
 """Settings a resumed run must share with the run it continues (epochs may grow; device and the number of
 processes or devices may change)."""
 
@@ -107,8 +122,10 @@ class TrainConfig:
         if self.devices < 1:
             raise ValueError(f"--devices must be >= 1, got {self.devices}")
         if self.devices > 1 and self.backends != ("keras",):
-            raise ValueError(f"--devices {self.devices} spreads the Keras model over devices (--backend keras); "
-                             "torch trains on several devices with --nproc N (torchrun)")
+            raise ValueError(
+                f"--devices {self.devices} spreads the Keras model over devices (--backend keras); "
+                "torch trains on several devices with --nproc N (torchrun)"
+            )
 
     @property
     def preprocess(self) -> Preprocess:
@@ -163,11 +180,15 @@ class Placement:
         if self.processes > 1:
             norm = "BatchNorm over the global batch (SyncBatchNorm)" if sync_bn else "BatchNorm per process"
             link = "NCCL" if self.device.startswith("cuda") else "gloo"
-            return (f"{self.engine.ENGINE}: {self.processes} processes ({link}), "
-                    f"{batch // self.processes} images each per step; {norm}")
+            return (
+                f"{self.engine.ENGINE}: {self.processes} processes ({link}), "
+                f"{batch // self.processes} images each per step; {norm}"
+            )
         count = len(self.device.split(","))
-        return (f"{self.engine.ENGINE} on JAX: {count} devices ({self.device}), {batch // count} images each "
-                "per step; BatchNorm over the global batch")
+        return (
+            f"{self.engine.ENGINE} on JAX: {count} devices ({self.device}), {batch // count} images each "
+            "per step; BatchNorm over the global batch"
+        )
 
 
 def place(config: TrainConfig) -> dict[str, Placement]:
@@ -176,8 +197,10 @@ def place(config: TrainConfig) -> dict[str, Placement]:
     placements = {b: Placement(device=config.device) for b in config.backends}
     if world > 1:
         if config.backends != ("torch",):
-            raise ValueError("under torchrun only the torch backend trains (--backend torch); Keras spreads over "
-                             "devices with --devices N in one process")
+            raise ValueError(
+                "under torchrun only the torch backend trains (--backend torch); Keras spreads over "
+                "devices with --devices N in one process"
+            )
         check_divisible(config.batch, world, "processes")
         engine = adapter_named("torch").data_parallel()
         rank, world, device = engine.init(config.device)
@@ -203,7 +226,7 @@ def evaluate_logits(side: Any, model: Any, data: Dataset, pre: Preprocess, batch
     for x, _ in batches(data, pre, batch, train=False):
         pad = -len(x) % multiple
         logits = side.predict_logits(model, np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x)
-        out.append(logits[:len(x)])
+        out.append(logits[: len(x)])
     return np.concatenate(out)
 
 
@@ -221,9 +244,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def train_epoch(side: Any, model: Any, optimizer: Any, train: Dataset, val: Dataset, config: TrainConfig,
-                epoch: int, progress: Callable[[int], None] = lambda n: None,
-                placement: Placement | None = None) -> dict[str, float] | None:
+def train_epoch(
+    side: Any,
+    model: Any,
+    optimizer: Any,
+    train: Dataset,
+    val: Dataset,
+    config: TrainConfig,
+    epoch: int,
+    progress: Callable[[int], None] = lambda n: None,
+    placement: Placement | None = None,
+) -> dict[str, float] | None:
     """Train one epoch, then validate; the history row (epoch counted from 1), None on a non-writing process.
 
     Args:
@@ -250,9 +281,15 @@ def train_epoch(side: Any, model: Any, optimizer: Any, train: Dataset, val: Data
         return None
     multiple = len(placement.device.split(",")) if placement.processes == 1 else 1
     logits = evaluate_logits(side, model, val, pre, config.batch, multiple)
-    return {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-            "val_loss": cross_entropy(logits, val.labels), "val_acc": float((logits.argmax(1) == val.labels).mean()),
-            "seconds": seconds, "images_per_s": seen / seconds}
+    return {
+        "epoch": epoch + 1,
+        "train_loss": loss_sum / seen,
+        "train_acc": correct / seen,
+        "val_loss": cross_entropy(logits, val.labels),
+        "val_acc": float((logits.argmax(1) == val.labels).mean()),
+        "seconds": seconds,
+        "images_per_s": seen / seconds,
+    }
 
 
 def weight_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys: list[str]) -> float:
@@ -267,8 +304,9 @@ def weight_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys: li
 
 def _write_history(folder: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
     atomic_write_text(folder.with_suffix(".json"), json.dumps(rows, indent=1))
-    lines = [",".join(fields)] + [",".join(repr(r[f]) if isinstance(r[f], float) else str(r[f]) for f in fields)
-                                  for r in rows]
+    lines = [",".join(fields)] + [
+        ",".join(repr(r[f]) if isinstance(r[f], float) else str(r[f]) for f in fields) for r in rows
+    ]
     atomic_write_text(folder.with_suffix(".csv"), "\n".join(lines) + "\n")
 
 
@@ -276,7 +314,9 @@ def _save_state(path: Path, side: Any, model: Any, optimizer: Any, metadata: dic
     from safetensors.numpy import save_file
 
     arrays = {f"model.{k}": np.ascontiguousarray(v) for k, v in side.get_weights(model).items()}
-    arrays.update({f"optimizer.{k}": np.ascontiguousarray(v) for k, v in side.optimizer_state(model, optimizer).items()})
+    arrays.update(
+        {f"optimizer.{k}": np.ascontiguousarray(v) for k, v in side.optimizer_state(model, optimizer).items()}
+    )
     header = {k: json.dumps(v) for k, v in metadata.items()}
     atomic_write(path, lambda tmp: save_file(arrays, str(tmp), metadata=header), force=True)
 
@@ -287,9 +327,10 @@ def _load_state(path: Path, side: Any, model: Any, optimizer: Any) -> dict:
     with safe_open(str(path), framework="numpy") as handle:
         header = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
         arrays = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - a safetensors handle, not a dict
-    set_weights(model, {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")})
-    side.load_optimizer_state(model, optimizer, {k[len("optimizer."):]: v for k, v in arrays.items()
-                                                 if k.startswith("optimizer.")})
+    set_weights(model, {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")})
+    side.load_optimizer_state(
+        model, optimizer, {k[len("optimizer.") :]: v for k, v in arrays.items() if k.startswith("optimizer.")}
+    )
     return header
 
 
@@ -307,8 +348,10 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
     now = json.loads(json.dumps(config.to_dict()))  # tuples as JSON lists, as stored
     changed = [k for k in RESUME_FIXED if stored.get(k) != now[k]]
     if changed:
-        raise ValueError(f"--resume: {', '.join(f'{k} was {stored.get(k)!r}, now {now[k]!r}' for k in changed)}"
-                         f"; a resumed run must use the settings of {out}")
+        raise ValueError(
+            f"--resume: {', '.join(f'{k} was {stored.get(k)!r}, now {now[k]!r}' for k in changed)}"
+            f"; a resumed run must use the settings of {out}"
+        )
     done = [set(state_epochs(out / b)) for b in config.backends]
     common = set.intersection(*done) if done else set()
     return max(common) if common else 0
@@ -337,8 +380,17 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, con
                 p.engine.finish()
 
 
-def _train(config: TrainConfig, out: Path, resume: bool, console: Any, train_data: Dataset, val_data: Dataset,
-           spec: ResNetSpec, placements: dict[str, Placement], writer: bool) -> Run:
+def _train(
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+    console: Any,
+    train_data: Dataset,
+    val_data: Dataset,
+    spec: ResNetSpec,
+    placements: dict[str, Placement],
+    writer: bool,
+) -> Run:
     # Only the writing process looks at the run directory first; the others learn how far it got.
     done = prepare_run_dir(out, config, resume) if writer else 0
     for p in placements.values():
@@ -365,8 +417,10 @@ def _train(config: TrainConfig, out: Path, resume: bool, console: Any, train_dat
         if done:
             state = out / name / f"state-{done}.safetensors"
             if not state.is_file():
-                raise FileNotFoundError(f"--resume: process {placements[name].rank} cannot read {state}; every "
-                                        "process needs the run directory (shared storage across machines)")
+                raise FileNotFoundError(
+                    f"--resume: process {placements[name].rank} cannot read {state}; every "
+                    "process needs the run directory (shared storage across machines)"
+                )
             header = _load_state(state, side, models[name], optimizers[name])
             history[name] = header["history"][:done]
             drift = header.get("drift", [])[:done]
@@ -374,12 +428,27 @@ def _train(config: TrainConfig, out: Path, resume: bool, console: Any, train_dat
         if placement.engine is not None:
             placement.step_model = placement.engine.wrap(models[name], placement.device)
     if writer and not resume:
-        atomic_write_text(out / "run.json", json.dumps({
-            "config": config.to_dict(), "spec": spec.to_dict(), "classes": list(train_data.classes),
-            "preprocess": pre.to_dict(), "train_images": len(train_data), "val_images": len(val_data),
-            "versions": versions(), "keras_backend": keras_backend() if "keras" in config.backends else None,
-            "parallel": {n: p.describe(config.sync_bn, config.batch) for n, p in placements.items()
-                         if p.engine is not None}}, indent=1))
+        atomic_write_text(
+            out / "run.json",
+            json.dumps(
+                {
+                    "config": config.to_dict(),
+                    "spec": spec.to_dict(),
+                    "classes": list(train_data.classes),
+                    "preprocess": pre.to_dict(),
+                    "train_images": len(train_data),
+                    "val_images": len(val_data),
+                    "versions": versions(),
+                    "keras_backend": keras_backend() if "keras" in config.backends else None,
+                    "parallel": {
+                        n: p.describe(config.sync_bn, config.batch)
+                        for n, p in placements.items()
+                        if p.engine is not None
+                    },
+                },
+                indent=1,
+            ),
+        )
     trainable = [k for k in spec.canonical_shapes() if not k.endswith(("running_mean", "running_var"))]
     steps = num_batches(len(train_data), config.batch, True)
     notes = [f"{n}: {p.describe(config.sync_bn, config.batch)}" for n, p in placements.items() if p.engine is not None]
@@ -387,28 +456,47 @@ def _train(config: TrainConfig, out: Path, resume: bool, console: Any, train_dat
     for epoch in range(done, config.epochs):
         for name, side in sides.items():
             with table.progress(f"{name} epoch {epoch + 1}/{config.epochs}", steps) as advance:
-                row = train_epoch(side, models[name], optimizers[name], train_data, val_data, config, epoch, advance,
-                                  placements[name])
+                row = train_epoch(
+                    side, models[name], optimizers[name], train_data, val_data, config, epoch, advance, placements[name]
+                )
             if row is None:  # not the writing process: train on
                 continue
             history[name].append(row)
             table.row(name, row)
             if row["val_acc"] > max((r["val_acc"] for r in history[name][:-1]), default=-1.0):
-                save_best(out / name / "best.safetensors", side.get_weights(models[name]), spec, train_data.classes,
-                          config, name, row)
+                save_best(
+                    out / name / "best.safetensors",
+                    side.get_weights(models[name]),
+                    spec,
+                    train_data.classes,
+                    config,
+                    name,
+                    row,
+                )
         if not writer:
             continue
         if len(sides) > 1:  # the first backend is the reference, the second drifts from it
             a, b = list(sides)[:2]
             ra, rb = history[a][-1], history[b][-1]
-            drift.append({"epoch": epoch + 1, "val_acc_gap": rb["val_acc"] - ra["val_acc"],
-                          "val_loss_gap": rb["val_loss"] - ra["val_loss"],
-                          "weight_distance": weight_distance(sides[a].get_weights(models[a]),
-                                                             sides[b].get_weights(models[b]), trainable)})
+            drift.append(
+                {
+                    "epoch": epoch + 1,
+                    "val_acc_gap": rb["val_acc"] - ra["val_acc"],
+                    "val_loss_gap": rb["val_loss"] - ra["val_loss"],
+                    "weight_distance": weight_distance(
+                        sides[a].get_weights(models[a]), sides[b].get_weights(models[b]), trainable
+                    ),
+                }
+            )
             table.drift(drift[-1], a, b)
         for name, side in sides.items():
-            _save_state(out / name / f"state-{epoch + 1}.safetensors", side, models[name], optimizers[name],
-                        {"epoch": epoch + 1, "history": history[name], "drift": drift})
+            _save_state(
+                out / name / f"state-{epoch + 1}.safetensors",
+                side,
+                models[name],
+                optimizers[name],
+                {"epoch": epoch + 1, "history": history[name], "drift": drift},
+            )
             _write_history(out / name / "history", history[name], HISTORY_FIELDS)
         if drift:
             _write_history(out / "drift", drift, DRIFT_FIELDS)
@@ -421,15 +509,27 @@ def _train(config: TrainConfig, out: Path, resume: bool, console: Any, train_dat
     return Run(out, history, drift, train_data.classes, spec)
 
 
-def save_best(path: Path, weights: dict, spec: ResNetSpec, classes: tuple[str, ...], config: TrainConfig,
-              backend: str, row: dict) -> None:
+def save_best(
+    path: Path, weights: dict, spec: ResNetSpec, classes: tuple[str, ...], config: TrainConfig, backend: str, row: dict
+) -> None:
     """best.safetensors: canonical weights + spec, classes, preprocessing, data, seed, epoch and metrics in its header."""
     from parity.io.checkpoints import write_checkpoint
 
-    write_checkpoint(weights, path, spec, force=True, metadata={
-        "classes": list(classes), "preprocess": config.preprocess.to_dict(), "trained_with": backend,
-        "data": config.data, "seed": config.seed,
-        "epoch": row["epoch"], "metrics": {k: row[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}})
+    write_checkpoint(
+        weights,
+        path,
+        spec,
+        force=True,
+        metadata={
+            "classes": list(classes),
+            "preprocess": config.preprocess.to_dict(),
+            "trained_with": backend,
+            "data": config.data,
+            "seed": config.seed,
+            "epoch": row["epoch"],
+            "metrics": {k: row[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
+        },
+    )
 
 
 def _plot_or_skip(out: Path, history: dict, drift: list, console: Any) -> None:
@@ -447,39 +547,64 @@ def _plot_or_skip(out: Path, history: dict, drift: list, console: Any) -> None:
 class EpochTable:
     """One printed line per backend per epoch, a transient progress bar during each epoch."""
 
-    def __init__(self, console: Any, config: TrainConfig, n_train: int, n_val: int, spec: ResNetSpec, done: int,
-                 notes: list[str] = ()):
+    def __init__(
+        self,
+        console: Any,
+        config: TrainConfig,
+        n_train: int,
+        n_val: int,
+        spec: ResNetSpec,
+        done: int,
+        notes: list[str] = (),
+    ):
         self.console = console
         if console is None:
             return
         trainable = spec.param_counts()["trainable"]
-        console.print(f"{spec.name} ({spec.stem} stem, widths {','.join(map(str, spec.widths))}, "
-                      f"{trainable:,} parameters) on {config.data}: {n_train} train / {n_val} val images, "
-                      f"{config.size}x{config.size}, batch {config.batch}, {config.optimizer} lr {config.lr}, "
-                      f"seed {config.seed}" + (f"; resuming after epoch {done}" if done else ""))
+        console.print(
+            f"{spec.name} ({spec.stem} stem, widths {','.join(map(str, spec.widths))}, "
+            f"{trainable:,} parameters) on {config.data}: {n_train} train / {n_val} val images, "
+            f"{config.size}x{config.size}, batch {config.batch}, {config.optimizer} lr {config.lr}, "
+            f"seed {config.seed}" + (f"; resuming after epoch {done}" if done else "")
+        )
         for note in notes:
             console.print(note, markup=False)
-        console.print(f"{'backend':8} {'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} "
-                      f"{'val acc':>8} {'seconds':>8} {'img/s':>8}")
+        console.print(
+            f"{'backend':8} {'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} "
+            f"{'val acc':>8} {'seconds':>8} {'img/s':>8}"
+        )
 
     def progress(self, label: str, total: int):
         if self.console is None or not self.console.is_terminal:
             return nullcontext(lambda n: None)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        return _Bar(Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                             console=self.console, transient=True), total)
+        return _Bar(
+            Progress(
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            ),
+            total,
+        )
 
     def row(self, backend: str, r: dict) -> None:
         if self.console is not None:
-            self.console.print(f"{backend:8} {r['epoch']:>5} {r['train_loss']:>10.4f} {r['train_acc']:>9.2%} "
-                               f"{r['val_loss']:>9.4f} {r['val_acc']:>8.2%} {r['seconds']:>8.1f} "
-                               f"{r['images_per_s']:>8.1f}")
+            self.console.print(
+                f"{backend:8} {r['epoch']:>5} {r['train_loss']:>10.4f} {r['train_acc']:>9.2%} "
+                f"{r['val_loss']:>9.4f} {r['val_acc']:>8.2%} {r['seconds']:>8.1f} "
+                f"{r['images_per_s']:>8.1f}"
+            )
 
     def drift(self, d: dict, a: str, b: str) -> None:
         if self.console is not None:
-            self.console.print(f"{'drift':8} {d['epoch']:>5}  {b} - {a}: val acc {d['val_acc_gap']:+.2%}, "
-                               f"val loss {d['val_loss_gap']:+.4f}; weight distance {d['weight_distance']:.3g}")
+            self.console.print(
+                f"{'drift':8} {d['epoch']:>5}  {b} - {a}: val acc {d['val_acc_gap']:+.2%}, "
+                f"val loss {d['val_loss_gap']:+.4f}; weight distance {d['weight_distance']:.3g}"
+            )
 
 
 class _Bar:

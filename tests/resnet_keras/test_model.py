@@ -30,9 +30,7 @@ def test_variable_paths_map_to_torchvision_keys_by_rule():
     paths = [v.path for v in model.weights]
     assert "resnet/layer2/0/downsample/0/kernel" in paths
     assert "resnet/layer2/0/downsample/1/moving_variance" in paths
-    assert keras_key("resnet/layer2/0/downsample/1/moving_variance", "resnet") == (
-        "layer2.0.downsample.1.running_var"
-    )
+    assert keras_key("resnet/layer2/0/downsample/1/moving_variance", "resnet") == ("layer2.0.downsample.1.running_var")
     shapes = {k: v.shape for k, v in get_weights(model).items()}
     assert shapes == model.spec.canonical_shapes()
 
@@ -147,12 +145,14 @@ def test_check_runs_on_every_keras_backend(backend):
     import tempfile
 
     out = tempfile.mktemp(suffix=".json")
-    code = ("import sys\nfrom parity.cli import main\n"
-            f"code = main(['check', '--arch', 'resnet18', '--size', '40', '--batch', '1', '--keras-backend', "
-            f"'{backend}', '--json', {out!r}])\n"
-            "import keras\n"
-            f"assert keras.backend.backend() == {backend!r}, keras.backend.backend()\n"
-            "sys.exit(code)\n")
+    code = (
+        "import sys\nfrom parity.cli import main\n"
+        f"code = main(['check', '--arch', 'resnet18', '--size', '40', '--batch', '1', '--keras-backend', "
+        f"'{backend}', '--json', {out!r}])\n"
+        "import keras\n"
+        f"assert keras.backend.backend() == {backend!r}, keras.backend.backend()\n"
+        "sys.exit(code)\n"
+    )
     result = run_python(code)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     data = json.loads(open(out).read())
@@ -168,11 +168,13 @@ def test_keras_file_in_a_fresh_process(tmp_path):
     use `parity.load_model`, which needs nothing else."""
     path = tmp_path / "m.keras"
     resnet_keras.resnet18(num_classes=7).save(path)
-    code = ("import keras, resnet_keras\n"
-            f"a = keras.models.load_model({str(path)!r}, safe_mode=True)\n"
-            f"import parity\nb = parity.load_model({str(path)!r}, backend='keras')\n"
-            "assert type(a).__name__ == type(b).__name__ == 'ResNet' and a.spec == b.spec\n"
-            "assert a.spec.num_classes == 7\n")
+    code = (
+        "import keras, resnet_keras\n"
+        f"a = keras.models.load_model({str(path)!r}, safe_mode=True)\n"
+        f"import parity\nb = parity.load_model({str(path)!r}, backend='keras')\n"
+        "assert type(a).__name__ == type(b).__name__ == 'ResNet' and a.spec == b.spec\n"
+        "assert a.spec.num_classes == 7\n"
+    )
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -190,4 +192,7 @@ def test_keras_summary_totals_equal_the_spec_for_every_preset_and_variant(varian
         counts = spec.param_counts()
         trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
         assert (model.count_params(), trainable, model.count_params() - trainable) == (
-            counts["keras_total"], counts["keras_trainable"], counts["keras_non_trainable"]), (arch, variant)
+            counts["keras_total"],
+            counts["keras_trainable"],
+            counts["keras_non_trainable"],
+        ), (arch, variant)

@@ -17,9 +17,22 @@ TINY = make_spec("resnet18", num_classes=10, stem="cifar", widths=(8, 16, 32, 64
 def test_runtimes_are_timed_and_skips_say_why(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
-    result = run_bench(spec=TINY, batch=2, size=16, warmup=1, repeats=2,
-                       runtimes=["torch", "torch-channels-last", "keras-tf", "ort-torch-export", "keras-jax",
-                                 "train-torch", "train-keras"])
+    result = run_bench(
+        spec=TINY,
+        batch=2,
+        size=16,
+        warmup=1,
+        repeats=2,
+        runtimes=[
+            "torch",
+            "torch-channels-last",
+            "keras-tf",
+            "ort-torch-export",
+            "keras-jax",
+            "train-torch",
+            "train-keras",
+        ],
+    )
     by_name = {t.runtime: t for t in result.timings}
     assert by_name["keras-jax"].skipped == "jax is not installed"
     for name in ("torch", "torch-channels-last", "keras-tf", "ort-torch-export", "train-torch", "train-keras"):
@@ -34,8 +47,26 @@ def test_runtimes_are_timed_and_skips_say_why(monkeypatch, tmp_path):
 
 def test_cli_json_carries_every_figure(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--arch", "resnet18", "--size", "32", "--batch", "2", "--runtimes", "torch,ort-torch-export",
-                 "--repeats", "2", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--arch",
+                "resnet18",
+                "--size",
+                "32",
+                "--batch",
+                "2",
+                "--runtimes",
+                "torch,ort-torch-export",
+                "--repeats",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert [t["runtime"] for t in data["timings"]] == ["torch", "ort-torch-export"]
     assert {"ms_per_batch", "images_per_s", "gflops", "of_peak"} <= set(data["timings"][0])

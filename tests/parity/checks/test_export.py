@@ -59,8 +59,9 @@ def test_files_pass_checker_and_name_io(exported18):
         assert {p.key: p.value for p in model.metadata_props}[LAYOUT_KEY] == "NCHW"
 
 
-@pytest.mark.parametrize("batch, size", [(1, (64, 64)), (5, (64, 64)), (3, (97, 131)), (1, (160, 160)),
-                                         (2, (224, 224)), (1, (33, 40))])
+@pytest.mark.parametrize(
+    "batch, size", [(1, (64, 64)), (5, (64, 64)), (3, (97, 131)), (1, (160, 160)), (2, (224, 224)), (1, (33, 40))]
+)
 def test_any_batch_and_size(exported18, spec18, batch, size):
     """Both files, exported at 2x64x64, run at other batches and sizes (torch: batch, H, W symbolic)."""
     t, k, folder, result = exported18
@@ -205,8 +206,22 @@ def test_bad_export_arguments(tmp_path, exported18):
 def test_cli_export_needs_force_to_replace(tmp_path, capsys):
     out = tmp_path / "r18.onnx"
     out.write_bytes(b"stale")
-    args = ["export", "--arch", "resnet18", "--backend", "keras", "--nchw", "--out", str(out), "--size", "32",
-            "--seed", "1", "--num-classes", "10"]
+    args = [
+        "export",
+        "--arch",
+        "resnet18",
+        "--backend",
+        "keras",
+        "--nchw",
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--seed",
+        "1",
+        "--num-classes",
+        "10",
+    ]
     assert main(args) == 2
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(args + ["--force"]) == 0
@@ -233,12 +248,18 @@ def test_pool_padding_folds_only_after_relu(source, folds):
 
     from parity.checks.export import fold_pool_padding
 
-    nodes = [helper.make_node(source, ["x"], ["a"]),
-             helper.make_node("Pad", ["a", "pads"], ["p"]),
-             helper.make_node("MaxPool", ["p"], ["y"], kernel_shape=[3, 3], strides=[2, 2])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 7, 7])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
-                              [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")])
+    nodes = [
+        helper.make_node(source, ["x"], ["a"]),
+        helper.make_node("Pad", ["a", "pads"], ["p"]),
+        helper.make_node("MaxPool", ["p"], ["y"], kernel_shape=[3, 3], strides=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 7, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     x = np.random.default_rng(0).standard_normal((1, 2, 7, 7)).astype(np.float32)
     import onnxruntime as ort
@@ -267,8 +288,9 @@ def test_lean_keras_export_is_keras_default_export(tmp_path):
     copy_weights(t, k)
     lean = onnx.load(str(export_onnx(k, tmp_path / "lean.onnx", nchw=True, height=64)))
     signature = [keras.InputSpec(shape=(None, 3, None, None), dtype="float32", name="input")]
-    keras_side.NCHWInput(k).export(str(tmp_path / "plain.onnx"), format="onnx", input_signature=signature,
-                                   opset_version=18, verbose=False)
+    keras_side.NCHWInput(k).export(
+        str(tmp_path / "plain.onnx"), format="onnx", input_signature=signature, opset_version=18, verbose=False
+    )
     plain = onnx.load(str(tmp_path / "plain.onnx"))
     fold_pool_padding(plain)  # what export_onnx does after either conversion
 
@@ -277,12 +299,14 @@ def test_lean_keras_export_is_keras_default_export(tmp_path):
         return [constants[name] for node in model.graph.node for name in node.input if name in constants]
 
     assert collections.Counter(n.op_type for n in lean.graph.node) == collections.Counter(
-        n.op_type for n in plain.graph.node)
+        n.op_type for n in plain.graph.node
+    )
     assert len(weights(lean)) == len(weights(plain)) > 50
     assert all(np.array_equal(a, b) for a, b in zip(weights(lean), weights(plain)))  # same folding, bit for bit
     x = random_input(spec, 3, 80, 72, 0)
-    outputs = [ort.InferenceSession(m.SerializeToString()).run(None, {m.graph.input[0].name: x})[0]
-               for m in (lean, plain)]
+    outputs = [
+        ort.InferenceSession(m.SerializeToString()).run(None, {m.graph.input[0].name: x})[0] for m in (lean, plain)
+    ]
     assert np.array_equal(*outputs)
 
 
@@ -292,6 +316,7 @@ def test_keras_export_failure_leaves_nothing_and_unpatches(tmp_path, exported18,
 
     _, k, *_ = exported18
     for error in (RuntimeError("converter crashed"), KeyboardInterrupt()):
+
         def broken(*args, output_path=None, error=error, **kwargs):
             open(output_path, "wb").write(b"half a zip")
             raise error

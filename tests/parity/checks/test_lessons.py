@@ -37,8 +37,19 @@ def test_every_lesson_measured_and_correct_port_within_tolerance(findings):
         assert f.naive.max_rel == f.naive.max_rel  # a real number, not NaN
 
 
-@pytest.mark.parametrize("lesson", ["bn_eps", "bn_momentum", "bn_variance", "weight_decay", "adam_epsilon", "weight_layout",
-                                    "flatten_order", "train_eval"])
+@pytest.mark.parametrize(
+    "lesson",
+    [
+        "bn_eps",
+        "bn_momentum",
+        "bn_variance",
+        "weight_decay",
+        "adam_epsilon",
+        "weight_layout",
+        "flatten_order",
+        "train_eval",
+    ],
+)
 def test_unhandled_difference_is_caught(findings, lesson):
     for f in by_case(findings, lesson):
         assert f.caught, (f.case, f.naive)

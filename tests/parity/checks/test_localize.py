@@ -129,9 +129,22 @@ def test_reshaped_kernels_are_named_at_the_first_conv(spec18):
 def test_every_unit_is_checked_and_float64_is_exact_enough(spec18):
     t, k = _ported(spec18, 64)
     report = compare(t, k, random_input(spec18, 2, 64, 64, 0))
-    assert [s.stage for s in report.blocks] == unit_names(spec18) == ["stem", "layer1.0", "layer1.1", "layer2.0",
-                                                                       "layer2.1", "layer3.0", "layer3.1",
-                                                                       "layer4.0", "layer4.1", "head"]
+    assert (
+        [s.stage for s in report.blocks]
+        == unit_names(spec18)
+        == [
+            "stem",
+            "layer1.0",
+            "layer1.1",
+            "layer2.0",
+            "layer2.1",
+            "layer3.0",
+            "layer3.1",
+            "layer4.0",
+            "layer4.1",
+            "head",
+        ]
+    )
     assert report.blocks_dtype == "float64"
     assert max(s.max_rel for s in report.float64_stages + report.blocks) < 1e-13
     assert report.layers == []  # nothing wrong: no layer-level pass
@@ -175,5 +188,7 @@ def test_check_arch_defaults_to_calibrated_weights():
     assert result.passed and result.report.float64
     spec = make_spec("resnet18")
     calibrated = default_weights(spec, 0, 64, 64)
-    assert not np.allclose(calibrated["layer4.1.bn2.running_var"],
-                           default_weights(spec, 0, 64, 64, calibrate=False)["layer4.1.bn2.running_var"])
+    assert not np.allclose(
+        calibrated["layer4.1.bn2.running_var"],
+        default_weights(spec, 0, 64, 64, calibrate=False)["layer4.1.bn2.running_var"],
+    )

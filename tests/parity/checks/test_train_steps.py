@@ -74,8 +74,28 @@ def test_check_cli_train_steps(tmp_path, capsys):
 
     out = tmp_path / "r.json"
     # A narrow resnet18: this checks the CLI's wiring; test_three_steps_match trains the full width.
-    assert main(["check", "--arch", "resnet18", "--set", "widths=16,32,64,128", "--set", "stem_width=16",
-                 "--size", "32", "--direction", "torch2keras", "--train-steps", "3", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "check",
+                "--arch",
+                "resnet18",
+                "--set",
+                "widths=16,32,64,128",
+                "--set",
+                "stem_width=16",
+                "--size",
+                "32",
+                "--direction",
+                "torch2keras",
+                "--train-steps",
+                "3",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())["results"][0]
     assert data["train"]["passed"] is True and data["train"]["steps"] == 3
     assert "train 3 SGD steps (float64)" in capsys.readouterr().out

@@ -25,8 +25,23 @@ def test_summary_table(capsys):
 
 
 def test_summary_odd_size_and_variant(capsys):
-    assert main(["summary", "--arch", "resnet50", "--size", "97", "131", "--variant", "keras_applications",
-                 "--backends", ""]) == 0
+    assert (
+        main(
+            [
+                "summary",
+                "--arch",
+                "resnet50",
+                "--size",
+                "97",
+                "131",
+                "--variant",
+                "keras_applications",
+                "--backends",
+                "",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "(2048, 4, 5)" in out
     assert "25,583,592" in out  # torchvision's count plus one bias per conv channel (26,560)
@@ -34,8 +49,26 @@ def test_summary_odd_size_and_variant(capsys):
 
 def test_check_json_carries_every_figure(tmp_path, capsys):
     json_path, md_path = tmp_path / "r.json", tmp_path / "r.md"
-    code = main(["check", "--arch", "resnet18", "--batch", "1", "--size", "64", "80", "--seed", "3",
-                 "--direction", "both", "--json", str(json_path), "--markdown", str(md_path)])
+    code = main(
+        [
+            "check",
+            "--arch",
+            "resnet18",
+            "--batch",
+            "1",
+            "--size",
+            "64",
+            "80",
+            "--seed",
+            "3",
+            "--direction",
+            "both",
+            "--json",
+            str(json_path),
+            "--markdown",
+            str(md_path),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     data = json.loads(json_path.read_text())
@@ -43,8 +76,7 @@ def test_check_json_carries_every_figure(tmp_path, capsys):
     assert data["config"]["size"] == [64, 80] and data["config"]["seed"] == 3
     assert [r["direction"] for r in data["results"]] == ["torch2keras", "keras2torch"]
     row = data["results"][0]
-    for key in ("arch", "params", "output_shape", "max_abs", "max_rel", "first_divergent", "passed",
-                "seconds"):
+    for key in ("arch", "params", "output_shape", "max_abs", "max_rel", "first_divergent", "passed", "seconds"):
         assert key in row, key
     assert row["params"]["spec"] == row["params"]["torch"] == row["params"]["keras"] == 11_689_512
     assert row["output_shape"] == [1, 1000]
@@ -91,19 +123,39 @@ def test_check_on_cuda(tmp_path):
 
 
 def test_console_script_installed():
-    exe = shutil.which("resnet-parity") or shutil.which("resnet-parity", path=str(
-        __import__("pathlib").Path(sys.executable).parent))
+    exe = shutil.which("resnet-parity") or shutil.which(
+        "resnet-parity", path=str(__import__("pathlib").Path(sys.executable).parent)
+    )
     assert exe, "the resnet-parity console script is not on PATH"
-    result = subprocess.run([exe, "summary", "--arch", "resnet18", "--backends", ""], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [exe, "summary", "--arch", "resnet18", "--backends", ""], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "11,689,512" in result.stdout
 
 
 def test_summary_by_layer_with_overrides_and_json(tmp_path, capsys):
     path = tmp_path / "s.json"
-    assert main(["summary", "--arch", "resnet18", "--variant", "same_bias_conv_shortcut", "--depth", "layer",
-                 "--set", "num_classes=10", "--in-channels", "1", "--json", str(path)]) == 0
+    assert (
+        main(
+            [
+                "summary",
+                "--arch",
+                "resnet18",
+                "--variant",
+                "same_bias_conv_shortcut",
+                "--depth",
+                "layer",
+                "--set",
+                "num_classes=10",
+                "--in-channels",
+                "1",
+                "--json",
+                str(path),
+            ]
+        )
+        == 0
+    )
     out = " ".join(capsys.readouterr().out.split())
     assert "layer1.0.downsample.0" in out and "same" in out
     # 12,045,800 - 513,000 (fc of 1000) + 5,130 (fc of 10) - 6,272 (stem conv on 1 channel, not 3)
@@ -117,8 +169,9 @@ def test_summary_by_layer_with_overrides_and_json(tmp_path, capsys):
     assert "shortcut must be one of ('projection', 'always'), got 'sometimes'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("arch, variant", [("resnet18", "unpadded_stem_relu_before_add"),
-                                           ("resnet18", "same_bias_conv_shortcut")])
+@pytest.mark.parametrize(
+    "arch, variant", [("resnet18", "unpadded_stem_relu_before_add"), ("resnet18", "same_bias_conv_shortcut")]
+)
 def test_check_variant_at_its_own_size(arch, variant, tmp_path):
     path = tmp_path / "v.json"
     assert main(["check", "--arch", arch, "--variant", variant, "--batch", "1", "--json", str(path)]) == 0
@@ -139,9 +192,11 @@ def test_bn_form_is_read_off_the_graph():
 def test_onnx_under_jax_is_refused_in_one_line():
     from tests.conftest import run_python
 
-    code = ("import sys\nfrom parity.cli import main\n"
-            "sys.exit(main(['check', '--arch', 'resnet18', '--size', '32', '--batch', '1', '--onnx', "
-            "'--keras-backend', 'jax', '--direction', 'torch2keras']))\n")
+    code = (
+        "import sys\nfrom parity.cli import main\n"
+        "sys.exit(main(['check', '--arch', 'resnet18', '--size', '32', '--batch', '1', '--onnx', "
+        "'--keras-backend', 'jax', '--direction', 'torch2keras']))\n"
+    )
     result = run_python(code)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "needs the tensorflow or torch Keras backend; this process runs jax" in result.stderr

@@ -58,8 +58,13 @@ def test_chain_through_every_format(tmp_path, spec18, weights18):
 def test_torchvision_checkpoint_loads_into_both_backends(tmp_path, spec18, weights18):
     # A torchvision state dict as torchvision saves it: tensors, num_batches_tracked included.
     state = {k: torch.from_numpy(v) for k, v in weights18.items()}
-    state.update({k.replace("running_var", "num_batches_tracked"): torch.tensor(123)
-                  for k in weights18 if k.endswith("running_var")})
+    state.update(
+        {
+            k.replace("running_var", "num_batches_tracked"): torch.tensor(123)
+            for k in weights18
+            if k.endswith("running_var")
+        }
+    )
     path = tmp_path / "resnet18-f37072fd.pth"
     torch.save(state, path)
     t, k = resnet_torch.ResNet(spec18), resnet_keras.ResNet(spec18)

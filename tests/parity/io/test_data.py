@@ -75,8 +75,12 @@ def test_mixed_sizes_without_resize_name_the_file(tmp_path):
 
 def cifar_batch(n, seed):
     rng = np.random.default_rng(seed)
-    return {b"batch_label": b"batch", b"labels": rng.integers(0, 10, n).tolist(),
-            b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+    return {
+        b"batch_label": b"batch",
+        b"labels": rng.integers(0, 10, n).tolist(),
+        b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+        b"filenames": [b"x.png"] * n,
+    }
 
 
 def write_cifar(folder, n=4):

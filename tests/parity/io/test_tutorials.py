@@ -89,8 +89,9 @@ class V1Bottleneck(BiasedBottleneck):
 class TutorialResNet50(nn.Module):
     def __init__(self, block, num_classes, bias, pool_padding):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=bias), nn.BatchNorm2d(64), nn.ReLU(),
-                                  nn.MaxPool2d(3, 2, pool_padding))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=bias), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, pool_padding)
+        )
         cin, stages = 64, []
         for count, width, stride in zip((3, 4, 6, 3), (64, 128, 256, 512), (1, 2, 2, 2)):
             blocks = []
@@ -157,8 +158,9 @@ class CifarResNet(nn.Module):
 
 def _calibrate_torch(model, size, seed=0):
     rng = np.random.default_rng(seed)
-    adapter_named("torch").calibrate(model, [rng.standard_normal((4, 3, size, size)).astype(np.float32)
-                                             for _ in range(2)])
+    adapter_named("torch").calibrate(
+        model, [rng.standard_normal((4, 3, size, size)).astype(np.float32) for _ in range(2)]
+    )
 
 
 def _ours(spec, weights):
@@ -174,10 +176,13 @@ def _reproduces(reference_logits, model, x, tolerance):
     assert diff.passed, diff
 
 
-@pytest.mark.parametrize("arch, layers, total, trainable, non_trainable", [
-    ("resnet18", (2, 2, 2, 2), 12_053_608, 12_045_800, 7_808),
-    ("resnet34", (3, 4, 6, 3), 22_735_912, 22_720_680, 15_232),
-])
+@pytest.mark.parametrize(
+    "arch, layers, total, trainable, non_trainable",
+    [
+        ("resnet18", (2, 2, 2, 2), 12_053_608, 12_045_800, 7_808),
+        ("resnet34", (3, 4, 6, 3), 22_735_912, 22_720_680, 15_232),
+    ],
+)
 def test_keras_way_resnet(arch, layers, total, trainable, non_trainable):
     import keras
 
@@ -187,7 +192,10 @@ def test_keras_way_resnet(arch, layers, total, trainable, non_trainable):
     spec = make_spec(arch, "same_bias_conv_shortcut")
     counts = spec.param_counts()
     assert (counts["keras_total"], counts["keras_trainable"], counts["keras_non_trainable"]) == (
-        total, trainable, non_trainable)
+        total,
+        trainable,
+        non_trainable,
+    )
     weights, mapping = weights_by_structure(tutorial, spec)
     torch_model, keras_model = _ours(spec, weights)
     assert keras_model.count_params() == total
@@ -198,11 +206,14 @@ def test_keras_way_resnet(arch, layers, total, trainable, non_trainable):
     assert_parity(torch_model, keras_model, x=x[:, :, :97, :97])  # odd sizes: the asymmetric 'same' pads
 
 
-@pytest.mark.parametrize("name, spec_args, size", [
-    ("biased resnet50", ("resnet50", "conv_bias"), 96),
-    ("v1 resnet50, unpadded max-pool, 4 classes", ("resnet50", "v1_unpadded_pool"), 96),
-    ("cifar resnet at 96", ("resnet18", "unpadded_stem_relu_before_add"), 96),
-])
+@pytest.mark.parametrize(
+    "name, spec_args, size",
+    [
+        ("biased resnet50", ("resnet50", "conv_bias"), 96),
+        ("v1 resnet50, unpadded max-pool, 4 classes", ("resnet50", "v1_unpadded_pool"), 96),
+        ("cifar resnet at 96", ("resnet18", "unpadded_stem_relu_before_add"), 96),
+    ],
+)
 def test_torch_tutorial_resnets(name, spec_args, size):
     tutorial = {
         "biased resnet50": lambda: TutorialResNet50(BiasedBottleneck, 1000, True, 1),
@@ -232,8 +243,11 @@ def test_structural_import_refuses_a_misfit_naming_the_layer():
     spec = make_spec("resnet18", "unpadded_stem_relu_before_add")
     state = CifarResNet().state_dict()
     state["blocks.3.c1.weight"] = state["blocks.3.c1.weight"][:, :, :1, :1]
-    with pytest.raises(ValueError, match=r"layer #\d+: source 'blocks.3.c1' \(conv: weight \(128, 128, 1, 1\)\) "
-                                         r"cannot be 'layer2.1.conv1'"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer #\d+: source 'blocks.3.c1' \(conv: weight \(128, 128, 1, 1\)\) "
+        r"cannot be 'layer2.1.conv1'",
+    ):
         weights_by_structure(state, spec)
     with pytest.raises(ValueError, match="does not fit resnet50"):
         weights_by_structure(CifarResNet(), make_spec("resnet50"))

@@ -47,15 +47,45 @@ def test_check_input_npy_and_images(tmp_path, capsys, spec18_10, trained_like):
     weights = write_checkpoint(trained_like, tmp_path / "w.safetensors", spec18_10)
     rng = np.random.default_rng(0)
     np.save(tmp_path / "batch.npy", rng.standard_normal((3, 3, 40, 56)).astype(np.float32))
-    assert main(["check", "--weights", str(weights), "--input", str(tmp_path / "batch.npy"),
-                 "--direction", "torch2keras", "--json", str(tmp_path / "a.json")]) == 0
+    assert (
+        main(
+            [
+                "check",
+                "--weights",
+                str(weights),
+                "--input",
+                str(tmp_path / "batch.npy"),
+                "--direction",
+                "torch2keras",
+                "--json",
+                str(tmp_path / "a.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "a.json").read_text())["results"][0]["report"]["input_shape"] == [3, 3, 40, 56]
     images = []
     for name, size in (("a.png", (70, 50)), ("b.jpg", (40, 90))):
         Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)).save(tmp_path / name)
         images.append(str(tmp_path / name))
-    assert main(["check", "--weights", str(weights), "--input", *images, "--size", "32",
-                 "--direction", "keras2torch", "--json", str(tmp_path / "b.json")]) == 0
+    assert (
+        main(
+            [
+                "check",
+                "--weights",
+                str(weights),
+                "--input",
+                *images,
+                "--size",
+                "32",
+                "--direction",
+                "keras2torch",
+                "--json",
+                str(tmp_path / "b.json"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "b.json").read_text())["results"][0]["report"]
     assert report["input_shape"] == [2, 3, 32, 32]
     capsys.readouterr()
@@ -173,17 +203,39 @@ def test_version_names_every_framework(capsys):
 def test_top_level_api_is_lazy():
     from tests.conftest import run_python
 
-    result = run_python("import sys, parity\n"
-                        "assert callable(parity.compare) and callable(parity.load_checkpoint)\n"
-                        "assert callable(parity.copy_weights) and callable(parity.assert_parity)\n"
-                        "assert not {'torch', 'keras', 'tensorflow'} & set(sys.modules), sorted(sys.modules)\n")
+    result = run_python(
+        "import sys, parity\n"
+        "assert callable(parity.compare) and callable(parity.load_checkpoint)\n"
+        "assert callable(parity.copy_weights) and callable(parity.assert_parity)\n"
+        "assert not {'torch', 'keras', 'tensorflow'} & set(sys.modules), sorted(sys.modules)\n"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_check_without_float64_and_uncalibrated_says_so(tmp_path, capsys):
     path = tmp_path / "r.json"
-    assert main(["check", "--arch", "resnet18", "--size", "32", "--batch", "1", "--direction", "torch2keras",
-                 "--no-float64", "--uncalibrated", "--num-classes", "7", "--json", str(path)]) == 0
+    assert (
+        main(
+            [
+                "check",
+                "--arch",
+                "resnet18",
+                "--size",
+                "32",
+                "--batch",
+                "1",
+                "--direction",
+                "torch2keras",
+                "--no-float64",
+                "--uncalibrated",
+                "--num-classes",
+                "7",
+                "--json",
+                str(path),
+            ]
+        )
+        == 0
+    )
     data = json.loads(path.read_text())
     assert data["config"]["float64"] is False and data["config"]["calibrated"] is False
     report = data["results"][0]["report"]

@@ -65,8 +65,14 @@ def test_layer_table_rows():
 
 def test_stage_shapes_odd_non_square():
     shapes = make_spec("resnet50").stage_shapes(97, 131)
-    assert shapes == {"stem": (64, 25, 33), "layer1": (256, 25, 33), "layer2": (512, 13, 17),
-                      "layer3": (1024, 7, 9), "layer4": (2048, 4, 5), "logits": (1000,)}
+    assert shapes == {
+        "stem": (64, 25, 33),
+        "layer1": (256, 25, 33),
+        "layer2": (512, 13, 17),
+        "layer3": (1024, 7, 9),
+        "layer4": (2048, 4, 5),
+        "logits": (1000,),
+    }
 
 
 def test_cifar_stem():
@@ -126,16 +132,19 @@ def test_spec_imports_no_framework():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("override, field, allowed", [
-    ({"padding": "valid"}, "padding", "('symmetric', 'same')"),
-    ({"pool_padding": -1}, "pool_padding", "0 or 1"),
-    ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always')"),
-    ({"stem_padding": -2}, "stem_padding", "int >= 0"),
-    ({"stem_bias": "yes"}, "stem_bias", "None (follow conv_bias), True or False"),
-    ({"shortcut_bias": 1}, "shortcut_bias", "None (follow conv_bias), True or False"),
-    ({"stem_bn_eps": 0}, "stem_bn_eps", "> 0"),
-    ({"relu_before_add": 1}, "relu_before_add", "True or False"),
-])
+@pytest.mark.parametrize(
+    "override, field, allowed",
+    [
+        ({"padding": "valid"}, "padding", "('symmetric', 'same')"),
+        ({"pool_padding": -1}, "pool_padding", "0 or 1"),
+        ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always')"),
+        ({"stem_padding": -2}, "stem_padding", "int >= 0"),
+        ({"stem_bias": "yes"}, "stem_bias", "None (follow conv_bias), True or False"),
+        ({"shortcut_bias": 1}, "shortcut_bias", "None (follow conv_bias), True or False"),
+        ({"stem_bn_eps": 0}, "stem_bn_eps", "> 0"),
+        ({"relu_before_add": 1}, "relu_before_add", "True or False"),
+    ],
+)
 def test_bad_overrides_name_the_field_and_the_allowed_values(override, field, allowed):
     with pytest.raises(ValueError) as info:
         make_spec("resnet18", **override)
@@ -144,9 +153,18 @@ def test_bad_overrides_name_the_field_and_the_allowed_values(override, field, al
 
 def test_new_fields_default_to_torchvision():
     spec = make_spec("resnet50")
-    assert spec == make_spec("resnet50", padding="symmetric", stem_padding=None, pool_padding=1, stem_bias=None,
-                             shortcut_bias=None, shortcut="projection", shortcut_norm=True, stem_bn_eps=None,
-                             relu_before_add=False)
+    assert spec == make_spec(
+        "resnet50",
+        padding="symmetric",
+        stem_padding=None,
+        pool_padding=1,
+        stem_bias=None,
+        shortcut_bias=None,
+        shortcut="projection",
+        shortcut_norm=True,
+        stem_bn_eps=None,
+        relu_before_add=False,
+    )
     assert all(not c.same for plan in spec.block_plans() for c in plan.convs)
 
 
@@ -158,8 +176,14 @@ def test_shortcut_without_norm_is_just_downsample_0():
 
 def test_same_padding_shapes_are_ceil_of_size_over_stride():
     spec = make_spec("resnet18", padding="same")
-    assert spec.stage_shapes(97, 131) == {"stem": (64, 25, 33), "layer1": (64, 25, 33), "layer2": (128, 13, 17),
-                                          "layer3": (256, 7, 9), "layer4": (512, 4, 5), "logits": (1000,)}
+    assert spec.stage_shapes(97, 131) == {
+        "stem": (64, 25, 33),
+        "layer1": (64, 25, 33),
+        "layer2": (128, 13, 17),
+        "layer3": (256, 7, 9),
+        "layer4": (512, 4, 5),
+        "logits": (1000,),
+    }
     assert spec.stem_plan().conv.pads(224, 97) == (2, 3, 3, 3)  # the odd pixel at the bottom/right
 
 

@@ -17,7 +17,7 @@ from parity.cli import main
 from parity.training.distributed import check_divisible, shard, without_option
 from tests.parity.training.test_trainer import NARROW
 
-AUDIT = textwrap.dedent('''
+AUDIT = textwrap.dedent("""
     # Installed as sitecustomize in every process of the test's torchrun: logs, one line per event
     # and flushed at once (a killed process keeps its log), every write this process makes under RUN_DIR.
     import os, sys
@@ -39,7 +39,7 @@ AUDIT = textwrap.dedent('''
                 if path.startswith(_root):
                     _log.write(event + " " + path + "\\n")
         sys.addaudithook(_hook)
-''')
+""")
 
 TINY = [*NARROW, "--backend", "torch", "--data", "digits"]
 
@@ -67,11 +67,16 @@ def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path
     hook, audit, out = tmp_path / "hook", tmp_path / "audit", tmp_path / "run"
     hook.mkdir(), audit.mkdir()
     (hook / "sitecustomize.py").write_text(AUDIT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), *sys.path]), "AUDIT_DIR": str(audit),
-           "AUDIT_RUN_DIR": str(out)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(hook), *sys.path]),
+        "AUDIT_DIR": str(audit),
+        "AUDIT_RUN_DIR": str(out),
+    }
     command = [sys.executable, "-m", "parity.cli", "train", *TINY, "--nproc", "2", "--out", str(out)]
-    run = subprocess.Popen([*command, "--epochs", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+    run = subprocess.Popen(
+        [*command, "--epochs", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     state, history = out / "torch" / "state-1.safetensors", out / "torch" / "history.json"
     deadline = time.monotonic() + 240
     # history.json is written right after the state: kill once epoch 1 is on disk, not mid-write.
@@ -91,7 +96,9 @@ def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path
     assert any(line.endswith("/run.json") for line in writes_0) and any("state-1" in line for line in writes_0)
     assert not list(out.rglob(".tmp-*"))
     assert json.loads(history.read_text())[0]["epoch"] == 1
-    assert "torch DistributedDataParallel: 2 processes" in json.loads((out / "run.json").read_text())["parallel"]["torch"]
+    assert (
+        "torch DistributedDataParallel: 2 processes" in json.loads((out / "run.json").read_text())["parallel"]["torch"]
+    )
 
     resumed = subprocess.run([*command, "--epochs", "2", "--resume"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -102,13 +109,25 @@ def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path
     assert _rank_log(audit, 1)[1] == []  # the resumed process 1 wrote nothing either
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--backend", "both", "--nproc", "2"], "--nproc 2 trains the torch backend in 2 torchrun processes; add --backend torch"),
-    (["--backend", "torch", "--nproc", "2", "--sync-bn"], "SyncBatchNorm runs on CUDA devices only"),
-    (["--backend", "torch", "--nproc", "3"], "--batch 32 is the global batch and must divide evenly over 3 processes"),
-    (["--backend", "torch", "--devices", "2"], "--devices 2 spreads the Keras model over devices (--backend keras)"),
-    (["--backend", "keras", "--devices", "2"], "Keras data parallel training runs on the JAX backend"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--backend", "both", "--nproc", "2"],
+            "--nproc 2 trains the torch backend in 2 torchrun processes; add --backend torch",
+        ),
+        (["--backend", "torch", "--nproc", "2", "--sync-bn"], "SyncBatchNorm runs on CUDA devices only"),
+        (
+            ["--backend", "torch", "--nproc", "3"],
+            "--batch 32 is the global batch and must divide evenly over 3 processes",
+        ),
+        (
+            ["--backend", "torch", "--devices", "2"],
+            "--devices 2 spreads the Keras model over devices (--backend keras)",
+        ),
+        (["--backend", "keras", "--devices", "2"], "Keras data parallel training runs on the JAX backend"),
+    ],
+)
 def test_distributed_mistakes_are_refused_before_any_work(args, message, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", "digits", *NARROW, *args, "--out", str(out)]) == 2
@@ -120,9 +139,28 @@ def test_keras_trains_over_two_jax_cpu_devices(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     env.pop("XLA_FLAGS", None)
-    done = subprocess.run([sys.executable, "-m", "parity.cli", "train", "--data", "digits", *NARROW,
-                           "--backend", "keras", "--devices", "2", "--epochs", "1", "--out", str(out)],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parity.cli",
+            "train",
+            "--data",
+            "digits",
+            *NARROW,
+            "--backend",
+            "keras",
+            "--devices",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "keras.distribution.DataParallel on JAX: 2 devices (cpu:0,cpu:1), 16 images each" in done.stdout
     run = json.loads((out / "run.json").read_text())
@@ -137,6 +175,7 @@ def test_nccl_run_over_two_gpus(tmp_path):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 CUDA devices (NCCL, one process per GPU)")
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--nproc", "2", "--sync-bn", "--device", "cuda", "--epochs", "1",
-                 "--out", str(out)]) == 0
+    assert (
+        main(["train", *TINY, "--nproc", "2", "--sync-bn", "--device", "cuda", "--epochs", "1", "--out", str(out)]) == 0
+    )
     assert "SyncBatchNorm" in json.loads((out / "run.json").read_text())["parallel"]["torch"]

@@ -33,12 +33,15 @@ def test_keras_data_parallel_on_two_jax_cpu_devices_is_one_device():
     assert max(report.global_weights + report.global_stats) <= tolerances.SCALE_FP64
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--backend", "torch", "--sync-bn"], "SyncBatchNorm runs on CUDA devices only"),
-    (["--backend", "torch", "--batch", "6", "--nproc", "4"], "--batch 6 must split into 4 equal shards"),
-    (["--backend", "keras", "--devices", "1"], "compares N >= 2 processes or devices with one"),
-    (["--dtype", "float16"], "invalid choice: 'float16'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--backend", "torch", "--sync-bn"], "SyncBatchNorm runs on CUDA devices only"),
+        (["--backend", "torch", "--batch", "6", "--nproc", "4"], "--batch 6 must split into 4 equal shards"),
+        (["--backend", "keras", "--devices", "1"], "compares N >= 2 processes or devices with one"),
+        (["--dtype", "float16"], "invalid choice: 'float16'"),
+    ],
+)
 def test_scale_mistakes_are_named(args, message, capsys):
     with pytest.raises(SystemExit) if "invalid choice" in message else nullcontext():
         assert main(["scale", *args]) == 2

@@ -16,8 +16,24 @@ from parity.io.data import Preprocess, batches, digits
 from parity.io.weights import get_weights, initial_weights
 from parity.spec import make_spec
 
-NARROW = ["--arch", "resnet18", "--stem", "cifar", "--set", "widths=16,32,64,128", "--set", "stem_width=16",
-          "--size", "16", "--normalise", "half", "--lr", "0.05", "--batch", "32"]
+NARROW = [
+    "--arch",
+    "resnet18",
+    "--stem",
+    "cifar",
+    "--set",
+    "widths=16,32,64,128",
+    "--set",
+    "stem_width=16",
+    "--size",
+    "16",
+    "--normalise",
+    "half",
+    "--lr",
+    "0.05",
+    "--batch",
+    "32",
+]
 """A narrow ResNet-18 with the cifar stem on 16x16 digits: 701,466 parameters, ~1 s per epoch per backend."""
 
 
@@ -36,8 +52,14 @@ def test_both_backends_learn_the_digits(run):
     final = {b: history(run, b)[-1]["val_acc"] for b in ("torch", "keras")}
     assert min(final.values()) >= 0.90, final
     assert abs(final["torch"] - final["keras"]) <= 0.06, final
-    for name in ("run.json", "curves.png", "drift.csv", "torch/history.csv", "keras/best.safetensors",
-                 "torch/state-3.safetensors"):
+    for name in (
+        "run.json",
+        "curves.png",
+        "drift.csv",
+        "torch/history.csv",
+        "keras/best.safetensors",
+        "torch/state-3.safetensors",
+    ):
         assert (run / name).is_file(), name
     assert not list(run.glob("*/state-[12].safetensors"))  # earlier states removed once epoch 3 is written
     drift = json.loads((run / "drift.json").read_text())
@@ -47,12 +69,25 @@ def test_both_backends_learn_the_digits(run):
 
 
 @pytest.mark.parametrize("trained_with,loaded_into", [("keras", "torch"), ("torch", "keras")])
-def test_best_checkpoint_reproduces_its_accuracy_in_the_other_backend(run, trained_with, loaded_into, capsys,
-                                                                     tmp_path):
+def test_best_checkpoint_reproduces_its_accuracy_in_the_other_backend(run, trained_with, loaded_into, capsys, tmp_path):
     best = max(history(run, trained_with), key=lambda r: r["val_acc"])
     png = tmp_path / "confusion.png"
-    assert main(["evaluate", "--weights", str(run / trained_with / "best.safetensors"), "--data", "digits",
-                 "--backend", loaded_into, "--plot", str(png)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(run / trained_with / "best.safetensors"),
+                "--data",
+                "digits",
+                "--backend",
+                loaded_into,
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"accuracy {best['val_acc']:.2%}" in out and f"loss {best['val_loss']:.4f}" in out
     assert out.count("%") == 1 + 10  # the headline and one row per digit
@@ -68,8 +103,21 @@ def test_predict_names_the_digits_in_png_files(run, tmp_path, capsys):
         Image.fromarray(val.images[i][:, :, 0]).save(paths[-1])  # greyscale PNG
     printed = {}
     for backend in ("torch", "keras"):
-        assert main(["predict", *map(str, paths), "--weights", str(run / "keras" / "best.safetensors"),
-                     "--backend", backend, "--topk", "3"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    *map(str, paths),
+                    "--weights",
+                    str(run / "keras" / "best.safetensors"),
+                    "--backend",
+                    backend,
+                    "--topk",
+                    "3",
+                ]
+            )
+            == 0
+        )
         printed[backend] = capsys.readouterr().out.strip().splitlines()
     assert printed["torch"][0].split(":")[1].split()[0] == printed["keras"][0].split(":")[1].split()[0]
     top1 = [line.split(": ")[1].split()[0] for line in printed["torch"]]
@@ -85,16 +133,21 @@ def test_resume_reproduces_the_uninterrupted_history(run, tmp_path):
     assert main(["train", "--data", "digits", *NARROW, "--epochs", "2", "--out", str(out), "--resume"]) == 0
     metrics = ("train_loss", "train_acc", "val_loss", "val_acc")
     for backend in ("torch", "keras"):
-        assert [[r[m] for m in metrics] for r in history(out, backend)] == \
-               [[r[m] for m in metrics] for r in history(run, backend)[:2]]
+        assert [[r[m] for m in metrics] for r in history(out, backend)] == [
+            [r[m] for m in metrics] for r in history(run, backend)[:2]
+        ]
     assert json.loads((out / "drift.json").read_text()) == json.loads((run / "drift.json").read_text())[:2]
 
 
 def test_run_directory_mistakes_are_refused(run, tmp_path, capsys):
     assert main(["train", "--data", "digits", *NARROW, "--epochs", "1", "--out", str(run)]) == 2
     assert "already holds a run; pass --resume" in capsys.readouterr().err
-    assert main(["train", "--data", "digits", *NARROW[:-2], "--batch", "16", "--epochs", "4", "--out", str(run),
-                 "--resume"]) == 2
+    assert (
+        main(
+            ["train", "--data", "digits", *NARROW[:-2], "--batch", "16", "--epochs", "4", "--out", str(run), "--resume"]
+        )
+        == 2
+    )
     assert "batch was 32, now 16" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
     assert "no data folder at" in capsys.readouterr().err and not (tmp_path / "r").exists()

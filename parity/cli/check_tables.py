@@ -1,0 +1,101 @@
+"""The tables `resnet-parity check` prints: one row per direction, training run and ONNX pair; the op table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parity.core.formatting import fmt_sci
+
+
+def check_table_rows(results: list[Any]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        p = r.params
+        native = r.report
+        rows.append(
+            [
+                r.arch,
+                r.direction,
+                f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
+                "x".join(map(str, r.output_shape)),
+                fmt_sci(native.port_max_rel) if native.float64 else "off",
+                fmt_sci(native.logits.max_rel),
+                f"{native.worst_ratio:.1f}x"
+                if native.float64 and native.tolerance_name == "FP32_NOISE_MULTIPLE"
+                else "-",
+                native.first_wrong or "-",
+                "PASS" if p.equal and native.passed else "FAIL",
+                f"{r.seconds:.1f}",
+            ]
+        )
+        if r.train is not None:
+            t = r.train
+            failed = [d.stage for d in t.loss + t.grads + [t.weights, t.running] if not d.passed]
+            worst = max(t.loss + t.grads + [t.weights, t.running], key=lambda d: d.max_rel)
+            rows.append(
+                [
+                    r.arch,
+                    f"train {t.steps} SGD steps (float64)",
+                    "",
+                    f"{t.config['batch']}x{t.config['size'][0]}x{t.config['size'][1]}",
+                    fmt_sci(worst.max_rel),
+                    "-",
+                    "-",
+                    failed[0] if failed else "-",
+                    "PASS" if t.passed else "FAIL",
+                    f"{t.seconds:.1f}",
+                ]
+            )
+        for o in r.onnx_reports:
+            rows.append(
+                [
+                    r.arch,
+                    f"{o.a} vs {o.b}",
+                    "",
+                    "x".join(map(str, o.logits.shape_b)),
+                    "-",
+                    fmt_sci(o.logits.max_rel),
+                    "-",
+                    o.first_divergent or "-",
+                    "PASS" if o.passed else "FAIL",
+                    "",
+                ]
+            )
+    return rows
+
+
+BN_OPS = ("BatchNormalization", "Sub", "Div", "Sqrt", "Mul")
+"""Ops a graph computes an unfolded BatchNorm with (as one node, or as arithmetic)."""
+
+
+def bn_form(counts: dict[str, int]) -> str:
+    """How a graph holds its BatchNorms, read off its op counts (never assumed)."""
+    found = {op: counts[op] for op in BN_OPS if counts.get(op)}
+    if not found:
+        return "folded into the convs"
+    return "computed as " + ", ".join(f"{n} {op}" for op, n in found.items())
+
+
+def op_table_rows(ops: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Op type, count in each ONNX graph; ops present in only one graph first."""
+    labels = list(ops)
+    names = sorted(
+        {op for counts in ops.values() for op in counts},
+        key=lambda op: (len({label for label in labels if op in ops[label]}) == len(labels), op),
+    )
+    return [[op] + [str(ops[label].get(op, 0)) for label in labels] for op in names]
+
+
+CHECK_COLUMNS = [
+    "arch",
+    "direction",
+    "params spec / torch / keras",
+    "output",
+    "port: float64 max rel",
+    "fp32 logits max rel",
+    "fp32 / noise",
+    "first wrong",
+    "verdict",
+    "seconds",
+]
+VERDICT_COLUMN = CHECK_COLUMNS.index("verdict")
