@@ -95,9 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ERRORS as exc:
         print(f"resnet-parity {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            f"resnet-parity {args.command}: interrupted (files are written atomically: nothing half-written was left)",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as exc:
+        # Files are written atomically: an interrupt leaves nothing half-written.
+        print(f"resnet-parity {args.command}: {exc or 'interrupted; nothing half-written was left'}", file=sys.stderr)
         return 130

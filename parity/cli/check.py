@@ -91,9 +91,12 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
     else:
         specs = [options.spec_from_args(a, args) for a in options.archs(args.arch or DEFAULT_CHECK_ARCHS)]
     if args.input:
-        from parity.io.inputs import load_inputs
+        from parity.io.inputs import IMAGE_EXTENSIONS, describe_images, load_inputs
 
         x = load_inputs(args.input, size=height, channels=specs[0].in_channels)
+        images = [p for p in args.input if p.lower().endswith(IMAGE_EXTENSIONS)]
+        for line in describe_images(images, specs[0].in_channels):
+            options.console(stderr=True).print(line, markup=False, highlight=False)
     return specs, weights, x
 
 

@@ -33,9 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from parity.core.files import check_target
-    from parity.io.checkpoints import format_of, read_with_spec, write_checkpoint
+    from parity.io.checkpoints import format_of, read_with_spec, refuse_same_file, write_checkpoint
 
     format_of(args.dst)
+    refuse_same_file(args.src, args.dst)
     check_target(args.dst, args.force)  # fail before the slow part
     err = options.console(stderr=True)
     with err.status(f"converting {args.src} -> {args.dst}"):

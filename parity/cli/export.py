@@ -10,7 +10,7 @@ HELP = "export one model to ONNX (checked with onnx.checker, written atomically)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    options.add_arch(p, default="resnet50")
+    options.add_arch(p, default=None, help="architecture (default resnet50; with --weights: inferred from the file)")
     p.add_argument("--backend", required=True, choices=["torch", "keras"])
     p.add_argument("--out", required=True, metavar="FILE")
     layout = p.add_mutually_exclusive_group()
@@ -53,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--set, --stem and --seed shape or fill a preset network; with --weights the file decides")
         spec, weights = read_with_spec(
             args.weights,
-            args.arch if args.arch != "resnet50" else None,
+            args.arch,
             args.variant,
             args.num_classes,
             args.in_channels,
         )
     else:
-        spec = options.spec_from_args(args.arch, args)
+        spec = options.spec_from_args(args.arch or "resnet50", args)
         weights = random_weights(spec, args.seed) if args.seed is not None else None
     side = adapter_named(args.backend)
     refusal = side.onnx_refusal()

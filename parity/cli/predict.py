@@ -20,11 +20,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from parity.io.inputs import describe_images
     from parity.training.predict import load_trained, predict_images
 
     options.select_keras_backend(args.keras_backend)
     trained = load_trained(args.weights, args.backend)
+    predictions = predict_images(trained, args.images, args.topk)
+    for line in describe_images(args.images):  # what each file was converted from, on stderr
+        options.console(stderr=True).print(line, markup=False, highlight=False)
     console = options.console()
-    for path, top in zip(args.images, predict_images(trained, args.images, args.topk)):
+    for path, top in zip(args.images, predictions):
         console.print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top), markup=False)
     return 0

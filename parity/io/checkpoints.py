@@ -398,6 +398,13 @@ def read_with_spec(
 _HELD_BY = {"num_classes": "fc.weight", "in_channels": "conv1.weight"}
 
 
+def refuse_same_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """A conversion never writes over its own source (it would read and replace the file it converts)."""
+    same = Path(src).resolve() == Path(dst).resolve()
+    if same or (Path(src).exists() and Path(dst).exists() and os.path.samefile(src, dst)):
+        raise ValueError(f"{dst} is the source file itself; write the conversion to another path")
+
+
 def convert(
     src: str | os.PathLike, dst: str | os.PathLike, spec: ResNetSpec | None = None, force: bool = False
 ) -> tuple[Path, ResNetSpec]:
@@ -412,6 +419,7 @@ def convert(
     from parity.core.files import check_target
 
     format_of(dst)
+    refuse_same_file(src, dst)
     check_target(dst, force)
     if spec is None:
         spec, weights = read_with_spec(src)

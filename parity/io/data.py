@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.layout import nchw, nhwc
-from parity.io.inputs import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
+from parity.io.inputs import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, to_mode
 
 NORMALISATIONS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "half": ((0.5,) * 3, (0.5,) * 3)}
 """Name -> (mean, std): ImageNet's statistics, or (x - 0.5) / 0.5 as many CIFAR tutorials use."""
@@ -112,8 +112,8 @@ def read_image(path: str | os.PathLike, size: int | None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        with Image.open(path) as opened:
+            image, _ = to_mode(opened, "RGB")
             if size is not None and image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(image, dtype=np.uint8)

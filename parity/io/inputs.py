@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,8 @@ def load_image(path: str | os.PathLike, size: int = 224, channels: int = 3) -> n
     if channels not in (1, 3):
         raise ValueError(f"images give 1 or 3 channels; the model takes {channels}: pass a .npy batch instead")
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L")
+        with Image.open(path) as opened:
+            image, _ = to_mode(opened, "RGB" if channels == 3 else "L")
             short = round(size * RESIZE_RATIO)
             width, height = image.size
             scale = short / min(width, height)
@@ -53,6 +54,44 @@ def load_image(path: str | os.PathLike, size: int = 224, channels: int = 3) -> n
     mean = np.asarray(IMAGENET_MEAN, np.float32)
     std = np.asarray(IMAGENET_STD, np.float32)
     return ((array - mean) / std).transpose(2, 0, 1)
+
+
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+"""Pillow's modes for 16-bit grayscale (and 32-bit integer) images; `convert` would clip them at 255."""
+
+
+def to_mode(image: Any, mode: str) -> tuple[Any, str]:
+    """A Pillow image in 8-bit `mode` ("RGB" or "L"), scaled by its real bit depth, and what was done to it.
+
+    A 16-bit image is divided by 65535 (Pillow's own `convert` clips it at 255, saturating it); alpha
+    is dropped; grayscale is repeated into RGB (or RGB averaged to grayscale, as Pillow does).
+    """
+    from PIL import Image
+
+    done = []
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        depth = 16 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 8
+        scaled = np.clip(np.round(values / (2**depth - 1) * 255), 0, 255).astype(np.uint8)
+        image = Image.fromarray(scaled, "L")
+        done.append(f"{depth}-bit grayscale scaled to 8 bits")
+    if image.mode != mode:
+        dropped = " (alpha dropped)" if "A" in image.mode or "transparency" in image.info else ""
+        done.append(f"{image.mode} -> {mode}{dropped}")
+        image = image.convert(mode)
+    return image, "; ".join(done) or f"{mode} as is"
+
+
+def describe_images(paths: Sequence[str | os.PathLike], channels: int = 3) -> list[str]:
+    """One line per image file: what `load_image` converts it from (for the user to see)."""
+    from PIL import Image
+
+    lines = []
+    for path in paths:
+        with Image.open(path) as opened:
+            _, done = to_mode(opened, "RGB" if channels == 3 else "L")
+        lines.append(f"{path}: {done}")
+    return lines
 
 
 def load_npy(path: str | os.PathLike, channels: int) -> np.ndarray:

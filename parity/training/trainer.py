@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -194,6 +195,11 @@ class Placement:
 def place(config: TrainConfig) -> dict[str, Placement]:
     """Join torchrun's process group or spread Keras over devices, as `config` and the environment ask."""
     rank, world = torchrun_world()
+    if config.sync_bn and world == 1:
+        raise ValueError(
+            "--sync-bn: SyncBatchNorm normalises over the processes of a torchrun run (--nproc N, CUDA); one "
+            "process, and Keras on several devices, already normalise over the whole batch: drop --sync-bn"
+        )
     placements = {b: Placement(device=config.device) for b in config.backends}
     if world > 1:
         if config.backends != ("torch",):
@@ -338,7 +344,8 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
     """Create or check the run directory; the number of epochs already done (0 for a new run)."""
     run_file = out / "run.json"
     if not resume:
-        if run_file.exists():
+        # A run that never finished an epoch holds nothing to continue: it does not block a new one.
+        if run_file.exists() and epochs_done(out):
             raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         out.mkdir(parents=True, exist_ok=True)
         return 0
@@ -357,6 +364,28 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
     return max(common) if common else 0
 
 
+def epochs_done(out: Path) -> int:
+    """The last epoch every backend folder of a run directory holds a state for (0: none)."""
+    folders = [f for f in out.iterdir() if f.is_dir()] if out.is_dir() else []
+    done = [set(state_epochs(f)) for f in folders]
+    common = set.intersection(*done) if done else set()
+    return max(common) if common else 0
+
+
+def check_data(config: TrainConfig, train_data: Dataset) -> None:
+    """Refuse data a run cannot learn from, before anything is written."""
+    if len(train_data.classes) < 2:
+        raise ValueError(
+            f"{config.data}: {len(train_data.classes)} class ({', '.join(train_data.classes)}); a classifier "
+            "needs at least two classes (one folder per class)"
+        )
+    if len(train_data) < config.batch:
+        raise ValueError(
+            f"--batch {config.batch} is more than the {len(train_data)} training images of {config.data} (training "
+            f"drops a partial batch, so no step would run); pass --batch {max(2, len(train_data))} or less"
+        )
+
+
 def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, console: Any = None) -> Run:
     """Train per `config`, writing the run directory `out` (see the module docstring).
 
@@ -368,12 +397,22 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, con
     """
     out = Path(out)
     train_data, val_data = load_data(config.data, config.size, config.seed)
+    check_data(config, train_data)
     spec = make_spec(config.arch, num_classes=len(train_data.classes), in_channels=3, **config.spec)
     placements = place(config)
     writer = all(p.writer for p in placements.values())
     console = console if writer else None
+    existed = out.exists()
     try:
         return _train(config, out, resume, console, train_data, val_data, spec, placements, writer)
+    except KeyboardInterrupt:
+        done = epochs_done(out) if writer else 0
+        if writer and not existed and not done:
+            shutil.rmtree(out, ignore_errors=True)  # an interrupt before the first epoch leaves no folder behind
+            raise KeyboardInterrupt(f"interrupted before epoch 1 ended; {out} was removed") from None
+        if done:
+            raise KeyboardInterrupt(f"interrupted; {out} holds epoch {done}, continue with --resume") from None
+        raise
     finally:
         for p in placements.values():
             if p.engine is not None:
