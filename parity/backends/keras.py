@@ -21,6 +21,7 @@ import resnet_keras
 import resnet_keras.distributed
 import resnet_keras.model
 import resnet_keras.train as keras_train
+from parity.core import threads as _threads
 from parity.core.errors import CheckpointError, Unavailable
 from parity.core.layout import keras_key, keras_layout, nchw, nhwc, torch_layout, torch_shape
 from parity.spec import ResNetSpec
@@ -774,3 +775,7 @@ def assign_reshaped(model: Any, arrays: Mapping[str, np.ndarray]) -> None:
     """Copy validated canonical weights by reshaping instead of transposing the kernels (a naive port)."""
     for key, variable in tensors(model).items():
         variable.assign(np.asarray(arrays[key]).reshape(tuple(variable.shape)))
+
+
+if _threads.configured() is not None:  # `--threads N`: applied as the framework starts
+    set_threads(_threads.configured())

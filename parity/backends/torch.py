@@ -21,6 +21,7 @@ import torch
 import resnet_torch
 import resnet_torch.distributed
 import resnet_torch.train as torch_train
+from parity.core import threads as _threads
 from parity.core.errors import CheckpointError, Unavailable
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec
 
@@ -468,3 +469,7 @@ def matmul_step(size: int) -> Any:
 def flatten(x: np.ndarray) -> np.ndarray:
     """torch.flatten(x, 1) of an NCHW map: features in (C, H, W) order."""
     return torch.flatten(torch.from_numpy(np.ascontiguousarray(x)), 1).numpy()
+
+
+if _threads.configured() is not None:  # `--threads N`: applied as the framework starts
+    set_threads(_threads.configured())

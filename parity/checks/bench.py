@@ -81,17 +81,17 @@ def median_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> float:
     return statistics.median(repeat_seconds(step, warmup, repeats))
 
 
-def sgemm_peak(repeats: int = 8) -> float:
+def sgemm_peak(repeats: int = 8, size: int = SGEMM_SIZE) -> float:
     """This machine's fp32 matrix-multiply rate in GFLOP/s: the best 2048^3 product of torch (MKL) and
     numpy (OpenBLAS), each at its default threads; a peak, so the fastest repetition counts."""
     rng = np.random.default_rng(0)
-    an, bn = (rng.standard_normal((SGEMM_SIZE, SGEMM_SIZE), dtype=np.float32) for _ in range(2))
+    an, bn = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
     outn = np.empty_like(an)
     seconds = min(
-        repeat_seconds(adapter_named("torch").matmul_step(SGEMM_SIZE), 2, repeats)
+        repeat_seconds(adapter_named("torch").matmul_step(size), 2, repeats)
         + repeat_seconds(lambda: np.matmul(an, bn, out=outn), 2, repeats)
     )
-    return 2 * SGEMM_SIZE**3 / seconds / 1e9
+    return 2 * size**3 / seconds / 1e9
 
 
 # -- runtimes ----------------------------------------------------------------------------------------
@@ -196,6 +196,7 @@ def run_bench(
     repeats: int = 5,
     progress: Callable[[str], None] = lambda name: None,
     spec: ResNetSpec | None = None,
+    sgemm_size: int = SGEMM_SIZE,
 ) -> BenchResult:
     """Measure `runtimes` (default all) on seeded weights and one seeded batch.
 
@@ -206,6 +207,7 @@ def run_bench(
         warmup, repeats: untimed and timed repetitions per runtime.
         progress: called with each runtime's name before it runs.
         spec: use this spec instead of the preset.
+        sgemm_size: matrix size of the SGEMM peak measurement (smaller: faster, a lower peak).
     """
     from parity.core.provenance import versions
     from parity.io.weights import random_weights
@@ -221,7 +223,7 @@ def run_bench(
     x = np.random.default_rng(0).standard_normal((batch, spec.in_channels, size, size)).astype(np.float32)
     gflop = 2 * spec.macs(size, size) / 1e9
     progress("SGEMM peak")
-    peak = sgemm_peak()
+    peak = sgemm_peak(size=sgemm_size)
     timings = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -259,7 +261,7 @@ def run_bench(
             )
     # Measured again at the end: on a shared machine a busy moment at the start would understate the peak.
     progress("SGEMM peak")
-    peak = max(peak, sgemm_peak())
+    peak = max(peak, sgemm_peak(size=sgemm_size))
     for t in timings:
         if t.gflops is not None:
             t.of_peak = t.gflops / peak

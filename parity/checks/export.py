@@ -185,8 +185,12 @@ def onnx_session(path: str | os.PathLike, device: str = "cpu", allow_tf32: bool 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no ONNX file at {path}")
+    from parity.core.threads import requested
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = requested() or 0  # 0: onnxruntime's default, every core
     try:
-        return ort.InferenceSession(str(path), providers=providers(device, allow_tf32))
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers(device, allow_tf32))
     except Exception as exc:  # onnxruntime raises its own exception types
         if isinstance(exc, RuntimeError) and "CUDAExecutionProvider" in str(exc):
             raise

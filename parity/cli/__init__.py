@@ -14,6 +14,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from parity.cli import options
+
 COMMANDS = {
     "summary": "per-stage, per-block or per-layer shapes, parameters and MACs from the spec and both models",
     "check": "port weights across backends; judge the port in float64 and fp32; name the first wrong block",
@@ -79,6 +81,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command is None or name == command:
             module = importlib.import_module(f"parity.cli.{name}")
             module.add_arguments(p)
+            options.add_threads(p)  # every command computes
             p.set_defaults(func=module.run)
     return parser
 
@@ -91,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
+        options.apply_threads(args)
         return args.func(args)
     except ERRORS as exc:
         print(f"resnet-parity {args.command}: error: {exc}", file=sys.stderr)

@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--warmup", type=options.non_negative, default=2)
     p.add_argument("--repeats", type=options.positive, default=5)
+    p.add_argument(
+        "--sgemm-size", type=options.positive, default=2048, help="matrix size of the SGEMM peak measurement"
+    )
     options.add_json(p)
     p.add_argument("--plot", metavar="PNG", help="bar chart of images/s")
 
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         args.warmup,
         args.repeats,
         progress=lambda name: err.print(f"timing {name} ...") if err.is_terminal else None,
+        sgemm_size=args.sgemm_size,
     )
     table = Table(
         title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "

@@ -119,6 +119,17 @@ def add_weights(p: argparse.ArgumentParser, required: bool = False, help: str | 
     )
 
 
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """--threads N: torch, TensorFlow, numpy's BLAS and onnxruntime compute with N threads."""
+    p.add_argument(
+        "--threads",
+        type=positive,
+        default=None,
+        help="threads per framework (default: OMP_NUM_THREADS if set, else the CPUs this process may use: "
+        "affinity and cgroup quota); fewer than the free cores runs faster on a busy machine",
+    )
+
+
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
 
@@ -141,6 +152,15 @@ def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None
 
 
 # -- reading them ----------------------------------------------------------------------------------
+
+
+def apply_threads(args: argparse.Namespace) -> int:
+    """Use --threads (or its default) for every framework this process starts from now on; the count."""
+    from parity.core.threads import available_cpus, configure, requested
+
+    count = getattr(args, "threads", None) or requested() or available_cpus()
+    configure(count)
+    return count
 
 
 def size(values: Sequence[int]) -> tuple[int, int]:

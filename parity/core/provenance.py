@@ -12,6 +12,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from parity.core.threads import available_cpus, requested
+
 PACKAGES = {
     "resnet-parity": ("resnet-parity",),
     "torch": ("torch",),
@@ -75,16 +77,19 @@ def collect(
         "dtype": dtype,
         "tf32": bool(tf32),
         "seed": seed,
+        "threads": requested() or available_cpus(),
     }
 
 
 def header(record: dict[str, Any]) -> str:
-    """One line for a table title: versions, backend, device, dtype, TF32, seed."""
+    """One line for a table title: versions, backend, device, dtype, TF32, threads, seed."""
     v = record["versions"]
     parts = [f"{name} {v[name]}" for name in ("torch", "tensorflow", "keras", "jax", "onnxruntime") if v.get(name)]
     parts.append(f"Keras backend {record['keras_backend']}")
     parts.append(f"device {record['device_name']}")
     parts.append(f"{record['dtype']}{' (TF32 allowed)' if record['tf32'] else ''}")
+    if record.get("threads"):
+        parts.append(f"{record['threads']} threads")
     if record.get("seed") is not None:
         parts.append(f"seed {record['seed']}")
     return ", ".join(parts)

@@ -41,3 +41,28 @@ def limit_threads(count: int) -> None:
     for name in THREAD_VARIABLES:
         os.environ[name] = str(count)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
+_configured: list[int] = []
+
+
+def configure(count: int) -> None:
+    """This process computes with `count` threads: set now for frameworks not yet started (environment), and
+    applied by each backend adapter when it loads its framework (`parity.backends.<name>`)."""
+    if count < 1:
+        raise ValueError(f"--threads must be >= 1, got {count}")
+    _configured[:] = [count]
+    limit_threads(count)
+
+
+def configured() -> int | None:
+    """The thread count `configure` set in this process (None: the frameworks' own defaults)."""
+    return _configured[0] if _configured else None
+
+
+def requested() -> int | None:
+    """The thread count asked for in this process: `configure`d, else the OMP_NUM_THREADS it started with."""
+    if _configured:
+        return _configured[0]
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None

@@ -17,8 +17,20 @@ def assert_parity(result) -> None:
     assert result.report.worst_ratio <= tolerances.FP32_NOISE_MULTIPLE
 
 
-@pytest.mark.parametrize("direction", ["torch2keras", "keras2torch"])
-@pytest.mark.parametrize("arch", list(ARCHS))
+EXTENDED = pytest.mark.extended
+DEEP = ("resnet101", "resnet152")
+
+
+@pytest.mark.parametrize(
+    "arch,direction",
+    [
+        # keras2torch of the two deepest is the extended tier: the same blocks as resnet50's keras2torch,
+        # and the same depth as their torch2keras run (about 20 s of the suite).
+        pytest.param(arch, direction, marks=EXTENDED if arch in DEEP and direction == "keras2torch" else ())
+        for arch in ARCHS
+        for direction in ("torch2keras", "keras2torch")
+    ],
+)
 def test_all_depths_small_input(arch, direction):
     result = check_arch(arch, batch=1, height=64, width=64, direction=direction, seed=1)
     assert_parity(result)

@@ -152,3 +152,31 @@ def test_export_takes_your_weights_and_the_spec_overrides(tmp_path, capsys):
         == 2
     )
     assert "with --weights the file decides" in capsys.readouterr().err
+
+
+def test_threads_reach_every_framework_and_the_report(tmp_path):
+    """--threads N: set before the frameworks start (a fresh process), in torch, TensorFlow and the report."""
+    import json
+
+    from tests.conftest import run_python
+
+    out = tmp_path / "c.json"
+    code = (
+        "import sys, json\nfrom parity.cli import main\n"
+        f"assert main(['check', '--arch', 'resnet18', '--size', '32', '--batch', '1', '--direction', 'torch2keras',"
+        f" '--uncalibrated', '--threads', '1', '--json', {str(out)!r}]) == 0\n"
+        "import torch, tensorflow as tf\n"
+        "print(json.dumps([torch.get_num_threads(), tf.config.threading.get_intra_op_parallelism_threads()]))\n"
+    )
+    result = run_python(code, env={"OMP_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [1, 1]
+    assert json.loads(out.read_text())["provenance"]["threads"] == 1
+
+
+def test_threads_of_the_machine_by_default():
+    import os
+
+    from parity.core.threads import available_cpus
+
+    assert 1 <= available_cpus() <= (os.cpu_count() or 1)
