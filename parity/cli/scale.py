@@ -32,6 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--sync-bn", action="store_true", help="torch: SyncBatchNorm (CUDA): compare with the global batch")
     options.add_device(p, help="torch device (cpu or cuda)")
+    p.add_argument(
+        "--keras-backend",
+        choices=["jax"],
+        default=None,
+        help="the Keras side runs on JAX (keras.distribution is JAX-only; in a child process when this one "
+        "runs another backend)",
+    )
     options.add_json(p)
 
 
@@ -41,10 +48,20 @@ def run(args: argparse.Namespace) -> int:
     from parity.core.files import atomic_write_text, check_target
     from parity.training.scale import ScaleConfig, check
 
+    options.select_keras_backend(args.keras_backend)
     if args.json:
         check_target(args.json, force=True)
-    spec = {**ScaleConfig().spec, **options.overrides_from_args(args)}
     backends = ["torch", "keras"] if args.backend == "both" else [args.backend]
+    if "keras" in backends:
+        from parity.core.provenance import keras_backend
+
+        if keras_backend() != "jax":  # said, not silent: the check itself runs in a JAX child process
+            options.console(stderr=True).print(
+                f"keras: keras.distribution runs on JAX only; the Keras scale check runs in a JAX process "
+                f"(this one would use {keras_backend()})",
+                markup=False,
+            )
+    spec = {**ScaleConfig().spec, **options.overrides_from_args(args)}
     configs = {
         b: ScaleConfig(
             arch=args.arch,

@@ -12,37 +12,66 @@ from parity.cli import options
 HELP = "train the torch model, the Keras model or both (same weights, same batches)"
 
 
+# Options that set a `TrainConfig` field default to "not given" (SUPPRESS): a new run takes TrainConfig's
+# defaults, a resumed one (`--resume --out RUN`) the settings stored in RUN/run.json.
+UNSET = argparse.SUPPRESS
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from parity.backends import BACKENDS
     from parity.io.data import NORMALISATIONS
-    from parity.spec import OPTIMIZERS
+    from parity.spec import ARCHS, OPTIMIZERS, STEMS
+    from parity.training.trainer import TrainConfig
 
-    p.add_argument("--data", required=True, help="'digits' (bundled), 'cifar10:PATH' or an ImageFolder path")
-    options.add_arch(p, default="resnet18")
-    options.add_spec_overrides(p, variant=False)
-    p.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
-    p.add_argument("--epochs", type=options.positive, default=10)
-    p.add_argument("--batch", type=options.positive, default=32)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS))
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (torch's convention)")
-    p.add_argument("--weight-decay", type=float, default=5e-4, help="coupled L2, as torch's weight_decay")
-    options.add_size(p, default=32, help="images are resized to size x size")
+    d = TrainConfig(data="")  # the defaults, said in each help text
+    p.add_argument("--data", default=UNSET, help="'digits' (bundled), 'cifar10:PATH' or an ImageFolder path")
+    p.add_argument("--arch", default=UNSET, choices=list(ARCHS), help=f"default {d.arch}")
+    p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
     p.add_argument(
-        "--normalise", default="imagenet", choices=list(NORMALISATIONS), help="ImageNet mean/std, or (x - 0.5) / 0.5"
+        "--set", action="append", metavar="FIELD=VALUE", help="any spec field, e.g. --set widths=16,32,64,128"
+    )
+    p.add_argument("--backend", default=UNSET, choices=[*BACKENDS, "both"], help="default both")
+    p.add_argument("--epochs", type=options.positive, default=UNSET, help=f"default {d.epochs}")
+    p.add_argument("--batch", type=options.positive, default=UNSET, help=f"global batch, default {d.batch}")
+    p.add_argument("--lr", type=float, default=UNSET, help=f"default {d.lr}")
+    p.add_argument("--optimizer", default=UNSET, choices=list(OPTIMIZERS), help=f"default {d.optimizer}")
+    p.add_argument(
+        "--momentum", type=float, default=UNSET, help=f"SGD momentum (torch's convention), default {d.momentum}"
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=UNSET,
+        help=f"coupled L2, as torch's weight_decay, default {d.weight_decay}",
+    )
+    p.add_argument(
+        "--size", type=options.positive, default=UNSET, help=f"images resized to size x size, default {d.size}"
+    )
+    p.add_argument(
+        "--normalise",
+        default=UNSET,
+        choices=list(NORMALISATIONS),
+        help="ImageNet mean/std (default), or (x - 0.5) / 0.5",
     )
     p.add_argument(
         "--crop-padding",
         type=options.non_negative,
-        default=0,
-        help="training augmentation: pad, then random-crop back to size (0: off)",
+        default=UNSET,
+        help="training augmentation: pad, then random-crop back to size (default 0: off)",
     )
-    p.add_argument("--flip", action="store_true", help="training augmentation: random horizontal flip")
-    options.add_seed(p, default=0)
-    options.add_device(p, help="torch device (cpu, cuda, cuda:1); Keras places itself")
+    p.add_argument("--flip", action="store_true", default=UNSET, help="training augmentation: random horizontal flip")
+    p.add_argument("--seed", type=options.non_negative, default=UNSET, help=f"default {d.seed}")
+    p.add_argument(
+        "--device", type=options.device, default=UNSET, help="torch device (cpu, cuda, cuda:1); Keras places itself"
+    )
     options.add_keras_backend(p)
     p.add_argument("--out", required=True, metavar="RUN_DIR")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last complete epoch")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in RUN_DIR from its last complete epoch, with the settings in RUN_DIR/run.json "
+        "(options given again must agree; --epochs may grow)",
+    )
     p.add_argument(
         "--nproc",
         type=options.positive,
@@ -53,55 +82,70 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--devices",
         type=options.positive,
-        default=1,
+        default=UNSET,
         help="Keras: data parallel over N devices in this process (keras.distribution, JAX backend)",
     )
     p.add_argument(
         "--sync-bn",
         action="store_true",
+        default=UNSET,
         help="torch under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm, CUDA)",
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from parity.training.trainer import TrainConfig, train
+FIELDS = (
+    "data",
+    "arch",
+    "epochs",
+    "batch",
+    "lr",
+    "optimizer",
+    "momentum",
+    "weight_decay",
+    "size",
+    "seed",
+    "device",
+    "normalise",
+    "crop_padding",
+    "flip",
+    "devices",
+    "sync_bn",
+)
+"""TrainConfig fields read straight from an option of the same name."""
 
-    options.select_keras_backend(args.keras_backend)
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The TrainConfig of the options given, over run.json's settings with --resume, else over the defaults."""
+    from parity.backends import BACKENDS
+    from parity.training.trainer import TrainConfig, stored_config
+
+    given = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    if hasattr(args, "backend"):
+        given["backends"] = list(BACKENDS) if args.backend == "both" else [args.backend]
     overrides = options.overrides_from_args(args)
     for field in ("num_classes", "in_channels"):
         if field in overrides:
-            raise ValueError(
-                f"--{field.replace('_', '-')} / --set {field}: train takes it from the data (classes, RGB images)"
-            )
-    from parity.backends import BACKENDS
+            raise ValueError(f"--set {field}: train takes it from the data (classes, RGB images)")
+    base = stored_config(Path(args.out)) if args.resume else {}
+    if overrides:
+        given["spec"] = {**base.get("spec", {}), **overrides}
+    settings = {**base, **given}
+    if "data" not in settings:
+        raise ValueError("--data is required (or --resume --out RUN_DIR, which reads it from RUN_DIR/run.json)")
+    return TrainConfig(**settings)
 
-    backends = list(BACKENDS) if args.backend == "both" else [args.backend]
-    config = TrainConfig(
-        data=args.data,
-        arch=args.arch,
-        spec=overrides,
-        backends=backends,
-        epochs=args.epochs,
-        batch=args.batch,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        size=args.size,
-        seed=args.seed,
-        device=args.device,
-        normalise=args.normalise,
-        crop_padding=args.crop_padding,
-        flip=args.flip,
-        devices=args.devices,
-        sync_bn=args.sync_bn,
-    )
+
+def run(args: argparse.Namespace) -> int:
+    from parity.training.trainer import train
+
+    options.select_keras_backend(args.keras_backend)
+    config = config_from_args(args)
     if args.nproc > 1:
         return _launch_torchrun(args, config)
-    if args.devices > 1:
+    if config.devices > 1:
         from parity.training.distributed import host_devices_flag
 
-        host_devices_flag(args.devices)  # before JAX starts: CPU-only machines get N CPU devices
+        host_devices_flag(config.devices)  # before JAX starts: CPU-only machines get N CPU devices
     run = train(config, args.out, resume=args.resume, console=options.console())
     if any(run.history.values()):  # under torchrun only process 0 has the history
         best = {b: max(r["val_acc"] for r in rows) for b, rows in run.history.items()}

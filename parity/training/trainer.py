@@ -340,6 +340,19 @@ def _load_state(path: Path, side: Any, model: Any, optimizer: Any) -> dict:
     return header
 
 
+def stored_config(out: Path) -> dict[str, Any]:
+    """The settings a run directory was started with (run.json's config); {} when it holds no run."""
+    run_file = out / "run.json"
+    if not run_file.is_file():
+        return {}
+    try:
+        stored = json.loads(run_file.read_text()).get("config", {})
+    except (json.JSONDecodeError, AttributeError):
+        raise ValueError(f"{run_file} is not a run's JSON; choose another --out") from None
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in stored.items() if k in known}
+
+
 def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
     """Create or check the run directory; the number of epochs already done (0 for a new run)."""
     run_file = out / "run.json"

@@ -180,3 +180,18 @@ def test_threads_of_the_machine_by_default():
     from parity.core.threads import available_cpus
 
     assert 1 <= available_cpus() <= (os.cpu_count() or 1)
+
+
+def test_resume_takes_the_settings_from_the_run_directory(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "r"
+    first = ["train", "--data", "digits", *NARROW, "--backend", "torch", "--batch", "16", "--lr", "0.05"]
+    assert main([*first, "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2"]) == 0  # nothing retyped
+    history = json.loads((out / "torch" / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "3", "--lr", "0.1"]) == 2
+    assert "lr was 0.05, now 0.1" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "new")]) == 2
+    assert "--data is required" in capsys.readouterr().err
