@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from parity.checks.train_steps import SGDConfig, make_batches, train_keras, train_torch, training_pair  # noqa: E402
+from parity.checks.train_steps import SGDConfig, make_batches, train_side, training_pair  # noqa: E402
 from parity.io.weights import random_weights  # noqa: E402
 from parity.spec import make_spec, parse_archs  # noqa: E402
 
@@ -55,9 +55,9 @@ def main() -> None:
                 twin = copy.deepcopy(torch_model)
                 rng = np.random.default_rng(args.seed)
                 nudged = [x * (1 + noise * rng.standard_normal(x.shape)) for x, _ in batches]
-                reference = train_torch(torch_model, batches, config)
-                port = worst(reference, train_keras(keras_model, batches, config))
-                self_noise = worst(reference, train_torch(twin, [(x, y) for x, (_, y) in zip(nudged, batches)], config))
+                reference = train_side(torch_model, batches, config)
+                port = worst(reference, train_side(keras_model, batches, config))
+                self_noise = worst(reference, train_side(twin, [(x, y) for x, (_, y) in zip(nudged, batches)], config))
                 print(
                     f"  {arch:9s} batch {batch} {size}x{size} {dtype}: torch vs keras "
                     f"{port[0]:.1e} / {port[1]:.1e};  torch vs torch with {noise:.0e} input noise "

@@ -40,8 +40,13 @@ def calibrated152():
     return (spec, *_ported(spec, 96))
 
 
+# keras2torch is the extended tier here: the same localisation code runs torch2keras, and keras2torch is
+# checked end to end at every depth in test_check.py.
+BOTH_DIRECTIONS = ["torch2keras", pytest.param("keras2torch", marks=pytest.mark.extended)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("direction", ["torch2keras", "keras2torch"])
+@pytest.mark.parametrize("direction", BOTH_DIRECTIONS)
 @pytest.mark.parametrize("name", ["calibrated50", "calibrated152"])
 def test_calibrated_deep_networks_pass(name, direction, request):
     spec, t, k = request.getfixturevalue(name)
@@ -56,7 +61,7 @@ def test_calibrated_deep_networks_pass(name, direction, request):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("direction", ["torch2keras", "keras2torch"])
+@pytest.mark.parametrize("direction", BOTH_DIRECTIONS)
 def test_one_scaled_channel_deep_in_layer3_is_named(calibrated152, direction):
     spec, t, _ = calibrated152
     k = adapter_named("keras").build(spec)  # one more resnet152, not a pair: the module's peak
