@@ -138,7 +138,9 @@ print("max_rel", report.logits.max_rel)
 
 
 # TensorFlow, the suite's own Keras backend, runs `check` in-process throughout tests/parity/checks/test_check.py.
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+# The torch Keras backend's check is the extended tier: test_runs_under_torch_backend_and_matches_torch
+# runs the same port and comparison under it in CI.
+@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=pytest.mark.extended)])
 def test_check_runs_on_every_keras_backend(backend):
     """`check --keras-backend B`: float64 truth and the fp32 verdict on each Keras backend (JAX needs x64)."""
     import json

@@ -135,6 +135,7 @@ def test_distributed_mistakes_are_refused_before_any_work(args, message, tmp_pat
     assert not (out / "run.json").exists()
 
 
+@pytest.mark.extended  # 30 s; the Keras engine's parity over two devices is in CI (training/test_scale.py)
 def test_keras_trains_over_two_jax_cpu_devices(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "KERAS_BACKEND": "jax"}
