@@ -15,6 +15,9 @@ HELP = (
     "name the first wrong block and layer"
 )
 DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
+CHECK_ACTIVATION_COPIES = 4
+"""Float64 copies of every activation a check holds at its peak, as an upper bound: both models' float64
+runs, and the unit-by-unit pass keeping each unit's input and output."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -120,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
         if path:
             check_target(path, force=True)
     specs, weights, x = _check_subject(args, height)
+    batch, (height, width) = (len(x), x.shape[2:]) if x is not None else (args.batch, (height, width))
+    # A float64 pass holds about CHECK_ACTIVATION_COPIES float64 copies of every activation (measured below).
+    options.check_input_size(specs, batch, height, width, CHECK_ACTIVATION_COPIES)
     archs = [spec.name for spec in specs]
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
     err = options.console(stderr=True)

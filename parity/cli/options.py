@@ -245,10 +245,46 @@ def require_device(name: str) -> None:
             raise ValueError(f"--device {name}, but no CUDA device is visible to torch")
 
 
+QUIET: list[bool] = [False]
+"""--quiet: no progress on stderr (results and errors still print)."""
+
+
+def add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
 def console(stderr: bool = False) -> Any:
+    """The console results (stdout) or progress (stderr, silent with --quiet) print to."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=200 if not sys.stdout.isatty() else None)
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=False,
+        width=200 if not sys.stdout.isatty() else None,
+        quiet=stderr and QUIET[0],
+    )
+
+
+def check_input_size(specs: Sequence[ResNetSpec], batch: int, height: int, width: int, copies: int) -> None:
+    """Refuse an input smaller than the networks downsample by, or one whose activations would not fit in the
+    memory this machine has available (`copies`: how many float64 copies of every activation a run holds)."""
+    for spec in specs:
+        if min(height, width) < spec.total_stride:
+            raise ValueError(
+                f"--size {height}x{width}: {spec.name} downsamples by {spec.total_stride} (stem and stage strides), "
+                f"so a stride-2 layer would see a 1-pixel map; use --size {spec.total_stride} or more"
+            )
+    from parity.core.threads import available_memory
+
+    needed = max(spec.activation_elements(height, width) for spec in specs) * batch * 8 * copies
+    free = available_memory()
+    if free and needed > free:
+        raise ValueError(
+            f"--size {height}x{width} --batch {batch}: the activations alone need about {needed / 1e9:.1f} GB "
+            f"(float64, {copies} copies), more than the {free / 1e9:.1f} GB this machine has available; "
+            "use a smaller --size or --batch"
+        )
 
 
 def to_markdown(columns: list[str], rows: list[list[str]]) -> str:

@@ -1,4 +1,5 @@
-"""How many CPUs this process may really use: its affinity mask and its cgroup's CPU quota (containers, CI)."""
+"""What this process may really use: CPUs (affinity mask and cgroup CPU quota, as in containers and CI) and
+memory (MemAvailable, capped by a cgroup memory limit)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,22 @@ def requested() -> int | None:
         return _configured[0]
     value = os.environ.get("OMP_NUM_THREADS", "")
     return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (None where the system does not say)."""
+    found = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max" and found is not None:
+            found = min(found, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return found

@@ -378,6 +378,18 @@ class ResNetSpec:
             "torch_buffers": running + norms,
         }
 
+    @property
+    def total_stride(self) -> int:
+        """How much the stem and stages downsample: the smallest input every stride-2 layer sees as more
+        than one pixel (32 for the ImageNet stem, 8 for the CIFAR stem)."""
+        stem = self.stem_plan()
+        stride = stem.conv.stride * (stem.pool.stride if stem.pool is not None else 1)
+        return stride * math.prod(self.strides)
+
+    def activation_elements(self, height: int = 224, width: int | None = None) -> int:
+        """Elements of every conv and BN output of one image: what a forward pass writes."""
+        return sum(math.prod(r.output_shape) for r in self.layer_table(height, width) if r.kind in ("conv", "bn"))
+
     def macs(self, height: int = 224, width: int | None = None) -> int:
         """Multiply-accumulates of one image (convs and fc; BN, ReLU, pools and adds not counted)."""
         return sum(r.macs for r in self.layer_table(height, width))

@@ -195,3 +195,23 @@ def test_resume_takes_the_settings_from_the_run_directory(tmp_path, capsys):
     assert "lr was 0.05, now 0.1" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "new")]) == 2
     assert "--data is required" in capsys.readouterr().err
+
+
+def test_check_refuses_sizes_the_network_cannot_take_or_the_machine_cannot_hold(capsys, monkeypatch):
+    assert main(["check", "--arch", "resnet18", "--size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--size 1x1: resnet18 downsamples by 32" in err and "use --size 32 or more" in err
+    assert main(["check", "--arch", "resnet50", "--size", "4096", "--batch", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the activations alone need about" in err and "GB this machine has available" in err
+    from parity.core import threads
+
+    monkeypatch.setattr(threads, "available_memory", lambda: 10**7)  # 0.01 GB free: even 64x64 is refused
+    assert main(["check", "--arch", "resnet18", "--size", "64", "--batch", "2"]) == 2
+    assert "more than the 0.0 GB" in capsys.readouterr().err
+
+
+def test_quiet_silences_progress_not_results(capsys):
+    assert main(["summary", "--arch", "resnet18", "--size", "64", "--backends", "", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "total" in out and err == ""
