@@ -281,8 +281,8 @@ def check_input_size(specs: Sequence[ResNetSpec], batch: int, height: int, width
     free = available_memory()
     if free and needed > free:
         raise ValueError(
-            f"--size {height}x{width} --batch {batch}: the activations alone need about {needed / 1e9:.1f} GB "
-            f"(float64, {copies} copies), more than the {free / 1e9:.1f} GB this machine has available; "
+            f"--size {height}x{width} --batch {batch}: the activations alone need about {needed / 1e9:.3g} GB "
+            f"(float64, {copies} copies), more than the {free / 1e9:.3g} GB this machine has available; "
             "use a smaller --size or --batch"
         )
 

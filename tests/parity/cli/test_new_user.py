@@ -208,7 +208,7 @@ def test_check_refuses_sizes_the_network_cannot_take_or_the_machine_cannot_hold(
 
     monkeypatch.setattr(threads, "available_memory", lambda: 10**7)  # 0.01 GB free: even 64x64 is refused
     assert main(["check", "--arch", "resnet18", "--size", "64", "--batch", "2"]) == 2
-    assert "more than the 0.0 GB" in capsys.readouterr().err
+    assert "more than the 0.01 GB" in capsys.readouterr().err
 
 
 def test_quiet_silences_progress_not_results(capsys):
