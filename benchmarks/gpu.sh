@@ -5,7 +5,7 @@
 # nothing assumed. Writes one JSON per step into OUT (default gpu-results/) and a summary gpu.json:
 #   1. the parity check, all five depths, TF32 off, then on (Keras on JAX, float64 port verdict on GPU);
 #   2. the ONNX four-way comparison on the CUDA execution provider (Keras on torch: JAX cannot export);
-#   3. bench on the GPU-capable runtimes.
+#   3. bench: torch runtimes of that machine (bench times on its CPU: it has no CUDA device option yet).
 # Budget: under 5 minutes on one H100/H200-class GPU. Usage: bash benchmarks/gpu.sh [OUT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,8 +37,13 @@ rows = []
 for name, data in summary.items():
     for r in data.get("results", []):
         rep = r["report"]
-        rows.append({"run": name, "arch": r["arch"], "direction": r["direction"], "passed": r["passed"],
-                     "port_max_rel": rep.get("port_max_rel"), "fp32_logits_max_rel": r["max_rel"]})
+        port = [s["max_rel"] for s in rep.get("float64_stages", []) + rep.get("blocks", [])]
+        rows.append({"run": name, "arch": r["arch"], "pair": f"{rep['a']} vs {rep['b']}", "passed": r["passed"],
+                     "port_float64_max_rel": max(port) if port else None, "fp32_logits_max_rel": r["max_rel"],
+                     "tf32": rep["tf32"], "device": rep["provenance"].get("device_name")})
+        for o in r.get("onnx", {}).get("reports", []):
+            rows.append({"run": name, "arch": r["arch"], "pair": f"{o['a']} vs {o['b']}", "passed": o["passed"],
+                         "fp32_logits_max_rel": o["stages"][0]["max_rel"], "device": o["device"]})
 (out / "gpu.json").write_text(json.dumps({"rows": rows, "runs": summary}, indent=1))
 for row in rows:
     print(row)
