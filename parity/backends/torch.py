@@ -24,6 +24,7 @@ import resnet_torch.train as torch_train
 from parity.core import threads as _threads
 from parity.core.errors import CheckpointError, Unavailable
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec
+from resnet_torch.train import make_optimizer  # the train command's optimizers, as they are
 
 NAME = "torch"
 
@@ -299,19 +300,6 @@ def load_optimizer_state(model: Any, optimizer: Any, state: Mapping[str, np.ndar
         device = "cpu" if slot == "step" else p.device
         value = np.reshape(value, ()) if slot == "step" else np.array(value)  # a file may hold () as (1,)
         optimizer.state[p][slot] = torch.from_numpy(value).to(device)
-
-
-def make_optimizer(
-    model: Any,
-    name: str,
-    lr: float,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-) -> Any:
-    """`resnet_torch.train.make_optimizer`: torch.optim.SGD or Adam over every parameter."""
-    return torch_train.make_optimizer(model, name, lr, momentum, weight_decay, betas, eps)
 
 
 def train_step(model: Any, optimizer: Any, images: np.ndarray, labels: np.ndarray) -> tuple[float, int]:

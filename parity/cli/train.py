@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -93,25 +94,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-FIELDS = (
-    "data",
-    "arch",
-    "epochs",
-    "batch",
-    "lr",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "size",
-    "seed",
-    "device",
-    "normalise",
-    "crop_padding",
-    "flip",
-    "devices",
-    "sync_bn",
-)
-"""TrainConfig fields read straight from an option of the same name."""
+def _fields() -> tuple[str, ...]:
+    from parity.training.trainer import TrainConfig
+
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("spec", "backends"))
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -119,7 +105,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from parity.backends import BACKENDS
     from parity.training.trainer import TrainConfig, stored_config
 
-    given = {name: getattr(args, name) for name in FIELDS if hasattr(args, name)}
+    # Every TrainConfig field but spec and backends is an option of the same name.
+    given = {name: getattr(args, name) for name in _fields() if hasattr(args, name)}
     if hasattr(args, "backend"):
         given["backends"] = list(BACKENDS) if args.backend == "both" else [args.backend]
     overrides = options.overrides_from_args(args)
