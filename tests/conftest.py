@@ -91,7 +91,7 @@ _trimmed_at = [0]
 def pytest_runtest_teardown(item, nextitem):
     """An xdist worker runs module after module, and the deep float64 tests (resnet152 in both backends)
     free gigabytes the heap keeps; trimming after such a test keeps the next one from stacking on it
-    (test_localize.py: 3.61 -> 3.25 GB peak). Only when the worker holds a lot and has grown since the
+    (test_localise.py: 3.61 -> 3.25 GB peak). Only when the worker holds a lot and has grown since the
     last trim: a gc pass and a trim after every test would cost more time than they save memory."""
     resident = _resident_bytes()
     if resident > max(HOLDING_A_LOT, _trimmed_at[0] + GROWN):

@@ -317,7 +317,7 @@ def compare(
         float64: run the float64 pass (default); off, fixed fp32 tolerances decide.
         seed: recorded in the report's provenance when weights/input were seeded.
     """
-    from parity.checks import localize
+    from parity.checks import localise
     from parity.core import provenance
 
     x = np.asarray(x)
@@ -348,20 +348,20 @@ def compare(
                 + f"{name}={tol:.0e} per stage, FP32_UNIT={tolerances.FP32_UNIT:.0e} per unit)"
             )
             report.stages = [StageDiff.measure(s, out_a[s], out_b[s], tol) for s in spec.stage_names]
-            _localize(report, spec, side_a, a, side_b, b, x, device, tolerances.FP32_UNIT, "float32")
+            _localise(report, spec, side_a, a, side_b, b, x, device, tolerances.FP32_UNIT, "float32")
         else:
             f64_start = time.perf_counter()
             with side_a.float64(a) as a64, side_b.float64(b) as b64:
-                trace = localize.trace_units(
+                trace = localise.trace_units(
                     spec, lambda unit, inp: side_a.run_unit(a64, unit, inp, device), x.astype(np.float64)
                 )
-                ref64 = localize.stage_outputs(spec, trace)
+                ref64 = localise.stage_outputs(spec, trace)
                 test64 = side_b.run_stages(b64, x.astype(np.float64), device)
                 report.float64 = True
                 report.float64_stages = [
                     StageDiff.measure(s, ref64[s], test64[s], tolerances.FP64) for s in spec.stage_names
                 ]
-                _localize(report, spec, side_a, a64, side_b, b64, x, device, tolerances.FP64, "float64", trace)
+                _localise(report, spec, side_a, a64, side_b, b64, x, device, tolerances.FP64, "float64", trace)
             report.float64_seconds = time.perf_counter() - f64_start
             if fixed:
                 report.stages = [StageDiff.measure(s, out_a[s], out_b[s], tol) for s in spec.stage_names]
@@ -385,7 +385,7 @@ def compare(
     return report
 
 
-def _localize(
+def _localise(
     report: Report,
     spec: ResNetSpec,
     side_a: Any,
@@ -399,11 +399,11 @@ def _localize(
     trace: list | None = None,
 ) -> None:
     """Fill report.blocks (every unit of b on a's input) and report.layers (inside the first wrong one)."""
-    from parity.checks import localize
+    from parity.checks import localise
 
     x = x.astype(dtype)
     if trace is None:
-        trace = localize.trace_units(spec, lambda unit, inp: side_a.run_unit(a, unit, inp, device), x)
+        trace = localise.trace_units(spec, lambda unit, inp: side_a.run_unit(a, unit, inp, device), x)
     report.blocks_dtype = dtype
     report.blocks = [
         StageDiff.measure(unit, out, side_b.run_unit(b, unit, inp, device), tol) for unit, inp, out in trace
@@ -412,7 +412,7 @@ def _localize(
     if wrong is None:
         return
     inputs = {unit: inp for unit, inp, _ in trace}
-    steps = localize.trace_layers(spec, lambda layer, inp: side_a.run_unit(a, layer, inp, device), wrong, inputs[wrong])
+    steps = localise.trace_layers(spec, lambda layer, inp: side_a.run_unit(a, layer, inp, device), wrong, inputs[wrong])
     report.layers = [
         StageDiff.measure(layer, out, side_b.run_unit(b, layer, inp, device), tol) for layer, inp, out in steps
     ]

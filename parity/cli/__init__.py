@@ -103,5 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         # Files are written atomically: an interrupt leaves nothing half-written.
-        print(f"resnet-parity {args.command}: {exc or 'interrupted; nothing half-written was left'}", file=sys.stderr)
+        print(
+            f"resnet-parity {args.command}: {str(exc) or 'interrupted; nothing half-written was left'}", file=sys.stderr
+        )
         return 130

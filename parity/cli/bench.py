@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sgemm-size", type=options.positive, default=2048, help="matrix size of the SGEMM peak measurement"
     )
+    options.add_spec_overrides(p)
     options.add_json(p)
     p.add_argument("--plot", metavar="PNG", help="bar chart of images/s")
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         args.repeats,
         progress=lambda name: err.print(f"timing {name} ...") if err.is_terminal else None,
         sgemm_size=args.sgemm_size,
+        spec=options.spec_from_args(args.arch, args),
     )
     table = Table(
         title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "

@@ -17,6 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_size(p, default=64, help="even input size >= 8 (odd cases use size + 1)", even=True)
     options.add_device(p)
     options.add_seed(p)
+    options.add_spec_overrides(p)
     p.add_argument("--train-steps", type=options.positive, default=3, help="SGD steps for the training lessons")
     p.add_argument("--only", help="comma list of lesson keys (default: all)")
     options.add_json(p)
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             only,
             args.train_steps,
             progress=lambda title: status.update(f"measuring: {title}"),
+            spec=options.spec_from_args(args.arch, args),
         )
     table = Table(
         title=f"{args.arch}: each difference left unhandled in the Keras port, measured against torch "

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from parity.core.files import atomic_write_text, check_target
-    from parity.training.scale import ScaleConfig, check
+    from parity.training.scale import ScaleConfig, check_scale
 
     options.select_keras_backend(args.keras_backend)
     if args.json:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     for backend, config in configs.items():
         if err.is_terminal:
             err.print(f"{backend}: {config.parts} {'processes' if backend == 'torch' else 'devices'} ...")
-        report = check(backend, config)
+        report = check_scale(backend, config)
         reports.append(report)
         table = Table(
             title=f"{report.engine}: {report.parts} {'processes' if backend == 'torch' else 'devices'} "

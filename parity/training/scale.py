@@ -299,7 +299,7 @@ def check_keras(config: ScaleConfig) -> ScaleReport:
         return ScaleReport(**{k: v for k, v in json.loads(out.read_text()).items() if k != "passed"})
 
 
-def check(backend: str, config: ScaleConfig) -> ScaleReport:
+def check_scale(backend: str, config: ScaleConfig) -> ScaleReport:
     """The scale check of `backend` ("torch" or "keras")."""
     if backend == "torch":
         return check_torch(config)

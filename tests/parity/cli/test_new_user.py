@@ -215,3 +215,18 @@ def test_quiet_silences_progress_not_results(capsys):
     assert main(["summary", "--arch", "resnet18", "--size", "64", "--backends", "", "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert "total" in out and err == ""
+
+
+def test_ctrl_c_during_an_export_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    from parity.checks import export
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_write_checked", interrupted)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--backend", "torch", "--arch", "resnet18", "--size", "32", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "resnet-parity export: interrupted; nothing half-written was left"
+    ]
+    assert list(tmp_path.iterdir()) == []

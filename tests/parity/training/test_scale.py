@@ -9,7 +9,7 @@ import pytest
 
 from parity.cli import main
 from parity.core import tolerances
-from parity.training.scale import ScaleConfig, check
+from parity.training.scale import ScaleConfig, check_scale
 
 
 def test_torch_ddp_over_two_processes_is_one_process_accumulating_two_shards(tmp_path, capsys):
@@ -26,7 +26,7 @@ def test_torch_ddp_over_two_processes_is_one_process_accumulating_two_shards(tmp
 
 
 def test_keras_data_parallel_on_two_jax_cpu_devices_is_one_device():
-    report = check("keras", ScaleConfig(parts=2))
+    report = check_scale("keras", ScaleConfig(parts=2))
     assert report.engine == "keras.distribution.DataParallel (JAX)" and report.parts == 2
     assert max(report.worst) <= tolerances.SCALE_FP64, report.worst
     # BatchNorm statistics are global under DataParallel: the global batch *is* the expectation.
@@ -53,6 +53,6 @@ def test_sync_bn_over_two_gpus_is_the_global_batch():
     torch = pytest.importorskip("torch")
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 CUDA devices (NCCL, one process per GPU)")
-    report = check("torch", ScaleConfig(parts=2, sync_bn=True, device="cuda"))
+    report = check_scale("torch", ScaleConfig(parts=2, sync_bn=True, device="cuda"))
     assert report.expected == "one process, global batch"
     assert max(report.worst) <= tolerances.SCALE_FP64, report.worst

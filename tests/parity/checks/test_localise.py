@@ -8,7 +8,7 @@ import pytest
 from parity.backends import adapter, adapter_named
 from parity.checks.check import build_pair, check_arch, default_weights, random_input
 from parity.checks.compare import compare
-from parity.checks.localize import unit_names
+from parity.checks.localise import unit_names
 from parity.core import tolerances
 from parity.io.weights import copy_weights, set_weights
 from parity.spec import make_spec
