@@ -668,7 +668,6 @@ KERAS_DEFAULT_BN_EPS = 1e-3
 
 def _same_padding(module: Any) -> dict[str, Callable]:
     """Let Keras pad: 'same' on every padded conv and the stem pool, no explicit ZeroPadding2D."""
-    keras = module.keras
     make_conv, make_pool = module.make_conv, module.make_pool
 
     def conv(plan):
@@ -713,12 +712,11 @@ def _bn_momentum_unconverted(module: Any) -> dict[str, Callable]:
 
 def _bn_variance_biased(module: Any) -> dict[str, Callable]:
     """Stock keras.layers.BatchNormalization: moving variance updated with the biased variance."""
-    return {"BatchNorm": module.keras.layers.BatchNormalization}
+    return {"BatchNorm": keras.layers.BatchNormalization}
 
 
 def _default_initializers(module: Any) -> dict[str, Callable]:
     """Keras' default initialisers (Glorot uniform kernels, zero biases) instead of torchvision's."""
-    keras = module.keras
     make_conv, make_fc = module.make_conv, module.make_fc
 
     def conv(plan):
