@@ -16,7 +16,7 @@ from resnet_torch.layers import CHANNEL_AXIS, SameConv2d, SameMaxPool2d
 
 
 def make_conv(plan: ConvPlan) -> nn.Conv2d:
-    """A conv with torchvision's init (kaiming normal, fan_out, relu gain)."""
+    """A conv with torch's default init for now; `ResNet.init_weights` re-draws it as torchvision does."""
     # FRAMEWORK: padding — torch pads inside the conv, symmetrically ('same': `SameConv2d`).
     same = {"plan": plan} if plan.same else {}
     conv = (SameConv2d if plan.same else nn.Conv2d)(
@@ -28,9 +28,6 @@ def make_conv(plan: ConvPlan) -> nn.Conv2d:
         bias=plan.bias,
         **same,
     )
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
     return conv
 
 
@@ -65,12 +62,15 @@ class BasicBlock(nn.Module):
 
     def __init__(self, plan: BlockPlan):
         super().__init__()
+        # FRAMEWORK: init order — torchvision builds the shortcut before the block (its default init draws
+        # first) and registers it last; Keras draws every initialiser at build time, in call order.
+        downsample = make_downsample(plan)
         self.conv1 = make_conv(plan.convs[0])
         self.bn1 = make_norm(plan.norms[0])
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = make_conv(plan.convs[1])
         self.bn2 = make_norm(plan.norms[1])
-        self.downsample = make_downsample(plan)
+        self.downsample = downsample
         self.relu_before_add = plan.relu_before_add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +100,9 @@ class Bottleneck(nn.Module):
 
     def __init__(self, plan: BlockPlan):
         super().__init__()
+        # FRAMEWORK: init order — torchvision builds the shortcut before the block (its default init draws
+        # first) and registers it last; Keras draws every initialiser at build time, in call order.
+        downsample = make_downsample(plan)
         self.conv1 = make_conv(plan.convs[0])
         self.bn1 = make_norm(plan.norms[0])
         self.conv2 = make_conv(plan.convs[1])
@@ -107,7 +110,7 @@ class Bottleneck(nn.Module):
         self.conv3 = make_conv(plan.convs[2])
         self.bn3 = make_norm(plan.norms[2])
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = make_downsample(plan)
+        self.downsample = downsample
         self.relu_before_add = plan.relu_before_add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,6 +168,20 @@ class ResNet(nn.Module):
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = make_fc(spec.head_plan())
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """torchvision's init, draw for draw: every conv re-drawn kaiming normal (fan_out, relu gain) in
+        `modules()` order after every module drew its default init at construction; BN gamma 1 (0 for each
+        block's last BN with `zero_init_residual`) and beta 0; the fc keeps nn.Linear's default.
+
+        Under the same `torch.manual_seed`, `resnet18()` .. `resnet152()` equal torchvision's bit for bit.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:  # torchvision's convs have none; the biased variants start at 0
+                    nn.init.zeros_(module.bias)
 
     @property
     def stages(self) -> list[nn.Sequential]:

@@ -548,7 +548,7 @@ _lesson(
     "torchvision draws conv weights from kaiming normal (fan_out) and fc weights from U(+-1/sqrt(in)); "
     "Keras defaults to Glorot uniform and zero biases. Ported weights are unaffected; training from "
     "scratch starts elsewhere.",
-    "resnet_torch.model:make_conv",
+    "resnet_torch.model:ResNet.init_weights",
     "resnet_keras.model:make_conv",
     run_initializers,
 )
