@@ -47,10 +47,6 @@ RUNTIMES = INFERENCE + TRAINING
 SGEMM_SIZE = 2048
 
 
-Skip = Unavailable
-"""A runtime that cannot run here; the message says why."""
-
-
 @dataclass
 class Timing:
     """One runtime's figures (or the reason it was skipped)."""
@@ -110,11 +106,11 @@ def _ort_step(spec: ResNetSpec, weights: dict, x: np.ndarray, backend: str, fold
     from parity.checks.export import export_onnx, onnx_session, run_onnx
 
     if importlib.util.find_spec("onnxruntime") is None:
-        raise Skip("onnxruntime is not installed")
+        raise Unavailable("onnxruntime is not installed")
     side = adapter_named(backend)
     refusal = side.onnx_refusal()
     if refusal:
-        raise Skip(refusal)
+        raise Unavailable(refusal)
     model = side.build(spec)
     set_weights(model, weights)
     path = export_onnx(model, folder / f"{backend}.onnx", height=x.shape[2], width=x.shape[3], force=True)
@@ -138,7 +134,7 @@ def _in_child(runtime: str, spec: ResNetSpec, weights_file: Path, x_file: Path, 
 
     backend = runtime.split("-", 1)[1]
     if importlib.util.find_spec(backend) is None:
-        raise Skip(f"{backend} is not installed")
+        raise Unavailable(f"{backend} is not installed")
     payload = json.dumps(
         {"spec": spec.to_dict(), "weights": str(weights_file), "x": str(x_file), "warmup": warmup, "repeats": repeats}
     )
@@ -150,7 +146,7 @@ def _in_child(runtime: str, spec: ResNetSpec, weights_file: Path, x_file: Path, 
     )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise Skip(f"Keras on {backend} failed: {last[:160]}")
+        raise Unavailable(f"Keras on {backend} failed: {last[:160]}")
     return float(result.stdout.strip().splitlines()[-1])
 
 
@@ -242,7 +238,7 @@ def run_bench(
                 else:
                     step = _make_step(name, spec, weights, x, folder)
                     seconds = median_seconds(step, warmup, repeats)
-            except Skip as reason:
+            except Unavailable as reason:  # a runtime that cannot run here says why
                 timings.append(Timing(name, kind, skipped=str(reason)))
                 continue
             except ImportError as exc:

@@ -26,7 +26,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,14 +372,15 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
             f"--resume: {', '.join(f'{k} was {stored.get(k)!r}, now {now[k]!r}' for k in changed)}"
             f"; a resumed run must use the settings of {out}"
         )
-    done = [set(state_epochs(out / b)) for b in config.backends]
-    common = set.intersection(*done) if done else set()
-    return max(common) if common else 0
+    return epochs_done(out, config.backends)
 
 
-def epochs_done(out: Path) -> int:
-    """The last epoch every backend folder of a run directory holds a state for (0: none)."""
-    folders = [f for f in out.iterdir() if f.is_dir()] if out.is_dir() else []
+def epochs_done(out: Path, backends: Sequence[str] | None = None) -> int:
+    """The last epoch every backend folder (`backends`, default all) of a run directory holds a state for (0: none)."""
+    if backends is not None:
+        folders = [out / b for b in backends]
+    else:
+        folders = [f for f in out.iterdir() if f.is_dir()] if out.is_dir() else []
     done = [set(state_epochs(f)) for f in folders]
     common = set.intersection(*done) if done else set()
     return max(common) if common else 0
