@@ -101,3 +101,27 @@ class Sequential(keras.Sequential):
         for layer in self.layers:
             out = layer(out, training=training) if layer._call_has_training_arg else layer(out)
         return out
+
+
+@keras.saving.register_keras_serializable(package="resnet_keras")
+class NegInfPadding2D(keras.layers.Layer):
+    """Symmetric -inf padding of an NHWC map, so a max-pool behind it never picks a padded cell.
+
+    # FRAMEWORK: max-pool padding — torch's MaxPool2d pads with -inf; Keras has only ZeroPadding2D.
+    """
+
+    def __init__(self, padding: int, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = padding
+
+    def call(self, inputs):
+        p = self.padding
+        return keras.ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], constant_values=float("-inf"))
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = 2 * self.padding
+        return (n, None if h is None else h + grow, None if w is None else w + grow, c)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "padding": self.padding}

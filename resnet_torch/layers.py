@@ -45,3 +45,21 @@ class SameMaxPool2d(nn.MaxPool2d):
         out = F.pad(x, (left, right, top, bottom), value=float("-inf"))
         out = super().forward(out)
         return out
+
+
+class ZeroPadMaxPool2d(nn.MaxPool2d):
+    """nn.MaxPool2d behind a zero padding, as Keras' ZeroPadding2D + MaxPooling2D (keras.applications V2).
+
+    # FRAMEWORK: max-pool padding — torch pads with -inf, so a padded cell never wins; a zero pad
+    # wins wherever a window's real cells are all negative, which happens when no ReLU precedes the pool.
+    """
+
+    def __init__(self, plan: PoolPlan):
+        super().__init__(kernel_size=plan.kernel, stride=plan.stride, padding=0)
+        self.plan = plan
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom, left, right = self.plan.pads(x.shape[-2], x.shape[-1])
+        out = F.pad(x, (left, right, top, bottom), value=0.0)
+        out = super().forward(out)
+        return out

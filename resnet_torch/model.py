@@ -11,8 +11,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec
-from resnet_torch.layers import CHANNEL_AXIS, SameConv2d, SameMaxPool2d
+from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec, StemPlan
+from resnet_torch.layers import CHANNEL_AXIS, SameConv2d, SameMaxPool2d, ZeroPadMaxPool2d
 
 
 def make_conv(plan: ConvPlan) -> nn.Conv2d:
@@ -26,6 +26,7 @@ def make_conv(plan: ConvPlan) -> nn.Conv2d:
         stride=plan.stride,
         padding=0 if plan.same else plan.padding,
         bias=plan.bias,
+        groups=plan.groups,
         **same,
     )
     return conv
@@ -39,11 +40,24 @@ def make_norm(plan: NormPlan) -> nn.BatchNorm2d:
     return norm
 
 
-def make_pool(plan: PoolPlan) -> nn.MaxPool2d:
+def make_pool(plan: PoolPlan) -> nn.Module:
+    if plan.kind == "avg":
+        # FRAMEWORK: average pool edge — ceil_mode keeps the odd row/column as a window of its own and
+        # count_include_pad=False averages only its real cells: TF's 'same' average (timm's avg-down).
+        return nn.AvgPool2d(plan.kernel, plan.stride, ceil_mode=plan.same, count_include_pad=False)
     # FRAMEWORK: max-pool padding — torch pads with -inf inside the pool.
     if plan.same:
         return SameMaxPool2d(plan)
+    if plan.fill == "zero":
+        return ZeroPadMaxPool2d(plan)
     return nn.MaxPool2d(kernel_size=plan.kernel, stride=plan.stride, padding=plan.padding)
+
+
+def make_global_pool(plan: HeadPlan) -> nn.Module:
+    """The head's global pool (timm's `global_pool`): average, max, or none for a backbone."""
+    if plan.pooling is None:
+        return nn.Identity()
+    return nn.AdaptiveAvgPool2d((1, 1)) if plan.pooling == "avg" else nn.AdaptiveMaxPool2d((1, 1))
 
 
 def make_fc(plan: HeadPlan) -> nn.Linear:
@@ -132,17 +146,114 @@ class Bottleneck(nn.Module):
         return out
 
 
-BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+class PreActBasicBlock(nn.Module):
+    """BN-ReLU before each of two 3x3 convs (ResNet V2); a projection reads the pre-activated input.
+
+    Args:
+        plan: the block's `BlockPlan` from the spec (`preact` True).
+    """
+
+    expansion = 1
+
+    def __init__(self, plan: BlockPlan):
+        super().__init__()
+        downsample = make_downsample(plan)
+        self.bn1 = make_norm(plan.norms[0])
+        self.conv1 = make_conv(plan.convs[0])
+        self.bn2 = make_norm(plan.norms[1])
+        self.conv2 = make_conv(plan.convs[1])
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+        self.project = plan.downsample is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.bn1(x)
+        out = self.relu(out)
+        if self.project:
+            identity = self.downsample(out)
+        elif self.downsample is not None:
+            identity = self.downsample(x)
+        out = self.conv1(out)
+        out = self.bn2(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = out + identity
+        return out
+
+
+class PreActBottleneck(nn.Module):
+    """BN-ReLU before each of the 1x1, 3x3, 1x1 convs (ResNet V2); a projection reads the pre-activated input.
+
+    Args:
+        plan: the block's `BlockPlan` from the spec (`preact` True).
+    """
+
+    expansion = 4
+
+    def __init__(self, plan: BlockPlan):
+        super().__init__()
+        downsample = make_downsample(plan)
+        self.bn1 = make_norm(plan.norms[0])
+        self.conv1 = make_conv(plan.convs[0])
+        self.bn2 = make_norm(plan.norms[1])
+        self.conv2 = make_conv(plan.convs[1])
+        self.bn3 = make_norm(plan.norms[2])
+        self.conv3 = make_conv(plan.convs[2])
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+        self.project = plan.downsample is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+        out = self.bn1(x)
+        out = self.relu(out)
+        if self.project:
+            identity = self.downsample(out)
+        elif self.downsample is not None:
+            identity = self.downsample(x)
+        out = self.conv1(out)
+        out = self.bn2(out)
+        out = self.relu(out)
+        out = self.conv2(out)
+        out = self.bn3(out)
+        out = self.relu(out)
+        out = self.conv3(out)
+        out = out + identity
+        return out
+
+
+BLOCKS = {
+    ("basic", False): BasicBlock,
+    ("bottleneck", False): Bottleneck,
+    ("basic", True): PreActBasicBlock,
+    ("bottleneck", True): PreActBottleneck,
+}
 
 
 def make_downsample(plan: BlockPlan) -> nn.Sequential | None:
-    """The identity path's 1x1 conv + BN, named `downsample.0` / `downsample.1` as torchvision."""
-    if plan.downsample is None:
+    """The identity path, named as torchvision (`downsample.0` conv, `.1` BN) and timm's avg-down
+    (`.0` pool, `.1` conv, `.2` BN); a strided 1x1 max-pool alone where only the size changes."""
+    if plan.downsample is None and plan.shortcut_pool is None:
         return None
+    if plan.downsample is None:
+        return nn.Sequential(make_pool(plan.shortcut_pool))
     conv, norm = plan.downsample
-    if norm is None:
-        return nn.Sequential(make_conv(conv))
-    return nn.Sequential(make_conv(conv), make_norm(norm))
+    layers = [make_conv(conv)] + ([make_norm(norm)] if norm is not None else [])
+    if conv.name.endswith(".1"):  # avg-down: index 0 is the pool, an Identity where the block keeps the size
+        layers.insert(0, make_pool(plan.shortcut_pool) if plan.shortcut_pool is not None else nn.Identity())
+    return nn.Sequential(*layers)
+
+
+def make_stem_conv(plan: StemPlan) -> nn.Module:
+    """`conv1`: one conv, or the deep stem's Sequential [conv, bn, relu, conv, bn, relu, conv] (timm's)."""
+    if not plan.deep:
+        return make_conv(plan.conv)
+    layers: list[nn.Module] = []
+    for conv, norm in zip(plan.convs[:-1], plan.norms[:-1]):
+        layers += [make_conv(conv), make_norm(norm), nn.ReLU(inplace=True)]
+    layers.append(make_conv(plan.convs[-1]))
+    return nn.Sequential(*layers)
 
 
 class ResNet(nn.Module):
@@ -158,16 +269,20 @@ class ResNet(nn.Module):
             raise TypeError(f"spec must be a ResNetSpec, got {type(spec).__name__}")
         self.spec = spec
         stem = spec.stem_plan()
-        self.conv1 = make_conv(stem.conv)
-        self.bn1 = make_norm(stem.norm)
+        head = spec.head_plan()
+        self.conv1 = make_stem_conv(stem)
+        if not spec.preact:  # a pre-activation network's first bn is its first block's bn1
+            self.bn1 = make_norm(stem.norms[-1])
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = make_pool(stem.pool) if stem.pool is not None else nn.Identity()
         for index, plans in enumerate(spec.stage_blocks()):
             # torchvision's `layer1` .. `layer4` attributes, each an nn.Sequential of blocks.
-            blocks = [BLOCKS[plan.kind](plan) for plan in plans]
+            blocks = [BLOCKS[plan.kind, plan.preact](plan) for plan in plans]
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = make_fc(spec.head_plan())
+        if head.norm is not None:
+            self.post_bn = make_norm(head.norm)
+        self.avgpool = make_global_pool(head)
+        self.fc = make_fc(head) if head.out_features else nn.Identity()
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -198,16 +313,28 @@ class ResNet(nn.Module):
             )
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        """conv1 -> bn1 -> relu -> maxpool."""
+        """conv1 -> bn1 -> relu -> maxpool (bn1 and relu are Identity in a pre-activation network)."""
         out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
+        if not self.spec.preact:
+            out = self.bn1(out)
+            out = self.relu(out)
         out = self.maxpool(out)
         return out
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's output map: the last stage, after the final BN-ReLU of a pre-activation network."""
+        out = x
+        if self.spec.preact:
+            out = self.post_bn(out)
+            out = self.relu(out)
+        return out
+
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """Global average pool -> fc: the last stage's map to logits."""
-        out = self.avgpool(x)
+        """(post_bn -> relu) -> global pool -> fc: the last stage's map to logits (or features)."""
+        out = self.forward_features(x)
+        if self.spec.pooling is None:
+            return out
+        out = self.avgpool(out)
         # FRAMEWORK: flatten — (N, C, 1, 1) -> (N, C); order matters only for a head that
         # flattens a spatial map, which this one never does.
         out = torch.flatten(out, 1)
@@ -224,8 +351,8 @@ class ResNet(nn.Module):
             out = stage(out)
             outputs[f"layer{index + 1}"] = out
         out = self.forward_head(out)
-        outputs["logits"] = out
+        outputs[self.spec.output_name] = out
         return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_stages(x)["logits"]
+        return self.forward_stages(x)[self.spec.output_name]

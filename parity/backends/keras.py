@@ -179,6 +179,8 @@ def _unit_layers(model: Any, name: str) -> list[Any]:
     # FRAMEWORK: padding — a torch conv or pool pads itself; here a ZeroPadding2D layer in front of
     # it (`pad{i}` before `conv{i}`, `maxpool_pad` before `maxpool`) belongs to the same unit.
     pad = getattr(parent, "pad" + local[len("conv") :], None) if local.startswith("conv") else None
+    if isinstance(parent, keras.Sequential):  # the deep stem: `0_pad` before the conv `0`
+        pad = next((child for child in parent.layers if child.name == f"{local}_pad"), None)
     if local == "maxpool":
         pad = parent.maxpool_pad
     if local == "avgpool":
@@ -357,7 +359,7 @@ def export_onnx(
     On the TensorFlow backend, tf2onnx runs with the weight copies it otherwise holds switched off
     (`_lean_tf2onnx`: resnet50 9.7 -> 1.7 GB peak).
     """
-    refusal = onnx_refusal()
+    refusal = onnx_refusal(model.spec)
     if refusal:
         raise RuntimeError(refusal)
     spec = model.spec
@@ -371,13 +373,21 @@ def export_onnx(
         _inline_zip(tmp)
 
 
-def onnx_refusal() -> str | None:
-    """Why this process cannot export a Keras model to ONNX (None when it can)."""
+def onnx_refusal(spec: ResNetSpec | None = None) -> str | None:
+    """Why this process cannot export a Keras model (of `spec`) to ONNX (None when it can)."""
     # Keras exports ONNX from JAX through jax2tf and tf2onnx; refused in one line, not a traceback.
     if keras.backend.backend() == "jax":
         return (
             "ONNX export of the Keras model needs the tensorflow or torch Keras backend; this "
             "process runs jax (use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)"
+        )
+    # FRAMEWORK: grouped conv — Keras' TensorFlow backend runs a grouped Conv2D as an XLA-compiled
+    # function (TF's CPU kernel has no groups), which tf2onnx 1.17 leaves as a StatefulPartitionedCall.
+    if spec is not None and spec.groups > 1 and keras.backend.backend() == "tensorflow":
+        return (
+            f"ONNX export of a Keras model with grouped convs (groups={spec.groups}) needs the torch Keras "
+            "backend: on tensorflow Keras runs them through XLA, which tf2onnx cannot convert "
+            "(use --keras-backend torch, or KERAS_BACKEND=torch)"
         )
     return None
 
@@ -614,6 +624,35 @@ def read_native(fmt: str, path: Path, spec: ResNetSpec | None) -> tuple[ResNetSp
     if not isinstance(model, resnet_keras.ResNet):
         raise CheckpointError(f"{path} holds a {type(model).__name__}, not a resnet_keras.ResNet")
     return model.spec, get_weights(model)
+
+
+KERAS_APPLICATIONS = {
+    "resnet50": "ResNet50",
+    "resnet101": "ResNet101",
+    "resnet152": "ResNet152",
+    "resnet50v2": "ResNet50V2",
+    "resnet101v2": "ResNet101V2",
+    "resnet152v2": "ResNet152V2",
+}
+"""Preset -> the keras.applications constructor that builds it (v1 presets in the `keras_applications` variant)."""
+
+
+def keras_applications_model(preset: str, num_classes: int, in_channels: int, path: Path | None = None) -> Any:
+    """A keras.applications ResNet (logits head, or none with num_classes 0), with a `.weights.h5` loaded if given.
+
+    Args:
+        preset: a key of `KERAS_APPLICATIONS` ("resnet50v2").
+        num_classes: its classes; 0 builds it with include_top=False.
+        in_channels: its input channels.
+        path: a `.weights.h5` the model saved (`save_weights`), or None.
+    """
+    constructor = getattr(keras.applications, KERAS_APPLICATIONS[preset])
+    head = {"classes": num_classes, "classifier_activation": None} if num_classes else {"include_top": False}
+    # With its head on, keras.applications wants a static input size; any >= 32 builds the same weights.
+    model = constructor(weights=None, input_shape=(224, 224, in_channels), **head)
+    if path is not None:
+        model.load_weights(str(path))
+    return model
 
 
 def write_native(fmt: str, weights: Mapping[str, np.ndarray], tmp: Path, spec: ResNetSpec) -> None:

@@ -226,8 +226,8 @@ def min_input_size(spec: Any) -> int:
             size += 1
 
 
-def onnx_refusal() -> str | None:
-    """Why this process cannot export a torch model to ONNX: never (None)."""
+def onnx_refusal(spec: ResNetSpec | None = None) -> str | None:
+    """Why this process cannot export a torch model (of `spec`) to ONNX: never (None)."""
     return None
 
 

@@ -108,7 +108,7 @@ def _ort_step(spec: ResNetSpec, weights: dict, x: np.ndarray, backend: str, fold
     if importlib.util.find_spec("onnxruntime") is None:
         raise Unavailable("onnxruntime is not installed")
     side = adapter_named(backend)
-    refusal = side.onnx_refusal()
+    refusal = side.onnx_refusal(spec)
     if refusal:
         raise Unavailable(refusal)
     model = side.build(spec)

@@ -52,8 +52,9 @@ class StageDiff:
     ratio: float | None = None
 
     @classmethod
-    def measure(cls, stage: str, a: np.ndarray, b: np.ndarray, tolerance: float) -> StageDiff:
-        """Compare reference `a` with `b` (any float arrays)."""
+    def measure(cls, stage: str, a: np.ndarray, b: np.ndarray, tolerance: float, floor: float = 0.0) -> StageDiff:
+        """Compare reference `a` with `b` (any float arrays); `floor` is the least scale the difference is
+        divided by (for a tensor that is zero up to rounding, the scale of its neighbours)."""
         a = np.asarray(a, dtype=np.float64)
         b = np.asarray(b, dtype=np.float64)
         if a.shape != b.shape:
@@ -79,7 +80,7 @@ class StageDiff:
         finite = np.isfinite(a) & np.isfinite(b)
         diff = np.abs(np.where(finite, a, 0.0) - np.where(finite, b, 0.0))
         max_abs = float(diff.max(initial=0.0))
-        ref_max = float(np.max(np.abs(a), where=np.isfinite(a), initial=0.0))
+        ref_max = max(float(np.max(np.abs(a), where=np.isfinite(a), initial=0.0)), floor)
         if ref_max > 0:
             max_rel = max_abs / ref_max
         else:

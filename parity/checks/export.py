@@ -29,7 +29,7 @@ from parity.backends import adapter
 from parity.checks.compare import Report, StageDiff, check_device, precision, run_stages
 from parity.core import tolerances
 from parity.core.files import atomic_write
-from parity.core.layout import nhwc
+from parity.core.layout import nchw, nhwc
 from parity.io.weights import spec_of
 
 DEFAULT_OPSET = 18
@@ -75,9 +75,10 @@ def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, 
     import onnx
 
     try:
-        side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, OUTPUT_NAME, BATCH_AXIS)
+        output_name = spec_of(model).output_name
+        side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, output_name, BATCH_AXIS)
         graph = onnx.load(str(tmp))  # reads any external-data side file into memory
-        _name_io(graph)
+        _name_io(graph, output_name)
         fold_pool_padding(graph)
         layout = "NCHW" if nchw or side.NAME == "torch" else "NHWC"
         onnx.helper.set_model_props(
@@ -147,14 +148,14 @@ def fold_pool_padding(model: Any) -> int:
     return folded
 
 
-def _name_io(graph: Any) -> None:
-    """Name the single input `input` and output `logits`, and axis 0 of both `batch`."""
+def _name_io(graph: Any, output_name: str = OUTPUT_NAME) -> None:
+    """Name the single input `input` and output `logits` (`features` without an fc), and axis 0 of both `batch`."""
     (inp,), (out,) = graph.graph.input, graph.graph.output
-    renames = {inp.name: INPUT_NAME, out.name: OUTPUT_NAME}
+    renames = {inp.name: INPUT_NAME, out.name: output_name}
     for node in graph.graph.node:
         node.input[:] = [renames.get(n, n) for n in node.input]
         node.output[:] = [renames.get(n, n) for n in node.output]
-    inp.name, out.name = INPUT_NAME, OUTPUT_NAME
+    inp.name, out.name = INPUT_NAME, output_name
     for value in (inp, out):
         value.type.tensor_type.shape.dim[0].dim_param = BATCH_AXIS
 
@@ -203,11 +204,13 @@ def input_layout(session: Any) -> str:
 
 
 def run_onnx(session: Any, x: np.ndarray) -> np.ndarray:
-    """Logits of an onnxruntime session for an NCHW batch (converted if the graph is NHWC)."""
+    """The output (logits, features, or an NCHW feature map) of an onnxruntime session for an NCHW batch
+    (converted to and from NHWC where the graph is NHWC)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     if input_layout(session) == "NHWC":
         x = nhwc(x)
-    return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    out = session.run(None, {INPUT_NAME: x})[0]
+    return nchw(out) if input_layout(session) == "NHWC" and out.ndim == 4 else out
 
 
 def op_histogram(path: str | os.PathLike) -> collections.Counter:
@@ -218,7 +221,15 @@ def op_histogram(path: str | os.PathLike) -> collections.Counter:
 
 
 def compare_logits(
-    a_label: str, b_label: str, a: np.ndarray, b: np.ndarray, arch: str, x_shape, device: str, allow_tf32: bool = False
+    a_label: str,
+    b_label: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    arch: str,
+    x_shape,
+    device: str,
+    allow_tf32: bool = False,
+    output_name: str = OUTPUT_NAME,
 ) -> Report:
     """A logits-only Report between two outputs already computed (same tolerances as native)."""
     name, tol = tolerances.for_run(device, allow_tf32, arch)
@@ -232,7 +243,7 @@ def compare_logits(
         tolerance=tol,
         tolerance_name=name,
     )
-    report.stages.append(StageDiff.measure(OUTPUT_NAME, a, b, tol))
+    report.stages.append(StageDiff.measure(output_name, a, b, tol))
     return report
 
 
@@ -279,14 +290,14 @@ def four_way(
             export_seconds[label] = time.perf_counter() - start
         with precision(device, allow_tf32):
             logits = {
-                "torch": run_stages(torch_model, x, device)[OUTPUT_NAME],
-                "keras": run_stages(keras_model, x, device)[OUTPUT_NAME],
+                "torch": run_stages(torch_model, x, device)[spec.output_name],
+                "keras": run_stages(keras_model, x, device)[spec.output_name],
             }
         for label, path in files.items():
             logits[label] = run_onnx(onnx_session(path, device, allow_tf32), x)
         ops = {label: op_histogram(path) for label, path in files.items()}
     reports = [
-        compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32)
+        compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32, spec.output_name)
         for a, b in itertools.combinations(["torch", "keras", "torch-onnx", "keras-onnx"], 2)
     ]
     return {

@@ -37,10 +37,10 @@ def trace_units(spec: ResNetSpec, run: Run, x: np.ndarray) -> list[tuple[str, np
 
 
 def stage_outputs(spec: ResNetSpec, trace: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Stage outputs (stem, layer1.., logits) read off a unit trace: the last block of each stage."""
+    """Stage outputs (stem, layer1.., logits or features) read off a unit trace: the last block of each stage."""
     outputs = {}
     for name, _, out in trace:
-        stage = "logits" if name == "head" else name.split(".")[0]
+        stage = spec.output_name if name == "head" else name.split(".")[0]
         outputs[stage] = out
     return outputs
 
@@ -60,28 +60,46 @@ def trace_layers(spec: ResNetSpec, run: Run, unit: str, x: np.ndarray) -> list[t
 
     if unit == "stem":
         stem = spec.stem_plan()
-        out = layer(stem.conv.name, x)
-        out = _relu(layer(stem.norm.name, out))
+        out = x
+        for conv, norm in zip(stem.convs, stem.norms):
+            out = layer(conv.name, out)
+            if norm is not None:
+                out = _relu(layer(norm.name, out))
         if stem.pool is not None:
             layer(stem.pool.name, out)
         return steps
     if unit == "head":
-        out = layer("avgpool", x)
-        layer(spec.head_plan().name, out.reshape(out.shape[0], -1))
+        head = spec.head_plan()
+        out = x
+        if head.norm is not None:
+            out = _relu(layer(head.norm.name, out))
+        if head.pooling is not None:
+            out = layer("avgpool", out)  # the global pool, average or max, under torchvision's name
+            if head.out_features:
+                layer(head.name, out.reshape(out.shape[0], -1))
         return steps
     plans = {plan.name: plan for plan in spec.block_plans()}
     if unit not in plans:
         raise KeyError(f"no unit {unit!r} in {spec.name}; units are stem, layer1.0 .. head")
     plan = plans[unit]
     out = x
+    preactivated = x
     for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms)):
+        if plan.preact:  # BN-ReLU before the conv; the shortcut reads the first one's output
+            out = _relu(layer(f"{unit}.{norm.name}", out))
+            preactivated = out if index == 0 else preactivated
+            out = layer(f"{unit}.{conv.name}", out)
+            continue
         out = layer(f"{unit}.{conv.name}", out)
         out = layer(f"{unit}.{norm.name}", out)
         if index < len(plan.convs) - 1:
             out = _relu(out)
+    identity = preactivated if plan.preact and plan.downsample is not None else x
+    if plan.shortcut_pool is not None:
+        identity = layer(f"{unit}.{plan.shortcut_pool.name}", identity)
     if plan.downsample is not None:
         conv, norm = plan.downsample
-        identity = layer(f"{unit}.{conv.name}", x)
+        identity = layer(f"{unit}.{conv.name}", identity)
         if norm is not None:
             layer(f"{unit}.{norm.name}", identity)
     return steps

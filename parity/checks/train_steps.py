@@ -144,11 +144,17 @@ class TrainReport:
 def worst_tensor(
     label: str, a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys: list[str], tolerance: float
 ) -> StageDiff:
-    """The StageDiff of the tensor (among `keys`) whose relative difference is largest."""
+    """The StageDiff of the tensor (among `keys`) whose relative difference is largest.
+
+    A tensor is measured against at least `TRAIN_ZERO_FLOOR` x the largest of them all: a conv bias that a
+    training-mode BatchNorm follows has a zero gradient up to rounding, and rounding has no relative size.
+    """
     missing = [k for k in keys if k not in a or k not in b]
     if missing:
         raise KeyError(f"{label}: no value for {', '.join(missing[:5])}")
-    diffs = [StageDiff.measure(f"{label}:{k}", a[k], b[k], tolerance) for k in keys]
+    largest = max((float(np.max(np.abs(a[k]), initial=0.0)) for k in keys), default=0.0)
+    floor = tolerances.TRAIN_ZERO_FLOOR * largest
+    diffs = [StageDiff.measure(f"{label}:{k}", a[k], b[k], tolerance, floor) for k in keys]
     return max(diffs, key=lambda d: (not d.passed, d.max_rel if not math.isnan(d.max_rel) else math.inf))
 
 

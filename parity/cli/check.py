@@ -123,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
         if path:
             check_target(path, force=True)
     specs, weights, x = _check_subject(args, height)
+    if args.onnx:  # a refusal that depends on the network (grouped convs on tensorflow), still before any work
+        for spec in specs:
+            refusal = adapter_named("keras").onnx_refusal(spec)
+            if refusal:
+                raise RuntimeError(refusal)
     batch, (height, width) = (len(x), x.shape[2:]) if x is not None else (args.batch, (height, width))
     # A float64 pass holds about CHECK_ACTIVATION_COPIES float64 copies of every activation (measured below).
     options.check_input_size(specs, batch, height, width, CHECK_ACTIVATION_COPIES)

@@ -10,11 +10,11 @@ HELP = "convert a checkpoint between .pt/.pth, .safetensors, .npz, .weights.h5 a
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from parity.spec import ARCHS, VARIANTS
+    from parity.spec import PRESETS, VARIANTS
 
     p.add_argument("src")
     p.add_argument("dst")
-    p.add_argument("--arch", choices=list(ARCHS), help="architecture (default: inferred from the weights)")
+    p.add_argument("--arch", choices=list(PRESETS), help="architecture (default: inferred from the weights)")
     p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
     p.add_argument(
         "--num-classes",

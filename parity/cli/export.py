@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         spec = options.spec_from_args(args.arch or "resnet50", args)
         weights = random_weights(spec, args.seed) if args.seed is not None else None
     side = adapter_named(args.backend)
-    refusal = side.onnx_refusal()
+    refusal = side.onnx_refusal(spec)
     if refusal:
         raise RuntimeError(refusal)
     model = side.build(spec)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from parity.backends import BACKENDS, KERAS_BACKENDS
-from parity.spec import ARCHS, STEMS, VARIANTS, ResNetSpec, make_spec, parse_archs
+from parity.spec import PRESETS, STEMS, VARIANTS, ResNetSpec, make_spec, parse_archs
 
 # -- value types -----------------------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ def add_arch(
     if many:
         p.add_argument("--arch", default=default, help=help or "comma list of architectures, or 'all'")
     else:
-        p.add_argument("--arch", default=default, choices=list(ARCHS), help=help)
+        p.add_argument("--arch", default=default, choices=list(PRESETS), help=help)
 
 
 def add_size(
@@ -139,7 +139,10 @@ def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None
     if variant:
         p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
     p.add_argument(
-        "--num-classes", type=positive, default=None, help="fc outputs (default: the preset's, or the file's)"
+        "--num-classes",
+        type=non_negative,
+        default=None,
+        help="fc outputs, 0 for none (the pooled features; default: the preset's, or the file's)",
     )
     p.add_argument("--in-channels", type=positive, default=None, help="input channels (default: 3, or the file's)")
     p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")

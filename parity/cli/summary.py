@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def stage_of(layer_name: str) -> str:
-    """'conv1' / 'bn1' / 'maxpool' -> 'stem'; 'layer2.0.conv1' -> 'layer2'; 'fc' -> 'fc'."""
+    """'conv1' / 'conv1.3' / 'bn1' / 'maxpool' -> 'stem'; 'layer2.0.conv1' -> 'layer2'; 'fc' -> 'fc'."""
     head = layer_name.split(".")[0]
     return "stem" if head in ("conv1", "bn1", "maxpool") else head
 
@@ -43,8 +43,12 @@ def built_stage_counts(spec, backend: str) -> dict[str, int] | str:
     try:
         side = adapter_named(backend)
         model = side.build(spec)
-        groups = {"stem": [model.conv1, model.bn1], "fc": [model.fc]}
+        groups = {"stem": [model.conv1] + ([] if spec.preact else [model.bn1])}
         groups.update({f"layer{i + 1}": [s] for i, s in enumerate(model.stages)})
+        if spec.preact:
+            groups["post_bn"] = [model.post_bn]
+        if spec.num_classes:
+            groups["fc"] = [model.fc]
         return {k: sum(side.count_params(m)[0] for m in ms) for k, ms in groups.items()}
     except ImportError as exc:
         return f"not installed ({exc.name})"

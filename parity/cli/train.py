@@ -21,12 +21,12 @@ UNSET = argparse.SUPPRESS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from parity.backends import BACKENDS
     from parity.io.data import NORMALISATIONS
-    from parity.spec import ARCHS, OPTIMIZERS, STEMS
+    from parity.spec import OPTIMIZERS, PRESETS, STEMS
     from parity.training.trainer import TrainConfig
 
     d = TrainConfig(data="")  # the defaults, said in each help text
     p.add_argument("--data", default=UNSET, help="'digits' (bundled), 'cifar10:PATH' or an ImageFolder path")
-    p.add_argument("--arch", default=UNSET, choices=list(ARCHS), help=f"default {d.arch}")
+    p.add_argument("--arch", default=UNSET, choices=list(PRESETS), help=f"default {d.arch}")
     p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
     p.add_argument(
         "--set", action="append", metavar="FIELD=VALUE", help="any spec field, e.g. --set widths=16,32,64,128"

@@ -89,6 +89,17 @@ def for_run(device: str, allow_tf32: bool = False, arch: str | None = None) -> t
     return ("FP32_CUDA", FP32_CUDA) if device == "cuda" else ("FP32_CPU", FP32_CPU)
 
 
+TRAIN_ZERO_FLOOR = 1e-3
+"""In the training-step comparison each tensor's difference is divided by at least this fraction of the
+largest tensor compared with it (the step's largest gradient; the largest weight). A conv bias followed by
+a training-mode BatchNorm (keras.applications' biased convs; every conv bias of a pre-activation network,
+whose sums all reach `post_bn`) has a zero gradient up to rounding: BN subtracts whatever constant the bias
+adds, and rounding has no relative size. Measured (narrow resnet50 keras_applications and resnet50v2,
+35x35, batch 4, first step): those gradients are 3e-18 .. 2e-17 of the largest and differ across backends
+by 5e-17 absolute, i.e. 4e-14 of the floor (TRAIN_STEP_FP64 holds with 2500x margin); every other gradient
+is at least 4.0e-3 of the largest, above the floor, so still measured against itself (resnet50v2's stem
+bias, 1.1e-2, is real: the zero-padded max-pool is not shift invariant)."""
+
 TRAIN_STEP_FP64 = 1e-10
 """Training-step parity in float64: loss, every gradient, every weight and BN running statistic.
 

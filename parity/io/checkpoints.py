@@ -27,18 +27,25 @@ import numpy as np
 from parity.backends import adapter_named
 from parity.core.errors import CheckpointError
 from parity.core.files import atomic_write
+from parity.io import keras_apps
+from parity.io.infer import held_sizes, infer_spec
 from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights, spec_of
-from parity.spec import ARCHS, NUM_BATCHES_TRACKED, VARIANTS, ResNetSpec, make_spec
+from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec, make_spec
 
 FORMATS = {
     ".weights.h5": "keras-weights",
     ".keras": "keras",
+    ".h5": "keras-h5",
     ".safetensors": "safetensors",
     ".npz": "npz",
     ".pth": "torch",
     ".pt": "torch",
 }
-"""Extension -> format; `.weights.h5` is matched before anything shorter."""
+"""Extension -> format; `.weights.h5` is matched before anything shorter. `.h5` (a legacy full Keras
+model) is read, never written, and only for keras.applications ResNets."""
+
+KERAS_FILES = ("keras", "keras-weights", "keras-h5")
+"""Formats that may hold a keras.applications Functional instead of a resnet_keras.ResNet."""
 
 NATIVE = {"torch": "torch", "keras-weights": "keras", "keras": "keras"}
 """Format -> the backend whose adapter reads and writes it (`read_native` / `write_native`)."""
@@ -69,11 +76,20 @@ def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> 
     fmt = format_of(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
-    if fmt == "keras-weights" and spec is None:
-        raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant)")
     try:
-        weights = _READERS[fmt](path, spec)
-    except (WeightMismatchError, CheckpointError):
+        if fmt in KERAS_FILES and keras_apps.is_keras_applications(path):
+            held, weights = _read_keras_applications(path)
+            if spec is not None and held != spec:
+                raise CheckpointError(f"{path} holds {_describe(held)}, expected {_describe(spec)}")
+        else:
+            if fmt == "keras-h5":
+                raise CheckpointError(
+                    f"{path}: a legacy .h5 is read only for keras.applications ResNets; save as .keras"
+                )
+            if fmt == "keras-weights" and spec is None:
+                raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant)")
+            weights = _READERS[fmt](path, spec)
+    except (WeightMismatchError, CheckpointError, ValueError):
         raise
     except Exception as exc:  # every library has its own exception types for a bad file
         raise CheckpointError(f"cannot read {path} as a {fmt} checkpoint: {type(exc).__name__}: {exc}") from exc
@@ -119,6 +135,20 @@ _READERS = {
 }
 
 
+def _read_keras_applications(path: Path) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
+    """(spec, canonical weights) of a keras.applications model file (the Keras adapter rebuilds a `.weights.h5`)."""
+
+    def loader(preset: str, num_classes: int, in_channels: int, weights_path: Path) -> Any:
+        return adapter_named("keras").keras_applications_model(preset, num_classes, in_channels, weights_path)
+
+    try:
+        return keras_apps.read_file(path, loader)
+    except (CheckpointError, WeightMismatchError):
+        raise
+    except Exception as exc:  # h5py and Keras have their own exception types for a bad file
+        raise CheckpointError(f"cannot read {path} as a keras.applications model: {type(exc).__name__}: {exc}") from exc
+
+
 def _describe(spec: ResNetSpec) -> str:
     return f"{spec.name} ({spec.variant}, {spec.num_classes} classes, {spec.in_channels} channels)"
 
@@ -147,6 +177,8 @@ def write_checkpoint(
             the full spec is always stored there.
     """
     fmt = format_of(path)
+    if fmt == "keras-h5":
+        raise ValueError(f"{path}: legacy .h5 files are read, not written; use .keras or .weights.h5")
     if metadata and fmt != "safetensors":
         raise ValueError(f"{path}: only .safetensors files carry metadata")
     arrays = check_against_spec(weights, spec)
@@ -288,46 +320,6 @@ def save_checkpoint(model: Any, path: str | os.PathLike, force: bool = False) ->
     return write_checkpoint(get_weights(model), path, spec_of(model), force=force)
 
 
-def held_sizes(weights: Mapping[str, Any]) -> dict[str, Any]:
-    """num_classes, in_channels and stem, read off `fc.weight` and `conv1.weight` where the file has them."""
-    fc, conv1 = weights.get("fc.weight"), weights.get("conv1.weight")
-    held: dict[str, Any] = {}
-    if fc is not None and np.ndim(fc) == 2:
-        held["num_classes"] = int(np.shape(fc)[0])
-    if conv1 is not None and np.ndim(conv1) == 4:
-        held["in_channels"] = int(np.shape(conv1)[1])
-        held["stem"] = "imagenet" if np.shape(conv1)[2] == 7 else "cifar"
-    return held
-
-
-def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
-    """The preset spec whose canonical keys and shapes the weights match exactly.
-
-    num_classes, in_channels and the stem are read off `fc.weight` and `conv1.weight`. Without an
-    exact match, the error names the closest preset and how the weights differ from it.
-    """
-    held = held_sizes(weights)
-    if "num_classes" not in held or "in_channels" not in held:
-        raise ValueError("cannot tell the architecture: no fc.weight / conv1.weight of the usual rank")
-    closest = None
-    for arch in ARCHS:
-        for variant in VARIANTS:
-            spec = make_spec(arch, variant, **held)
-            try:
-                match_shapes(spec.canonical_shapes(), weights)
-            except WeightMismatchError as error:
-                if closest is None or error.count < closest[1].count:
-                    closest = (spec, error)
-                continue
-            return spec
-    spec, error = closest
-    count = sum(1 for key in weights if not key.endswith(NUM_BATCHES_TRACKED))
-    raise ValueError(
-        f"no preset architecture has exactly these {count} keys and shapes; the closest is "
-        f"{_describe(spec)}, which differs by: {error.details}; pass --arch/--variant (or fix the file)"
-    )
-
-
 def read_with_spec(
     path: str | os.PathLike,
     arch: str | None = None,
@@ -350,7 +342,9 @@ def read_with_spec(
         num_classes, in_channels: expected outputs and input channels, or None.
     """
     fmt = format_of(path)
-    if fmt == "keras":
+    if fmt in KERAS_FILES and arch is None and Path(path).is_file() and keras_apps.is_keras_applications(path):
+        spec, weights = _read_keras_applications(Path(path))
+    elif fmt == "keras":
         if not Path(path).is_file():
             raise FileNotFoundError(f"no checkpoint file at {path}")
         spec, weights = adapter_named("keras").read_native(fmt, Path(path), None)
@@ -360,7 +354,9 @@ def read_with_spec(
                 f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant, "
                 "--num-classes, --in-channels if they differ from the defaults)"
             )
-        spec = make_spec(arch, variant, num_classes=num_classes or 1000, in_channels=in_channels or 3)
+        spec = make_spec(
+            arch, variant, num_classes=1000 if num_classes is None else num_classes, in_channels=in_channels or 3
+        )
         weights = read_checkpoint(path, spec)
     else:
         weights = read_checkpoint(path)
@@ -375,17 +371,19 @@ def read_with_spec(
             found = infer_spec(weights)
             # Variants with the same shapes (torchvision / v1, keras_applications / conv_bias) look alike
             # in a file: inference takes the first, a given --variant overrides it.
-            arch, variant = found.name, found.variant if variant == "torchvision" else variant
+            if variant == "torchvision" or found.variant == "inferred":
+                spec = found
+            else:
+                arch = found.name
     held = held_sizes(weights)
     for flag, given, key in (
         ("--num-classes", num_classes, "num_classes"),
         ("--in-channels", in_channels, "in_channels"),
     ):
         if given is not None and key in held and given != held[key]:
-            raise ValueError(
-                f"{flag} {given}, but {path} holds {held[key]} ({_HELD_BY[key]} is "
-                f"{tuple(np.shape(weights[_HELD_BY[key]]))})"
-            )
+            source = next((k for k in _HELD_BY[key] if k in weights), None)
+            why = f"{source} is {tuple(np.shape(weights[source]))}" if source else "it has no fc: a headless network"
+            raise ValueError(f"{flag} {given}, but {path} holds {held[key]} ({why})")
     if spec is None:
         spec = make_spec(arch, variant, **held)
     try:
@@ -395,7 +393,7 @@ def read_with_spec(
     return spec, weights
 
 
-_HELD_BY = {"num_classes": "fc.weight", "in_channels": "conv1.weight"}
+_HELD_BY = {"num_classes": ("fc.weight",), "in_channels": ("conv1.weight", "conv1.0.weight")}
 
 
 def refuse_same_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -1,61 +1,105 @@
-"""keras.applications ResNet50/101/152 weights <-> canonical weights, by a naming rule.
+"""keras.applications ResNets (v1 and V2, with or without their head) <-> canonical weights, by a naming rule.
 
-keras.applications builds the paper's v1 ResNet (stride on the first 1x1, biased convs, BN epsilon
-1.001e-5): the spec's `keras_applications` variant. Its layer names map to torchvision's by rule:
+keras.applications builds the paper's v1 ResNet (`ResNet50/101/152`: stride on the first 1x1, biased convs,
+BN epsilon 1.001e-5; the spec's `keras_applications` variant) and the pre-activation V2 (`ResNet50V2/101V2/
+152V2`: the presets `resnet50v2` ...). Its layer names map to canonical ones by rule:
 
-| keras.applications | canonical |
-|---|---|
-| `conv1_conv`, `conv1_bn` | `conv1`, `bn1` |
-| `conv{s}_block{b}_{i}_conv` / `_bn`, i = 1..3 | `layer{s-1}.{b-1}.conv{i}` / `.bn{i}` |
-| `conv{s}_block{b}_0_conv` / `_bn` (shortcut) | `layer{s-1}.{b-1}.downsample.0` / `.1` |
-| `predictions` | `fc` |
+| keras.applications | canonical (v1) | canonical (V2) |
+|---|---|---|
+| `conv1_conv`, `conv1_bn` | `conv1`, `bn1` | `conv1` (no stem BN) |
+| `conv{s}_block{b}_preact_bn` | | `layer{s-1}.{b-1}.bn1` |
+| `conv{s}_block{b}_{i}_conv`, i = 1..3 | `layer{s-1}.{b-1}.conv{i}` | same |
+| `conv{s}_block{b}_{i}_bn` | `.bn{i}` | `.bn{i+1}` (the BN before the next conv) |
+| `conv{s}_block{b}_0_conv` / `_bn` (shortcut) | `.downsample.0` / `.1` | `.downsample.0` |
+| `post_bn` | | `post_bn` |
+| `predictions` | `fc` | `fc` |
 
-Its head ends in a softmax unless built with `classifier_activation=None`; our models give logits.
+Files are read without Keras where they name their layers: a `.keras` archive (its `config.json` lists the
+layers in order, its `model.weights.h5` holds them in that order) and a legacy full-model `.h5`. A
+`.weights.h5` holds the variables under generic names (`conv2d_7`) only; the family, depth, classes and input
+channels are read off its shapes, and the Keras adapter rebuilds that keras.applications model to load it.
+The head ends in a softmax unless built with `classifier_activation=None`; our models give logits.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from parity.core.errors import CheckpointError
 from parity.core.layout import KERAS_TO_TORCH_SUFFIX, keras_layout, torch_layout, torch_shape
 from parity.io.weights import match_shapes
+from parity.spec import ResNetSpec, make_spec
 
-FIXED = {"conv1_conv": "conv1", "conv1_bn": "bn1", "predictions": "fc"}
-BLOCK_LAYER = re.compile(r"^conv(\d+)_block(\d+)_(\d)_(conv|bn)$")
+FIXED = {"conv1_conv": "conv1", "conv1_bn": "bn1", "post_bn": "post_bn", "predictions": "fc"}
+BLOCK_LAYER = re.compile(r"^conv(\d+)_block(\d+)_(\d|preact)_(conv|bn)$")
 ARCH_OF_DEPTH = {50: "resnet50", 101: "resnet101", 152: "resnet152"}
+V2_OF_DEPTH = {50: "resnet50v2", 101: "resnet101v2", 152: "resnet152v2"}
+CONSTRUCTOR = {
+    "resnet50": "ResNet50",
+    "resnet101": "ResNet101",
+    "resnet152": "ResNet152",
+    "resnet50v2": "ResNet50V2",
+    "resnet101v2": "ResNet101V2",
+    "resnet152v2": "ResNet152V2",
+}
+"""Preset name -> the keras.applications constructor that builds it."""
+
+ROLES = {
+    "Conv2D": ("kernel", "bias"),
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "Dense": ("kernel", "bias"),
+}
+"""Each weighted layer class's variables, in the order Keras stores them."""
+
+POOLING_LAYERS = {"avg_pool": "avg", "max_pool": "max"}
 
 
-def canonical_layer_name(name: str) -> str:
+def canonical_layer_name(name: str, preact: bool = False) -> str:
     """`conv3_block2_0_bn` -> `layer2.1.downsample.1`; KeyError for a layer without weights here."""
     if name in FIXED:
         return FIXED[name]
     match = BLOCK_LAYER.match(name)
     if match is None:
         raise KeyError(f"keras.applications layer {name!r} has no canonical name")
-    stage, block, index, kind = int(match[1]), int(match[2]), int(match[3]), match[4]
+    stage, block, index, kind = int(match[1]), int(match[2]), match[3], match[4]
     prefix = f"layer{stage - 1}.{block - 1}."
-    if index == 0:
+    if index == "preact":
+        return prefix + "bn1"
+    if index == "0":
         return prefix + ("downsample.0" if kind == "conv" else "downsample.1")
+    if preact and kind == "bn":
+        return prefix + f"bn{int(index) + 1}"
     return prefix + f"{kind}{index}"
 
 
+# -- models in memory (a keras.applications Functional) ------------------------------------------------
+
+
+def _is_preact(names: list[str]) -> bool:
+    return "post_bn" in names
+
+
 def _variables(model: Any) -> dict[str, Any]:
+    preact = _is_preact([layer.name for layer in model.layers])
     variables = {}
     for layer in model.layers:
         if not layer.weights:
             continue
-        prefix = canonical_layer_name(layer.name)
+        prefix = canonical_layer_name(layer.name, preact)
         for variable in layer.weights:
             variables[f"{prefix}.{KERAS_TO_TORCH_SUFFIX[variable.name]}"] = variable
     return variables
 
 
 def from_keras_applications(model: Any) -> dict[str, np.ndarray]:
-    """Canonical weights (PyTorch layout) of a keras.applications ResNet50/101/152 model."""
+    """Canonical weights (PyTorch layout) of a keras.applications ResNet (v1 or V2, any head)."""
     return {key: torch_layout(np.array(var.numpy())) for key, var in _variables(model).items()}
 
 
@@ -68,19 +112,164 @@ def to_keras_applications(model: Any, weights: Mapping[str, Any]) -> None:
         variable.assign(keras_layout(arrays[key]).astype(variable.dtype))
 
 
-def spec_for(model: Any, **overrides: Any):
-    """The `keras_applications` spec matching a keras.applications ResNet (depth, classes, channels)."""
-    from parity.spec import make_spec
+def spec_for(model: Any, **overrides: Any) -> ResNetSpec:
+    """The spec of a keras.applications ResNet model: family, depth, classes, channels and head."""
+    layers = {layer.name: [tuple(v.shape) for v in layer.weights] for layer in model.layers}
+    pooling = next((POOLING_LAYERS[n] for n in layers if n in POOLING_LAYERS), None)
+    return _spec_from_layers(model.name, layers, pooling, **overrides)
 
-    depth = 2 + 3 * sum(1 for layer in model.layers if layer.name.endswith("_3_conv"))
-    if depth not in ARCH_OF_DEPTH:
-        raise ValueError(f"{model.name}: not a keras.applications ResNet50/101/152 (found depth {depth})")
-    fc = model.get_layer("predictions").kernel
-    conv1 = model.get_layer("conv1_conv").kernel
-    return make_spec(
-        ARCH_OF_DEPTH[depth],
-        "keras_applications",
-        num_classes=int(fc.shape[1]),
-        in_channels=int(conv1.shape[2]),
-        **overrides,
-    )
+
+def _spec_from_layers(
+    source: str, layers: Mapping[str, list[tuple[int, ...]]], pooling: str | None, **overrides: Any
+) -> ResNetSpec:
+    """The spec from {layer name: Keras variable shapes} and the head's pooling."""
+    names = list(layers)
+    preact = _is_preact(names)
+    depth = 2 + 3 * sum(1 for name in names if name.endswith("_3_conv"))
+    presets = V2_OF_DEPTH if preact else ARCH_OF_DEPTH
+    if depth not in presets or "conv1_conv" not in layers:
+        raise ValueError(f"{source}: not a keras.applications ResNet50/101/152 (V2) (found depth {depth})")
+    in_channels = int(layers["conv1_conv"][0][2])
+    if "predictions" in layers:
+        fields = {"num_classes": int(layers["predictions"][0][1])}
+    else:  # include_top=False: the pooled features, or the last map
+        fields = {"num_classes": 0, "pooling": pooling}
+    variant = "torchvision" if preact else "keras_applications"
+    return make_spec(presets[depth], variant, in_channels=in_channels, **{**fields, **overrides})
+
+
+# -- files, read without Keras -----------------------------------------------------------------------------
+
+
+def is_keras_applications(path: str | Path) -> bool:
+    """Whether a `.keras`, `.h5` or `.weights.h5` file holds a Functional model (keras.applications' kind)
+    rather than a resnet_keras.ResNet; read from the file's listing, nothing is loaded."""
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json")).get("class_name") == "Functional"
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if "model_weights" in f:
+                return "layer_names" in f["model_weights"].attrs
+            return "layers" in f and "conv2d" in f["layers"]
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def read_file(path: str | Path, keras_model_loader: Any = None) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
+    """(spec, canonical weights) of a keras.applications ResNet saved as `.keras`, legacy `.h5` or `.weights.h5`.
+
+    Args:
+        path: the file.
+        keras_model_loader: `(preset, num_classes, in_channels, path) -> model` that rebuilds a
+            keras.applications model and loads a `.weights.h5` into it (the Keras adapter's).
+    """
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        layers, pooling = _read_keras_archive(path)
+    else:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if "model_weights" in f:
+                layers, pooling = _read_legacy_h5(f)
+            else:
+                return _read_weights_h5(path, f, keras_model_loader)
+    try:
+        spec = _spec_from_layers(str(path), {k: [a.shape for a in v] for k, v in layers.items()}, pooling)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+    return spec, _canonical(path, layers, spec.preact)
+
+
+def _canonical(path: Path, layers: Mapping[str, list[np.ndarray]], preact: bool) -> dict[str, np.ndarray]:
+    weights = {}
+    for name, arrays in layers.items():
+        if not arrays:
+            continue
+        try:
+            prefix = canonical_layer_name(name, preact)
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: {exc.args[0]}") from None
+        roles = ROLES["BatchNormalization"] if len(arrays) == 4 else ROLES["Conv2D"]
+        for role, value in zip(roles, arrays):
+            weights[f"{prefix}.{KERAS_TO_TORCH_SUFFIX[role]}"] = torch_layout(np.asarray(value, np.float32))
+    return weights
+
+
+def _read_keras_archive(path: Path) -> tuple[dict[str, list[np.ndarray]], str | None]:
+    """A `.keras` archive: layer names and classes from config.json, arrays from model.weights.h5 in that order.
+
+    Keras stores a Functional's layers as `layers/<class in snake_case>[_k]` (the k-th of its class)."""
+    import io
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        blob = archive.read("model.weights.h5")
+    entries = [(layer["class_name"], layer["config"]["name"]) for layer in config["config"]["layers"]]
+    seen: dict[str, int] = {}
+    layers: dict[str, list[np.ndarray]] = {}
+    with h5py.File(io.BytesIO(blob), "r") as f:
+        for class_name, name in entries:
+            snake = _snake_case(class_name)
+            k = seen.get(snake, 0)
+            seen[snake] = k + 1
+            if class_name not in ROLES:
+                continue
+            group = f"layers/{snake}" + (f"_{k}" if k else "") + "/vars"
+            if group not in f:
+                raise CheckpointError(f"{path}: model.weights.h5 has no {group} for layer {name!r}")
+            layers[name] = [f[group][str(i)][()] for i in range(len(f[group]))]
+    pooling = next((POOLING_LAYERS[n] for _, n in entries if n in POOLING_LAYERS), None)
+    return layers, pooling
+
+
+def _snake_case(name: str) -> str:
+    """Keras' `naming.to_snake_case`: the name its weights file gives a layer of this class."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    name = re.sub("([a-z])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
+def _read_legacy_h5(f: Any) -> tuple[dict[str, list[np.ndarray]], str | None]:
+    """A legacy full-model `.h5` (`model.save("x.h5")`): every layer named, its weights named inside, and
+    the model's config (for the head's pooling) in an attribute."""
+    group = f["model_weights"]
+    layers = {}
+    for raw in group.attrs["layer_names"]:
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        names = [w.decode() if isinstance(w, bytes) else str(w) for w in group[name].attrs.get("weight_names", [])]
+        layers[name] = [group[name][w][()] for w in names]
+    config = f.attrs.get("model_config")
+    config = json.loads(config.decode() if isinstance(config, bytes) else config) if config is not None else {}
+    names = [layer["config"]["name"] for layer in config.get("config", {}).get("layers", [])]
+    return layers, next((POOLING_LAYERS[n] for n in names if n in POOLING_LAYERS), None)
+
+
+def _read_weights_h5(path: Path, f: Any, loader: Any) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
+    """A Functional's `.weights.h5`: family and sizes from its shapes, then the model rebuilt to load it."""
+    groups = {
+        name: [f[f"layers/{name}/vars/{i}"].shape for i in range(len(f[f"layers/{name}/vars"]))] for name in f["layers"]
+    }
+    convs = [shapes for name, shapes in groups.items() if name.startswith("conv2d") and shapes]
+    norms = [name for name, shapes in groups.items() if name.startswith("batch_normalization") and shapes]
+    dense = [shapes for name, shapes in groups.items() if name.startswith("dense") and shapes]
+    blocks = (len(convs) - 1 - 4) // 3  # stem conv, 4 projections, 3 convs per block
+    preact = len(norms) == 3 * blocks + 1  # V2: preact, 1_bn, 2_bn per block and post_bn; v1: 3 per block, 4 + stem
+    depth = 2 + 3 * blocks
+    presets = V2_OF_DEPTH if preact else ARCH_OF_DEPTH
+    if depth not in presets:
+        raise CheckpointError(f"{path}: a .weights.h5 of a Functional model that is not a keras.applications ResNet")
+    stem = next(shapes for name, shapes in groups.items() if name == "conv2d")
+    in_channels = int(stem[0][2])
+    num_classes = int(dense[0][0][1]) if dense else 0
+    if loader is None:
+        raise CheckpointError(f"{path}: a keras.applications .weights.h5 needs Keras to rebuild the model")
+    model = loader(presets[depth], num_classes, in_channels, path)
+    return spec_for(model), from_keras_applications(model)

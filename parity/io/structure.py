@@ -94,17 +94,14 @@ def source_layers(source: Any) -> list[Layer]:
 def spec_layers(spec: ResNetSpec, shortcut_first: bool = False) -> list[Layer]:
     """The spec's layers with weights, in order, as empty-shaped Layers (canonical names)."""
     shapes = spec.canonical_shapes()
-    order: list[str] = ["conv1", "bn1"]
+    order: list[str] = [layer.name for layer in spec.stem_plan().layers()]
     for plan in spec.block_plans():
-        main = []
-        for conv, norm in zip(plan.convs, plan.norms):
-            main += [f"{plan.name}.{conv.name}", f"{plan.name}.{norm.name}"]
-        shortcut = []
-        if plan.downsample is not None:
-            conv, norm = plan.downsample
-            shortcut = [f"{plan.name}.{conv.name}"] + ([f"{plan.name}.{norm.name}"] if norm is not None else [])
+        layers = [f"{plan.name}.{layer.name}" for layer in plan.layers()]
+        shortcut = [f"{plan.name}.{layer.name}" for layer in plan.downsample or () if layer is not None]
+        main = layers[: len(layers) - len(shortcut)]
         order += shortcut + main if shortcut_first else main + shortcut
-    order.append("fc")
+    head = spec.head_plan()
+    order += ([head.norm.name] if head.norm is not None else []) + ([head.name] if head.out_features else [])
     layers = []
     for name in order:
         tensors = {

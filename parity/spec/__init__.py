@@ -10,7 +10,8 @@ Names are torchvision's `state_dict` keys (`layer2.0.downsample.0.weight`), layo
 
 - `parity.spec.resnet`: `ResNetSpec`, its fields and what follows from them;
 - `parity.spec.plans`: one conv / norm / pool / block / stem / head, and the layer table's rows;
-- `parity.spec.presets`: the five depths, the named variants, `make_spec`.
+- `parity.spec.presets`: the five depths, the families (ResNet-C/D, ResNeXt, Wide, V2, other depths),
+  the named variants, `make_spec`.
 
 This package imports only the standard library.
 """
@@ -18,6 +19,10 @@ This package imports only the standard library.
 from parity.spec.plans import (
     NORM_SUFFIXES,
     NUM_BATCHES_TRACKED,
+    POOL_FILLS,
+    POOL_KINDS,
+    POOLINGS,
+    STAGE_NAMES_FEATURES,
     STAGE_NAMES_HEAD,
     BlockPlan,
     ConvPlan,
@@ -30,25 +35,34 @@ from parity.spec.plans import (
 from parity.spec.presets import (
     ARCHS,
     DEFAULT_INPUT_SIZE,
+    FAMILIES,
     OPTIMIZERS,
+    PRESETS,
     VARIANT_INPUT_SIZE,
     VARIANTS,
     input_size,
     make_spec,
     parse_archs,
 )
-from parity.spec.resnet import BLOCK_EXPANSION, PADDINGS, SHORTCUTS, STEMS, STRIDE_ON, ResNetSpec
+from parity.spec.resnet import BLOCK_EXPANSION, PADDINGS, SHORTCUTS, STEMS, STRIDE_AT, STRIDE_ON, ResNetSpec
 
 __all__ = [
     "ARCHS",
     "BLOCK_EXPANSION",
     "DEFAULT_INPUT_SIZE",
+    "FAMILIES",
     "NORM_SUFFIXES",
     "NUM_BATCHES_TRACKED",
     "OPTIMIZERS",
+    "POOL_KINDS",
     "PADDINGS",
+    "POOLINGS",
+    "POOL_FILLS",
+    "PRESETS",
     "SHORTCUTS",
+    "STAGE_NAMES_FEATURES",
     "STAGE_NAMES_HEAD",
+    "STRIDE_AT",
     "STEMS",
     "STRIDE_ON",
     "VARIANTS",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 STAGE_NAMES_HEAD = "logits"
+STAGE_NAMES_FEATURES = "features"
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,11 @@ class ConvPlan:
     padding: int
     bias: bool
     same: bool = False
+    groups: int = 1
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
-        return (self.out_channels, self.in_channels, self.kernel, self.kernel)
+        return (self.out_channels, self.in_channels // self.groups, self.kernel, self.kernel)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         return _window_out(h, self.kernel, self.stride, self.padding, self.same), _window_out(
@@ -49,15 +51,28 @@ class NormPlan:
     zero_init: bool = False
 
 
+POOL_KINDS = ("max", "avg")
+
+POOL_FILLS = ("-inf", "zero")
+"""What a max-pool's padded cells hold: '-inf' (torch's, never picked) or 'zero' (a ZeroPadding2D
+in front, as keras.applications' V2 stem does before a pool whose input can be negative)."""
+
+
 @dataclass(frozen=True)
 class PoolPlan:
-    """A max-pool window (PyTorch pads it with -inf)."""
+    """A pooling window.
+
+    `kind` "max" pads with `fill`; "avg" with `same` is torch's `AvgPool2d(ceil_mode=True,
+    count_include_pad=False)` and TF's 'same' average: the edge window averages only the real cells.
+    """
 
     name: str
     kernel: int
     stride: int
     padding: int
     same: bool = False
+    kind: str = "max"
+    fill: str = "-inf"
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         return _window_out(h, self.kernel, self.stride, self.padding, self.same), _window_out(
@@ -71,20 +86,40 @@ class PoolPlan:
 
 @dataclass(frozen=True)
 class StemPlan:
-    """conv1 -> bn1 -> relu -> (maxpool)."""
+    """conv -> norm -> relu for each conv (the last norm is `bn1`, None in a pre-activation network),
+    then the max-pool (or none). One conv `conv1`, or the deep stem's three (`conv1.0`, `conv1.3`, `conv1.6`,
+    with norms `conv1.1`, `conv1.4`: timm's Sequential indices, the ReLUs at 2 and 5)."""
 
-    conv: ConvPlan
-    norm: NormPlan
+    convs: tuple[ConvPlan, ...]
+    norms: tuple[NormPlan | None, ...]
     pool: PoolPlan | None
+
+    @property
+    def conv(self) -> ConvPlan:
+        """The first conv: the one that sees the image."""
+        return self.convs[0]
+
+    @property
+    def deep(self) -> bool:
+        return len(self.convs) > 1
+
+    def layers(self) -> list[ConvPlan | NormPlan]:
+        """Layers with weights in forward (and torch registration) order."""
+        return [p for pair in zip(self.convs, self.norms) for p in pair if p is not None]
 
 
 @dataclass(frozen=True)
 class BlockPlan:
     """One residual block `layer{stage}.{index}`.
 
-    `convs[i]` is followed by `norms[i]`; a ReLU follows every norm but the last (and the last too
-    when `relu_before_add`), and one follows the residual addition. `downsample` is (conv, norm) on
-    the identity path, (conv, None) without BatchNorm, or None.
+    Post-activation (`preact` False): `convs[i]` is followed by `norms[i]`; a ReLU follows every norm
+    but the last (and the last too when `relu_before_add`), and one follows the residual addition.
+    Pre-activation (ResNet V2): `norms[i]` and a ReLU come *before* `convs[i]`; nothing follows the
+    addition, and a projecting shortcut reads the pre-activated input (after `norms[0]`).
+
+    `downsample` is (conv, norm) on the identity path, (conv, None) without BatchNorm, or None;
+    `shortcut_pool` runs first on that path: the avg-down pool (ResNet-D, then a stride-1 conv), or a
+    strided 1x1 max-pool alone where only the size changes (keras.applications V2).
     """
 
     name: str
@@ -98,15 +133,36 @@ class BlockPlan:
     norms: tuple[NormPlan, ...]
     downsample: tuple[ConvPlan, NormPlan | None] | None
     relu_before_add: bool = False
+    preact: bool = False
+    shortcut_pool: PoolPlan | None = None
+
+    def layers(self) -> list[ConvPlan | NormPlan]:
+        """Layers with weights in forward (and torch registration) order, the shortcut last."""
+        pairs = zip(self.norms, self.convs) if self.preact else zip(self.convs, self.norms)
+        main = [p for pair in pairs for p in pair]
+        shortcut = [p for p in (self.downsample or ()) if p is not None]
+        return main + shortcut
+
+
+POOLINGS = ("avg", "max", None)
+"""The head's global pool: average (every library's classifier), max, or none (the feature map)."""
 
 
 @dataclass(frozen=True)
 class HeadPlan:
-    """Global average pool -> fc."""
+    """(norm -> relu) -> global pool -> fc: `norm` is the pre-activation network's final BN (`post_bn`),
+    `pooling` None keeps the map (a backbone), `out_features` 0 means no fc (pooled features)."""
 
     name: str
     in_features: int
     out_features: int
+    pooling: str | None = "avg"
+    norm: NormPlan | None = None
+
+    @property
+    def output_name(self) -> str:
+        """'logits' with an fc, 'features' without one."""
+        return STAGE_NAMES_HEAD if self.out_features else STAGE_NAMES_FEATURES
 
 
 @dataclass(frozen=True)
@@ -114,7 +170,7 @@ class LayerRow:
     """One row of the canonical layer table."""
 
     name: str
-    kind: str  # "conv" | "bn" | "maxpool" | "fc"
+    kind: str  # "conv" | "bn" | "maxpool" | "avgpool" | "fc"
     input_shape: tuple[int, ...]  # NCHW without N (C, H, W), or (features,)
     output_shape: tuple[int, ...]
     kernel: int | None

@@ -40,6 +40,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # The paper's bottleneck (stride on the first 1x1) with an unpadded max-pool; 4 classes.
     "v1_unpadded_pool": {"stride_on": "v1", "pool_padding": 0, "num_classes": 4},
+    # Pre-activation (He et al. 2016, "Identity Mappings"), laid out as keras-hub's
+    # `ResNetBackbone(use_pre_activation=True)`: the stride on the first block, unbiased convs, no stem BN.
+    "preact": {"preact": True, "shortcut_norm": False},
 }
 """Named sets of overrides on top of an architecture preset; names say what differs from torchvision."""
 
@@ -64,6 +67,54 @@ ARCHS: dict[str, dict[str, Any]] = {
 }
 """The five depths exactly as torchvision builds them (He et al. 2016, table 1)."""
 
+_DEEP = {"stem": "deep"}  # ResNet-C: three 3x3 convs, 32-32-64
+_D = {"stem": "deep", "avg_down": True}  # ResNet-D: deep stem and the avg-down shortcut
+# keras.applications' ResNet V2: the stride on each stage's *last* block (the last stage has none), a
+# strided 1x1 max-pool as its identity shortcut, a biased stem conv without BN before a zero-padded
+# pool, the projection and each block's last conv biased, BN epsilon 1.001e-5.
+_KERAS_V2 = {
+    "block": "bottleneck",
+    "preact": True,
+    "strides": (2, 2, 2, 1),
+    "stride_at": "last",
+    "shortcut": "subsample",
+    "shortcut_norm": False,
+    "stem_bias": True,
+    "shortcut_bias": True,
+    "residual_bias": True,
+    "pool_fill": "zero",
+    "bn_eps": 1.001e-5,
+}
+
+FAMILIES: dict[str, dict[str, Any]] = {
+    # timm's names for other depths of torchvision's ResNet.
+    "resnet26": {"block": "bottleneck", "layers": (2, 2, 2, 2)},
+    "resnet200": {"block": "bottleneck", "layers": (3, 24, 36, 3)},
+    # ResNet-C and ResNet-D ("Bag of Tricks", He et al. 2019) as timm builds them.
+    "resnet50c": {"block": "bottleneck", "layers": (3, 4, 6, 3), **_DEEP},
+    "resnet18d": {"block": "basic", "layers": (2, 2, 2, 2), **_D},
+    "resnet26d": {"block": "bottleneck", "layers": (2, 2, 2, 2), **_D},
+    "resnet34d": {"block": "basic", "layers": (3, 4, 6, 3), **_D},
+    "resnet50d": {"block": "bottleneck", "layers": (3, 4, 6, 3), **_D},
+    "resnet101d": {"block": "bottleneck", "layers": (3, 4, 23, 3), **_D},
+    "resnet152d": {"block": "bottleneck", "layers": (3, 8, 36, 3), **_D},
+    "resnet200d": {"block": "bottleneck", "layers": (3, 24, 36, 3), **_D},
+    # ResNeXt and Wide ResNet, as torchvision's resnet.py builds them beside the plain ResNets.
+    "resnext50_32x4d": {"block": "bottleneck", "layers": (3, 4, 6, 3), "groups": 32, "width_per_group": 4},
+    "resnext101_32x8d": {"block": "bottleneck", "layers": (3, 4, 23, 3), "groups": 32, "width_per_group": 8},
+    "resnext101_64x4d": {"block": "bottleneck", "layers": (3, 4, 23, 3), "groups": 64, "width_per_group": 4},
+    "wide_resnet50_2": {"block": "bottleneck", "layers": (3, 4, 6, 3), "width_per_group": 128},
+    "wide_resnet101_2": {"block": "bottleneck", "layers": (3, 4, 23, 3), "width_per_group": 128},
+    # keras.applications ResNet50V2 / 101V2 / 152V2.
+    "resnet50v2": {"layers": (3, 4, 6, 3), **_KERAS_V2},
+    "resnet101v2": {"layers": (3, 4, 23, 3), **_KERAS_V2},
+    "resnet152v2": {"layers": (3, 8, 36, 3), **_KERAS_V2},
+}
+"""The families other libraries ship, by those libraries' names (timm, torchvision, keras.applications)."""
+
+PRESETS: dict[str, dict[str, Any]] = {**ARCHS, **FAMILIES}
+"""Every named architecture `make_spec` builds: the five depths, then the families."""
+
 OPTIMIZERS = ("sgd", "adam")
 """Update rules both backends train with, in torch's conventions (`resnet_torch.train`, `resnet_keras.train`)."""
 
@@ -72,28 +123,29 @@ def make_spec(arch: str, variant: str = "torchvision", **overrides: Any) -> ResN
     """The spec of a preset architecture, with a named variant and field overrides applied.
 
     Args:
-        arch: one of `ARCHS` ("resnet18" ... "resnet152").
+        arch: one of `PRESETS`: "resnet18" ... "resnet152", or a family ("resnet50d", "resnext50_32x4d",
+            "wide_resnet50_2", "resnet50v2", ...).
         variant: one of `VARIANTS`.
         **overrides: any `ResNetSpec` field, e.g. num_classes=10, in_channels=1, stem="cifar".
     """
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch not in PRESETS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(PRESETS)}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     known = {f.name for f in dataclasses.fields(ResNetSpec)} - {"name", "variant"}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"unknown spec field(s) for {arch}: {', '.join(unknown)}")
-    fields = {**ARCHS[arch], **VARIANTS[variant], **overrides}
+    fields = {**PRESETS[arch], **VARIANTS[variant], **overrides}
     return ResNetSpec(name=arch, variant=variant, **fields)
 
 
 def parse_archs(text: str) -> list[str]:
-    """'resnet18,resnet50' or 'all' -> list of arch names (validated)."""
+    """'resnet18,resnet50d' or 'all' (the five depths) -> list of preset names (validated)."""
     names = list(ARCHS) if text.strip() == "all" else [a.strip() for a in text.split(",") if a.strip()]
     if not names:
         raise ValueError("no architecture given")
     for name in names:
-        if name not in ARCHS:
-            raise ValueError(f"unknown arch {name!r}; choose from {', '.join(ARCHS)} or 'all'")
+        if name not in PRESETS:
+            raise ValueError(f"unknown arch {name!r}; choose from {', '.join(PRESETS)} or 'all'")
     return names

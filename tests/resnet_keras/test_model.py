@@ -78,7 +78,7 @@ def test_wrong_input_names_the_shape(shape):
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="num_classes must be a positive int, got -5"):
+    with pytest.raises(ValueError, match="num_classes must be an int >= 0 .*, got -5"):
         resnet_keras.resnet18(num_classes=-5)
     with pytest.raises(ValueError, match="in_channels must be a positive int, got 0"):
         resnet_keras.resnet50(in_channels=0)

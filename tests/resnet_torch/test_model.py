@@ -87,8 +87,8 @@ def test_wrong_input_names_the_shape(shape):
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="num_classes must be a positive int, got 0"):
-        resnet_torch.resnet18(num_classes=0)
+    with pytest.raises(ValueError, match=r"num_classes must be an int >= 0 \(0: no fc, the pooled features\), got -1"):
+        resnet_torch.resnet18(num_classes=-1)
     with pytest.raises(ValueError, match="in_channels must be a positive int, got -1"):
         resnet_torch.resnet34(in_channels=-1)
     with pytest.raises(ValueError, match="unknown arch 'resnet20'"):

@@ -160,8 +160,42 @@ def test_infer_spec(spec18, weights18):
     assert infer_spec(weights18) == spec18
     ka = make_spec("resnet101", "keras_applications", num_classes=5, in_channels=1)
     assert infer_spec(random_weights(ka, 0)) == ka
-    with pytest.raises(ValueError, match="no preset architecture"):
+    with pytest.raises(
+        ValueError,
+        match=r"no ResNet the spec describes has exactly these 103 keys and shapes; the closest is resnet18 \(torchvision\).*extra.weight",
+    ):
         infer_spec({**weights18, "extra.weight": np.zeros(1)})
+
+
+@pytest.mark.parametrize(
+    "arch, overrides",
+    [
+        ("resnet50d", {}),
+        ("resnext101_64x4d", {"num_classes": 10}),
+        ("wide_resnet50_2", {"in_channels": 1}),
+        ("resnet50v2", {}),  # keras.applications' layout: biased stem, projection and last convs
+        ("resnet18d", {"num_classes": 0}),  # timm's num_classes=0: no fc
+    ],
+)
+def test_infer_spec_names_the_family(arch, overrides):
+    spec = make_spec(arch, **overrides)
+    shapes = spec.canonical_shapes()
+    found = infer_spec({key: np.zeros(shape, np.float32) for key, shape in shapes.items()})
+    assert found.name == arch and found.canonical_shapes() == shapes
+
+
+def test_infer_spec_reads_any_depth_and_width():
+    # timm's resnet26 at a quarter width, grouped, with a deep stem: no preset, read off the keys.
+    spec = make_spec("resnet26", widths=(16, 32, 64, 128), groups=4, width_per_group=16, stem="deep", num_classes=7)
+    found = infer_spec({k: np.zeros(s, np.float32) for k, s in spec.canonical_shapes().items()})
+    assert (found.layers, found.widths, found.groups, found.width_per_group, found.stem) == (
+        (2, 2, 2, 2),
+        (16, 32, 64, 128),
+        4,
+        16,
+        "deep",
+    )
+    assert found.variant == "inferred" and found.canonical_shapes() == spec.canonical_shapes()
 
 
 def test_cli_convert(tmp_path, spec18, weights18, capsys):

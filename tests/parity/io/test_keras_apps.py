@@ -75,3 +75,73 @@ def test_torchvision_variant_weights_do_not_fit(kapp50):
     with pytest.raises(WeightMismatchError) as info:
         to_keras_applications(model, random_weights(make_spec("resnet50"), 0))
     assert "conv1.bias" in str(info.value)  # keras.applications convs carry biases
+
+
+def test_v2_naming_rule():
+    assert canonical_layer_name("conv2_block1_preact_bn", preact=True) == "layer1.0.bn1"
+    assert canonical_layer_name("conv2_block1_1_bn", preact=True) == "layer1.0.bn2"  # the BN before conv2
+    assert canonical_layer_name("conv3_block4_2_bn", preact=True) == "layer2.3.bn3"
+    assert canonical_layer_name("conv5_block3_3_conv", preact=True) == "layer4.2.conv3"
+    assert canonical_layer_name("conv4_block1_0_conv", preact=True) == "layer3.0.downsample.0"
+    assert canonical_layer_name("post_bn", preact=True) == "post_bn"
+
+
+V2_HWC = (64, 64, 3)
+
+
+@pytest.fixture(scope="module")
+def v2_files(tmp_path_factory):
+    """keras.applications ResNet50V2 (5 classes, random weights) saved the three ways Keras users save it."""
+    model = keras.applications.ResNet50V2(weights=None, classes=5, classifier_activation=None, input_shape=V2_HWC)
+    spec = spec_for(model)
+    to_keras_applications(model, random_weights(spec, 7))
+    folder = tmp_path_factory.mktemp("v2")
+    files = {ext: folder / f"resnet50v2{ext}" for ext in (".keras", ".h5", ".weights.h5")}
+    model.save(files[".keras"])
+    model.save(files[".h5"])
+    model.save_weights(files[".weights.h5"])
+    x = np.random.default_rng(2).standard_normal((2, 3, *V2_HWC[:2])).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1), training=False))
+    return model, spec, files, x, expected
+
+
+def test_v2_spec_and_counts(v2_files):
+    model, spec, *_ = v2_files
+    assert spec == make_spec("resnet50v2", num_classes=5)
+    assert resnet_keras.ResNet(spec).count_params() == model.count_params() == 23_575_045
+
+
+@pytest.mark.parametrize("ext", [".keras", ".h5", ".weights.h5"])
+def test_v2_files_load_with_no_flags_into_both_backends(v2_files, ext):
+    import parity
+
+    _, spec, files, x, expected = v2_files
+    for backend in ("torch", "keras"):
+        ours = parity.load_model(files[ext], backend=backend)
+        assert ours.spec == spec
+        diff = StageDiff.measure("logits", expected, run_stages(ours, x)["logits"], tolerances.FP32_CPU)
+        assert diff.passed, (backend, diff)
+
+
+def test_include_top_false_is_a_headless_spec(tmp_path):
+    import parity
+
+    model = keras.applications.ResNet50(weights=None, include_top=False, pooling="avg", input_shape=(64, 64, 3))
+    spec = spec_for(model)
+    assert (spec.name, spec.variant, spec.num_classes, spec.pooling) == ("resnet50", "keras_applications", 0, "avg")
+    assert model.count_params() == spec.param_counts()["keras_total"] == 23_587_712
+    model.save(tmp_path / "headless.keras")
+    ours = parity.load_model(tmp_path / "headless.keras", backend="torch")
+    x = np.random.default_rng(3).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1), training=False))
+    diff = StageDiff.measure("features", expected, run_stages(ours, x)["features"], tolerances.FP32_CPU)
+    assert diff.passed and diff.shape_b == [1, 2048]
+
+
+def test_a_functional_that_is_not_a_resnet_is_refused_in_one_line(tmp_path):
+    from parity.io.checkpoints import CheckpointError, read_with_spec
+
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv2d")(inputs)).save(tmp_path / "other.keras")
+    with pytest.raises((CheckpointError, ValueError), match=r"other.keras: not a keras.applications ResNet"):
+        read_with_spec(tmp_path / "other.keras")

@@ -90,8 +90,15 @@ def test_dict_round_trip_through_json():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_classes": 0}, "num_classes must be a positive int"),
-        ({"num_classes": -3}, "num_classes must be a positive int"),
+        ({"num_classes": -3}, "num_classes must be an int >= 0"),
+        ({"num_classes": 10, "pooling": None}, "pass num_classes=0"),
+        ({"groups": 32}, "bottleneck blocks only"),
+        (
+            {"block": "bottleneck", "width_per_group": 16, "widths": (2, 4, 8, 16)},
+            "stage width 2 with width_per_group=16",
+        ),
+        ({"preact": True}, "no place for shortcut_norm=True"),
+        ({"stride_at": "middle"}, "stride_at must be one of"),
         ({"in_channels": 0}, "in_channels must be a positive int"),
         ({"layers": (2, 2, 2)}, "widths has 4 entries but layers has 3"),
         ({"strides": (1, 2, 2)}, "strides has 3 entries but layers has 4"),
@@ -137,7 +144,7 @@ def test_spec_imports_no_framework():
     [
         ({"padding": "valid"}, "padding", "('symmetric', 'same')"),
         ({"pool_padding": -1}, "pool_padding", "0 or 1"),
-        ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always')"),
+        ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always', 'subsample')"),
         ({"stem_padding": -2}, "stem_padding", "int >= 0"),
         ({"stem_bias": "yes"}, "stem_bias", "None (follow conv_bias), True or False"),
         ({"shortcut_bias": 1}, "shortcut_bias", "None (follow conv_bias), True or False"),
