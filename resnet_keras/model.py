@@ -369,7 +369,11 @@ class ResNet(keras.Model):
         self.fc = make_fc(head) if head.out_features else keras.layers.Identity(name="fc")
         # FRAMEWORK: variables — torch creates them in __init__; Keras waits for an input shape.
         # The spec knows the channels, so build now and the model is usable at once, like torch's.
-        self.build((None, None, None, spec.in_channels))
+        # FRAMEWORK: symbolic shapes — JAX's shape inference cannot prove that the avg-down pool's ceil(n / 2)
+        # equals the strided conv's (n - 1) // 2 + 1 for an unknown n; there the build traces one concrete
+        # size (the variables do not depend on it, and any size runs afterwards).
+        spatial = 2 * spec.total_stride + 1 if spec.avg_down and keras.backend.backend() == "jax" else None
+        self.build((None, spatial, spatial, spec.in_channels))
 
     def build(self, input_shape) -> None:
         # A symbolic run through forward_stages builds every layer (no computation happens).

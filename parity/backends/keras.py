@@ -772,7 +772,34 @@ def _default_initializers(module: Any) -> dict[str, Callable]:
     return {"make_conv": conv, "make_fc": fc}
 
 
+def _avg_pool_valid(module: Any) -> dict[str, Callable]:
+    """Keras' default AveragePooling2D padding ('valid') for the avg-down pool: the odd row/column is dropped."""
+    make_pool = module.make_pool
+
+    def pool(plan):
+        layer = make_pool(plan)
+        if plan.kind == "avg":
+            layer.padding = "valid"
+        return layer
+
+    return {"make_pool": pool}
+
+
+def _subsample_by_average(module: Any) -> dict[str, Callable]:
+    """V2's strided identity written as a 2x2 average (ResNet-D's pool) instead of a strided 1x1 max-pool."""
+    make_pool = module.make_pool
+
+    def pool(plan):
+        if plan.kind == "max" and plan.kernel == 1:
+            return keras.layers.AveragePooling2D(2, plan.stride, padding="same", name=module.local_name(plan))
+        return make_pool(plan)
+
+    return {"make_pool": pool}
+
+
 NAIVE_PORTS: dict[str, Callable[[Any], dict[str, Callable]]] = {
+    "avg_pool_valid": _avg_pool_valid,
+    "subsample_by_average": _subsample_by_average,
     "same_padding": _same_padding,
     "bn_eps_default": _bn_eps_default,
     "bn_momentum_unconverted": _bn_momentum_unconverted,

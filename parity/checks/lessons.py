@@ -8,6 +8,7 @@ here is a typed-in number: `run_lessons` produces every figure the table, the do
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -443,6 +444,93 @@ def run_maxpool_nan(ctx: Context) -> list[Finding]:
     return [_finding(ctx, lesson, f"one NaN pixel: {stem.nan_a} vs {stem.nan_b} NaNs at the stem", naive, clean)]
 
 
+FAMILY_WIDTHS = {"widths": (8, 16, 32, 64), "stem_width": 16, "deep_stem_width": 8, "num_classes": 10}
+"""The families' lessons run on narrow copies: the mechanism is the same at any width."""
+
+
+def _family(ctx: Context, arch: str, **overrides: Any) -> tuple[ResNetSpec, Any, Any, dict]:
+    """(spec, torch model, correct Keras port, weights) of a narrow copy of a family preset."""
+    spec = make_spec(arch, **{**FAMILY_WIDTHS, **overrides})
+    torch_model, keras_model = build_pair(spec)
+    weights = random_weights(spec, ctx.seed)
+    set_weights(torch_model, weights)
+    copy_weights(torch_model, keras_model)
+    return spec, torch_model, keras_model, weights
+
+
+def _compare_or_fail(ctx: Context, torch_model: Any, keras_model: Any, x: np.ndarray, where: str) -> Measure:
+    """The drift of a port (stage by stage, the two specs may differ), or why it cannot run at all (`where`:
+    the stage whose addition refuses the shapes)."""
+    try:
+        a, b = run_stages(torch_model, x, ctx.device), run_stages(keras_model, x, ctx.device)
+    except Exception as exc:  # the frameworks raise their own types for a shape mismatch
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Keras colours its messages
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        reason = next((line for line in lines if "shape" in line.lower()), lines[0] if lines else "")
+        reason = reason[reason.lower().find("incompatible shapes") :] if "ncompatible shapes" in reason else reason
+        return Measure(math.inf, math.inf, where, {}, f"does not run: {reason[:140]}")
+    diffs = [StageDiff.measure(stage, a[stage], b[stage], tolerances.FP32_CPU) for stage in a]
+    first = next((d.stage for d in diffs if not d.passed), None)
+    return Measure(diffs[-1].max_abs, diffs[-1].max_rel, first, {d.stage: d.max_rel for d in diffs})
+
+
+def run_avg_pool_edge(ctx: Context) -> list[Finding]:
+    lesson = LESSONS["avg_pool_edge"]
+    spec, torch_model, keras_model, weights = _family(ctx, "resnet50d", layers=(1, 1, 1, 1))
+    naive = adapter_named("keras").build_naive(spec, "avg_pool_valid")
+    set_weights(naive, weights)
+    findings = []
+    for size in (ctx.size, ctx.size + 1):
+        x = random_input(spec, 1, size, size, ctx.seed)
+        odd = any(r.input_shape[1] % 2 for r in spec.layer_table(size) if r.kind == "avgpool")
+        case = f"{size}x{size}: " + ("an avg-down pool sees an odd size" if odd else "every avg-down input even")
+        measured = _compare_or_fail(ctx, torch_model, naive, x, "layer2")
+        findings.append(_finding(ctx, lesson, case, measured, ctx_compare(ctx, torch_model, keras_model, x)))
+    return findings
+
+
+def run_subsample_shortcut(ctx: Context) -> list[Finding]:
+    lesson = LESSONS["subsample_shortcut"]
+    spec, torch_model, keras_model, weights = _family(ctx, "resnet50v2", layers=(2, 2, 2, 1))
+    naive = adapter_named("keras").build_naive(spec, "subsample_by_average")
+    set_weights(naive, weights)
+    x = random_input(spec, 1, ctx.size, ctx.size, ctx.seed)
+    return [
+        _finding(
+            ctx,
+            lesson,
+            "2x2 average vs strided 1x1 max-pool",
+            _compare_or_fail(ctx, torch_model, naive, x, "layer1"),
+            ctx_compare(ctx, torch_model, keras_model, x),
+        )
+    ]
+
+
+def run_v2_stride(ctx: Context) -> list[Finding]:
+    lesson = LESSONS["v2_stride"]
+    spec, torch_model, keras_model, weights = _family(ctx, "resnet50v2", layers=(2, 2, 2, 1))
+    # torchvision's and keras-hub's placement: the stride on each stage's first block. Every weight has the
+    # same shape, so the file loads without a word.
+    naive = adapter_named("keras").build(spec.replace(stride_at="first", shortcut="projection"))
+    set_weights(naive, weights)
+    x = random_input(spec, 1, ctx.size, ctx.size, ctx.seed)
+    return [
+        _finding(
+            ctx,
+            lesson,
+            "stride on the first block vs the last",
+            _compare_or_fail(ctx, torch_model, naive, x, "layer1"),
+            ctx_compare(ctx, torch_model, keras_model, x),
+        )
+    ]
+
+
+def ctx_compare(ctx: Context, torch_model: Any, keras_model: Any, x: np.ndarray) -> Measure:
+    return Measure.of_report(
+        compare(torch_model, keras_model, x, device=ctx.device, float64=False, tolerance=tolerances.FP32_CPU)
+    )
+
+
 LESSONS: dict[str, Lesson] = {}
 
 
@@ -581,6 +669,40 @@ _lesson(
     "resnet_torch.model:make_pool",
     "resnet_keras.model:make_pool",
     run_maxpool_nan,
+)
+
+_lesson(
+    "avg_pool_edge",
+    "average pool at an odd edge (ResNet-D)",
+    "resnet_keras.model.make_pool",
+    "ResNet-D's shortcut averages 2x2 before its 1x1 conv. timm writes AvgPool2d(2, 2, ceil_mode=True, "
+    "count_include_pad=False): an odd last row is a window of its own, averaged over its real cells. Keras' "
+    "AveragePooling2D defaults to 'valid', which drops that row; 'same' averages it as torch does.",
+    "resnet_torch.model:make_pool",
+    "resnet_keras.model:make_pool",
+    run_avg_pool_edge,
+)
+_lesson(
+    "subsample_shortcut",
+    "V2's strided 1x1 max-pool shortcut",
+    "parity.spec (shortcut='subsample') -> make_downsample",
+    "keras.applications' ResNet V2 strides in a stage's last block, whose identity is MaxPooling2D(1, 2): "
+    "it keeps every other pixel, no weights. Written as a 2x2 average (ResNet-D's pool) it still runs, "
+    "with other numbers.",
+    "resnet_torch.model:make_downsample",
+    "resnet_keras.model:make_downsample",
+    run_subsample_shortcut,
+)
+_lesson(
+    "v2_stride",
+    "where ResNet V2 strides",
+    "parity.spec (stride_at) -> block_plans",
+    "keras.applications' V2 strides in each stage's last block (none in the last stage); torchvision, timm "
+    "and keras-hub stride in the first. Every weight has the same shape either way: a V2 file loads into "
+    "the other layout silently and computes another function.",
+    "parity.spec.resnet:ResNetSpec._block_stride",
+    "parity.spec.resnet:ResNetSpec._block_stride",
+    run_v2_stride,
 )
 
 

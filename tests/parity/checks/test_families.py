@@ -73,8 +73,10 @@ def test_a_wrong_channel_is_named_inside_the_family(name, key, block, layer):
     assert (report.first_wrong_block, report.first_wrong_layer) == (block, layer)
 
 
-@pytest.mark.parametrize("name", ["resnet50d", "resnet50v2"])
-def test_onnx_four_way(name, tmp_path):
+# The avg-down pool's ceil mode at odd sizes is the export at risk; V2 (zero-padded stem pool, strided 1x1
+# max-pool shortcut) runs the same export code and is the extended tier.
+@pytest.mark.parametrize("name", ["resnet50d", pytest.param("resnet50v2", marks=pytest.mark.extended)])
+def test_onnx_four_way(name):
     spec = FAMILIES[name]
     result = check_arch(spec.name, height=ODD[0], width=ODD[1], spec=spec, onnx=True)
     assert result.passed, result

@@ -105,3 +105,13 @@ def test_committed_docs_cover_every_lesson():
 def test_unknown_lesson():
     with pytest.raises(ValueError, match="unknown lesson"):
         run_lessons(only=["nope"])
+
+
+def test_family_lessons(findings):
+    even, odd = by_case(findings, "avg_pool_edge")
+    assert not even.caught and even.naive.max_rel <= even.tolerance  # 'valid' = 'same' when nothing is odd
+    assert odd.caught and odd.naive.max_rel == float("inf") and "Incompatible shapes" in odd.naive.note
+    for lesson in ("subsample_shortcut", "v2_stride"):
+        (f,) = by_case(findings, lesson)
+        assert f.caught and f.naive.max_rel > 100 * f.tolerance, (lesson, f.naive)
+        assert f.correct_ok
