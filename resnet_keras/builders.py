@@ -1,4 +1,4 @@
-"""`build()` and `resnet18()` .. `resnet152()`: the same constructors as resnet_torch, built from the spec.
+"""`build()`, `resnet18()` .. `resnet152()` and the families' builders: the same constructors as resnet_torch, built from the spec.
 
 Read side by side with `resnet_torch/builders.py`.
 """
@@ -15,7 +15,7 @@ def build(arch: str, num_classes: int = 1000, in_channels: int = 3, **overrides:
     """A preset architecture with spec overrides, as a keras.Model.
 
     Args:
-        arch: "resnet18" .. "resnet152" (`parity.spec.ARCHS`).
+        arch: a preset of `parity.spec.PRESETS`: "resnet18" .. "resnet152" or a family ("resnet50d", ...).
         num_classes: outputs of the fc layer.
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field (stem="cifar", zero_init_residual=True, ...).
@@ -76,3 +76,80 @@ def resnet152(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -
         **overrides: `variant=` or any `ResNetSpec` field.
     """
     return build("resnet152", num_classes, in_channels, **overrides)
+
+
+def resnext50_32x4d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNeXt-50 32x4d (bottleneck 3-4-6-3, 32 groups of 4 channels in layer1's 3x3), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer (0: none, the pooled features).
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnext50_32x4d", num_classes, in_channels, **overrides)
+
+
+def resnext101_32x8d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNeXt-101 32x8d (bottleneck 3-4-23-3, 32 groups of 8), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer (0: none, the pooled features).
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnext101_32x8d", num_classes, in_channels, **overrides)
+
+
+def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNeXt-101 64x4d (bottleneck 3-4-23-3, 64 groups of 4), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer (0: none, the pooled features).
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnext101_64x4d", num_classes, in_channels, **overrides)
+
+
+def wide_resnet50_2(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """Wide ResNet-50-2 (bottleneck 3-4-6-3, inner widths doubled), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer (0: none, the pooled features).
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("wide_resnet50_2", num_classes, in_channels, **overrides)
+
+
+def wide_resnet101_2(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """Wide ResNet-101-2 (bottleneck 3-4-23-3, inner widths doubled), as torchvision builds it.
+
+    Args:
+        num_classes: outputs of the fc layer (0: none, the pooled features).
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("wide_resnet101_2", num_classes, in_channels, **overrides)
+
+
+def resnet50d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNet-50-D (deep 3x3 stem, avg-down shortcut; He et al. 2019), as timm builds it.
+
+    Args:
+        num_classes: outputs of the fc layer (0: none, the pooled features).
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnet50d", num_classes, in_channels, **overrides)
+
+
+def resnet50v2(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """ResNet-50 V2 (pre-activation, stride in each stage's last block), as keras.applications builds it.
+
+    Args:
+        num_classes: outputs of the fc layer (0: none, the pooled features).
+        in_channels: channels of the input image.
+        **overrides: `variant=` or any `ResNetSpec` field.
+    """
+    return build("resnet50v2", num_classes, in_channels, **overrides)

@@ -1,11 +1,28 @@
-"""ResNet-18/34/50/101/152 as PyTorch modules with torchvision's state_dict keys."""
+"""ResNet-18/34/50/101/152 and the families (ResNeXt, Wide, ResNet-D, V2) as PyTorch modules,
+with torchvision's state_dict keys (timm's for the deep stem and avg-down)."""
 
-from resnet_torch.builders import build, resnet18, resnet34, resnet50, resnet101, resnet152
-from resnet_torch.model import BasicBlock, Bottleneck, ResNet
+from resnet_torch.builders import (
+    build,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet50d,
+    resnet50v2,
+    resnet101,
+    resnet152,
+    resnext50_32x4d,
+    resnext101_32x8d,
+    resnext101_64x4d,
+    wide_resnet50_2,
+    wide_resnet101_2,
+)
+from resnet_torch.model import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ResNet
 
 __all__ = [
     "BasicBlock",
     "Bottleneck",
+    "PreActBasicBlock",
+    "PreActBottleneck",
     "ResNet",
     "build",
     "resnet18",
@@ -13,4 +30,11 @@ __all__ = [
     "resnet50",
     "resnet101",
     "resnet152",
+    "resnet50d",
+    "resnet50v2",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
 ]

@@ -323,7 +323,7 @@ def compare(
 
     x = np.asarray(x)
     spec = _check_pair(a, b, x)
-    name, tol = tolerances.for_run(device, allow_tf32, spec.name)
+    name, tol = tolerances.for_run(device, allow_tf32, spec.name, spec.depth)
     fixed = tolerance is not None or allow_tf32
     if tolerance is not None:
         name, tol = "custom", float(tolerance)

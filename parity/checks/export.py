@@ -230,9 +230,10 @@ def compare_logits(
     device: str,
     allow_tf32: bool = False,
     output_name: str = OUTPUT_NAME,
+    depth: int | None = None,
 ) -> Report:
     """A logits-only Report between two outputs already computed (same tolerances as native)."""
-    name, tol = tolerances.for_run(device, allow_tf32, arch)
+    name, tol = tolerances.for_run(device, allow_tf32, arch, depth)
     report = Report(
         a=a_label,
         b=b_label,
@@ -297,7 +298,7 @@ def four_way(
             logits[label] = run_onnx(onnx_session(path, device, allow_tf32), x)
         ops = {label: op_histogram(path) for label, path in files.items()}
     reports = [
-        compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32, spec.output_name)
+        compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32, spec.output_name, spec.depth)
         for a, b in itertools.combinations(["torch", "keras", "torch-onnx", "keras-onnx"], 2)
     ]
     return {

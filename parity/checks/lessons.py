@@ -103,6 +103,7 @@ class Context:
     train_steps: int = 3
     train_size: int = 64
     trained_correct: tuple | None = None
+    families: dict = field(default_factory=dict)  # the family lessons' narrow pairs, built once
 
     def x(self, size: int | None = None, batch: int = 1) -> np.ndarray:
         size = size or self.size
@@ -449,13 +450,16 @@ FAMILY_WIDTHS = {"widths": (8, 16, 32, 64), "stem_width": 16, "deep_stem_width":
 
 
 def _family(ctx: Context, arch: str, **overrides: Any) -> tuple[ResNetSpec, Any, Any, dict]:
-    """(spec, torch model, correct Keras port, weights) of a narrow copy of a family preset."""
-    spec = make_spec(arch, **{**FAMILY_WIDTHS, **overrides})
-    torch_model, keras_model = build_pair(spec)
-    weights = random_weights(spec, ctx.seed)
-    set_weights(torch_model, weights)
-    copy_weights(torch_model, keras_model)
-    return spec, torch_model, keras_model, weights
+    """(spec, torch model, correct Keras port, weights) of a narrow copy of a family preset (built once per run)."""
+    key = (arch, tuple(sorted(overrides.items())))
+    if key not in ctx.families:
+        spec = make_spec(arch, **{**FAMILY_WIDTHS, **overrides})
+        torch_model, keras_model = build_pair(spec)
+        weights = random_weights(spec, ctx.seed)
+        set_weights(torch_model, weights)
+        copy_weights(torch_model, keras_model)
+        ctx.families[key] = (spec, torch_model, keras_model, weights)
+    return ctx.families[key]
 
 
 def _compare_or_fail(ctx: Context, torch_model: Any, keras_model: Any, x: np.ndarray, where: str) -> Measure:

@@ -74,18 +74,30 @@ about 1e-3 relative per op; 1e-2 per stage is that over a deep net. Not measured
 CI machine (no GPU); see the issue notes for the device figures."""
 
 
-def for_run(device: str, allow_tf32: bool = False, arch: str | None = None) -> tuple[str, float]:
+FIXED_DEPTH = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
+"""The depth (weighted layers on the main path, `ResNetSpec.depth`) each FP32_FIXED figure was measured at."""
+
+
+def for_run(
+    device: str, allow_tf32: bool = False, arch: str | None = None, depth: int | None = None
+) -> tuple[str, float]:
     """(name, value) of the fixed fp32 tolerance for a comparison on `device` (no float64 pass).
 
     Args:
         device: "cpu" or "cuda".
         allow_tf32: CUDA with TF32 allowed.
-        arch: the architecture's name; depths without a measurement get FP32_CPU.
+        arch: the architecture's name: a measured depth (FP32_FIXED) is used as is.
+        depth: the network's depth (`ResNetSpec.depth`), for any other network (a family, a narrower copy):
+            the FP32_FIXED figure measured at the nearest depth (the deeper one on a tie; beyond resnet152,
+            resnet152's, the deepest measured). Without either, FP32_CPU.
     """
     if device == "cuda" and allow_tf32:
         return "TF32_CUDA", TF32_CUDA
     if arch in FP32_FIXED:
         return f"FP32_FIXED[{arch}]", FP32_FIXED[arch]
+    if depth is not None:
+        nearest = min(FIXED_DEPTH, key=lambda name: (abs(FIXED_DEPTH[name] - depth), -FIXED_DEPTH[name]))
+        return f"FP32_FIXED[{nearest}] (depth {depth})", FP32_FIXED[nearest]
     return ("FP32_CUDA", FP32_CUDA) if device == "cuda" else ("FP32_CPU", FP32_CPU)
 
 

@@ -146,12 +146,19 @@ SIZES = ("name", "variant", "widths", "stem_width", "deep_stem_width", "num_clas
 
 
 def _name(spec: ResNetSpec) -> str:
-    """'resnet50d (widths 4-8-16-32)' where a preset differs only in sizes, else the block kind and depths."""
+    """'resnet50d (widths 4-8-16-32)' or 'resnet50c (stem 64-64-128)' where a preset differs only in sizes
+    (the widths that differ are named), else the block kind and depths."""
     mine = {k: v for k, v in spec.to_dict().items() if k not in SIZES}
     for arch in PRESETS:
-        preset = make_spec(arch).to_dict()
-        if all(preset[k] == v for k, v in mine.items()):
-            return f"{arch} (widths {'-'.join(map(str, spec.widths))})"
+        preset = make_spec(arch)
+        if all(preset.to_dict()[k] == v for k, v in mine.items()):
+            differ = []
+            if spec.widths != preset.widths:
+                differ.append(f"widths {'-'.join(map(str, spec.widths))}")
+            stem = (spec.deep_stem_width,) * 2 + (spec.stem_width,) if spec.stem == "deep" else (spec.stem_width,)
+            if (spec.stem_width, spec.deep_stem_width) != (preset.stem_width, preset.deep_stem_width):
+                differ.append(f"stem {'-'.join(map(str, stem))}")
+            return f"{arch} ({', '.join(differ)})" if differ else arch
     return f"resnet ({spec.block} {'-'.join(map(str, spec.layers))}" + (
         f", groups {spec.groups})" if spec.groups > 1 else ")"
     )

@@ -249,6 +249,13 @@ class ResNetSpec:
         return ("stem",) + tuple(f"layer{i + 1}" for i in range(len(self.layers))) + (self.output_name,)
 
     @property
+    def depth(self) -> int:
+        """Layers with weights on the main path: stem convs, each block's convs and the fc (18 for resnet18,
+        50 for resnet50, 52 for resnet50d)."""
+        convs_per_block = 2 if self.block == "basic" else 3
+        return len(self.stem_plan().convs) + convs_per_block * sum(self.layers) + (1 if self.num_classes else 0)
+
+    @property
     def feature_channels(self) -> int:
         return self.widths[-1] * self.expansion
 

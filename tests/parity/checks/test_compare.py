@@ -14,6 +14,7 @@ from parity.checks.check import build_pair, random_input
 from parity.checks.compare import StageDiff, compare, precision
 from parity.core import tolerances
 from parity.io.weights import copy_weights, random_weights, set_weights
+from parity.spec import make_spec
 
 
 def test_stage_diff_figures():
@@ -157,4 +158,10 @@ def test_default_tolerance_follows_device_and_tf32():
     assert tolerances.for_run("cpu") == ("FP32_CPU", tolerances.FP32_CPU)
     assert tolerances.for_run("cuda") == ("FP32_CUDA", tolerances.FP32_CUDA)
     assert tolerances.for_run("cuda", allow_tf32=True) == ("TF32_CUDA", tolerances.TF32_CUDA)
+    # Any other network takes the figure measured at its depth: the nearest, the deeper one on a tie.
+    assert make_spec("resnet50d").depth == 52 and make_spec("resnet18", num_classes=0).depth == 17
+    name, value = tolerances.for_run("cpu", arch="resnet50d", depth=make_spec("resnet50d").depth)
+    assert (name, value) == ("FP32_FIXED[resnet50] (depth 52)", tolerances.FP32_FIXED["resnet50"])
+    assert tolerances.for_run("cpu", arch="resnet26", depth=26)[1] == tolerances.FP32_FIXED["resnet34"]
+    assert tolerances.for_run("cpu", arch="resnet200", depth=200)[1] == tolerances.FP32_FIXED["resnet152"]
     assert tolerances.TF32_CUDA > tolerances.FP32_CUDA

@@ -108,7 +108,8 @@ def v2_files(tmp_path_factory):
 def test_v2_spec_and_counts(v2_files):
     model, spec, *_ = v2_files
     assert spec == make_spec("resnet50v2", num_classes=5)
-    assert resnet_keras.ResNet(spec).count_params() == model.count_params() == 23_575_045
+    # Our two models count as the spec does (tests/parity/checks/test_families.py builds them).
+    assert spec.param_counts()["keras_total"] == model.count_params() == 23_575_045
 
 
 def test_v2_file_loads_with_no_flags_into_both_backends(v2_files):
@@ -156,3 +157,20 @@ def test_a_functional_that_is_not_a_resnet_is_refused_in_one_line(tmp_path):
     keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv2d")(inputs)).save(tmp_path / "other.keras")
     with pytest.raises((CheckpointError, ValueError), match=r"other.keras: not a keras.applications ResNet"):
         read_with_spec(tmp_path / "other.keras")
+
+
+@pytest.mark.extended
+def test_resnet101v2_file_reproduces_keras_applications(tmp_path):
+    import parity
+
+    model = keras.applications.ResNet101V2(weights=None, classes=3, classifier_activation=None, input_shape=(64, 64, 3))
+    spec = spec_for(model)
+    assert spec == make_spec("resnet101v2", num_classes=3)
+    to_keras_applications(model, random_weights(spec, 11))
+    model.save(tmp_path / "r101v2.keras")
+    x = np.random.default_rng(4).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1), training=False))
+    for backend in ("torch", "keras"):
+        ours = parity.load_model(tmp_path / "r101v2.keras", backend=backend)
+        diff = StageDiff.measure("logits", expected, run_stages(ours, x)["logits"], tolerances.FP32_CPU)
+        assert diff.passed, (backend, diff)

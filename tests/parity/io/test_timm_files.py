@@ -4,6 +4,7 @@ the fp32 verdict's multiple of timm's own fp32 rounding."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,9 @@ OUTPUTS = np.load(FIXTURES / "timm_outputs.npz")
 
 FILES = {
     # file: (inferred name, classes, in channels)
-    "resnet50d_tiny.pth": ("resnet50d (widths 4-8-16-32)", 10, 3),
+    "resnet50d_tiny.pth": ("resnet50d (widths 4-8-16-32, stem 8-8-16)", 10, 3),
     "resnet26_tiny.safetensors": ("resnet26 (widths 4-8-16-32)", 7, 3),
-    "resnet18d_tiny_gray.pth": ("resnet18d (widths 4-8-16-32)", 3, 1),
+    "resnet18d_tiny_gray.pth": ("resnet18d (widths 4-8-16-32, stem 4-4-8)", 3, 1),
     "resnext_tiny_headless.safetensors": ("resnet (bottleneck 1-2-1-1, groups 4)", 0, 3),
 }
 
@@ -51,7 +52,20 @@ def test_both_backends_reproduce_timm(name, backend):
     assert ours32 <= max(tolerances.FP32_NOISE_MULTIPLE * noise, tolerances.FP32_FLOOR), (ours32, noise)
 
 
-def test_check_passes_on_a_timm_file_with_no_flags(capsys):
-    assert main(["check", "--weights", str(FIXTURES / "resnet50d_tiny.pth"), "--size", "65", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "resnet50d (widths 4-8-16-32)" in out and out.count("PASS") == 2
+def test_check_passes_on_a_timm_file_with_no_flags(tmp_path, capsys):
+    report = tmp_path / "check.json"
+    args = [
+        "check",
+        "--weights",
+        str(FIXTURES / "resnet50d_tiny.pth"),
+        "--size",
+        "65",
+        "--quiet",
+        "--json",
+        str(report),
+    ]
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("PASS") == 2
+    rows = json.loads(report.read_text())["results"]
+    assert {row["arch"] for row in rows} == {"resnet50d (widths 4-8-16-32, stem 8-8-16)"}
+    assert all(row["passed"] for row in rows)
