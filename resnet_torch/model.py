@@ -240,7 +240,9 @@ def make_downsample(plan: BlockPlan) -> nn.Sequential | None:
         return nn.Sequential(make_pool(plan.shortcut_pool))
     conv, norm = plan.downsample
     layers = [make_conv(conv)] + ([make_norm(norm)] if norm is not None else [])
-    if conv.name.endswith(".1"):  # avg-down: index 0 is the pool, an Identity where the block keeps the size
+    # FRAMEWORK: naming — a torch Sequential names its children by index, so avg-down's conv is `.1` only with
+    # something at `.0`: the pool, or timm's Identity where the block keeps the size; Keras names each layer.
+    if conv.name.endswith(".1"):
         layers.insert(0, make_pool(plan.shortcut_pool) if plan.shortcut_pool is not None else nn.Identity())
     return nn.Sequential(*layers)
 
