@@ -27,7 +27,7 @@ import numpy as np
 from parity.backends import adapter_named
 from parity.core.errors import CheckpointError
 from parity.core.files import atomic_write
-from parity.io import keras_apps
+from parity.io import folders, hf, keras_apps
 from parity.io.infer import held_sizes, infer_spec
 from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights, spec_of
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec, make_spec
@@ -52,7 +52,10 @@ NATIVE = {"torch": "torch", "keras-weights": "keras", "keras": "keras"}
 
 
 def format_of(path: str | os.PathLike) -> str:
-    """The format named by a file's extension; ValueError naming the file for any other."""
+    """The format named by a file's extension ('folder' for a directory: a transformers or timm model folder);
+    ValueError naming the file for any other."""
+    if Path(path).is_dir():
+        return "folder"
     name = Path(path).name.lower()
     for extension, fmt in FORMATS.items():
         if name.endswith(extension):
@@ -74,6 +77,11 @@ def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> 
     """
     path = Path(path)
     fmt = format_of(path)
+    if fmt == "folder":
+        held, weights, _ = folders.read_folder(path)
+        if spec is not None and held.canonical_shapes() != spec.canonical_shapes():
+            raise CheckpointError(f"{path} holds {_describe(held)}, expected {_describe(spec)}")
+        return weights
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
@@ -89,6 +97,8 @@ def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> 
             if fmt == "keras-weights" and spec is None:
                 raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant)")
             weights = _READERS[fmt](path, spec)
+            if hf.is_hf_state(weights):  # a transformers state dict without its folder: names by rule
+                weights = hf.to_canonical(weights, path)
     except (WeightMismatchError, CheckpointError, ValueError):
         raise
     except Exception as exc:  # every library has its own exception types for a bad file
@@ -342,7 +352,13 @@ def read_with_spec(
         num_classes, in_channels: expected outputs and input channels, or None.
     """
     fmt = format_of(path)
-    if fmt in KERAS_FILES and arch is None and Path(path).is_file() and keras_apps.is_keras_applications(path):
+    if fmt != "folder" and arch is None and folders.is_weights_of_folder(path):
+        path, fmt = Path(path).parent, "folder"  # the weights of a model folder: its config.json says the rest
+    if fmt == "folder" and arch is None:
+        spec, weights, _ = folders.read_folder(path)
+    elif fmt == "folder":
+        raise ValueError(f"{path}: a model folder holds its architecture in config.json; drop --arch")
+    elif fmt in KERAS_FILES and arch is None and Path(path).is_file() and keras_apps.is_keras_applications(path):
         spec, weights = _read_keras_applications(Path(path))
     elif fmt == "keras":
         if not Path(path).is_file():

@@ -138,14 +138,14 @@ def structure_spec(weights: Mapping[str, Any], held: Mapping[str, Any]) -> ResNe
         if fields[name] == fields["conv_bias"]:
             fields[name] = None
     spec = ResNetSpec(name="resnet", variant="inferred", **fields)
-    return spec.replace(name=_name(spec))
+    return spec.replace(name=name_of(spec))
 
 
 SIZES = ("name", "variant", "widths", "stem_width", "deep_stem_width", "num_classes", "in_channels", "pooling")
 """Fields that make a narrower or re-headed copy of a preset, not another family."""
 
 
-def _name(spec: ResNetSpec) -> str:
+def name_of(spec: ResNetSpec) -> str:
     """'resnet50d (widths 4-8-16-32)' or 'resnet50c (stem 64-64-128)' where a preset differs only in sizes
     (the widths that differ are named), else the block kind and depths."""
     mine = {k: v for k, v in spec.to_dict().items() if k not in SIZES}

@@ -1,0 +1,128 @@
+"""Model folders other libraries write: a `config.json` beside the weights.
+
+- transformers (`save_pretrained`): `"model_type": "resnet"`, `model.safetensors` or `pytorch_model.bin`;
+- timm hub folders (`timm.models.save_for_hf`, what the Hub serves): `"architecture"`, the same weight files.
+
+`read_folder` gives (spec, canonical weights, what the folder records: class names, preprocessing); a folder
+without weights, a config of another model, an architecture the spec cannot describe, or sizes that disagree
+with the weights are refused in one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.backends import adapter_named
+from parity.core.errors import CheckpointError
+from parity.io import hf
+from parity.io.infer import SIZES, structure_spec
+from parity.io.weights import WeightMismatchError, match_shapes
+from parity.spec import NUM_BATCHES_TRACKED, PRESETS, ResNetSpec, make_spec
+
+
+def read_weights(folder: Path) -> dict[str, np.ndarray]:
+    """The first weight file of a folder (`model.safetensors`, else `pytorch_model.bin`), as numpy arrays."""
+    for name in hf.WEIGHT_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        if name.endswith(".safetensors"):
+            from safetensors.numpy import load_file
+
+            try:
+                state = load_file(str(path))
+            except Exception as exc:  # safetensors raises its own error type
+                raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+        else:
+            state = adapter_named("torch").read_native("torch", path, None)[1]
+        return {k: v for k, v in state.items() if not k.endswith(NUM_BATCHES_TRACKED)}
+    raise CheckpointError(f"{folder}: no weights ({' or '.join(hf.WEIGHT_FILES)}) beside config.json")
+
+
+def is_weights_of_folder(path: str | Path) -> bool:
+    """Whether a file is the weights of a transformers or timm folder (its config.json beside it)."""
+    path = Path(path)
+    if path.name not in hf.WEIGHT_FILES or not path.is_file() or not (path.parent / "config.json").is_file():
+        return False
+    try:
+        config = json.loads((path.parent / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return config.get("model_type") == "resnet" or "architecture" in config
+
+
+def kind_of(folder: Path) -> str:
+    """'transformers' or 'timm', from the folder's config.json; refused otherwise, naming the file."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder}: a model folder needs a config.json (transformers or timm)")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not readable JSON ({exc})") from None
+    if "model_type" in config:
+        return "transformers"
+    if "architecture" in config:
+        return "timm"
+    if "keras_hub" in str(config.get("module", "")) or config.get("class_name") == "ResNetBackbone":
+        raise CheckpointError(f"{path}: keras-hub presets are not read yet; export the backbone's weights instead")
+    raise CheckpointError(f'{path}: neither transformers ("model_type") nor timm ("architecture")')
+
+
+def read_folder(folder: str | Path) -> tuple[ResNetSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """(spec, canonical weights, recorded: {"labels": [...], "mean": ..., "std": ...}) of a model folder."""
+    folder = Path(folder)
+    kind = kind_of(folder)
+    weights = read_weights(folder)
+    if kind == "transformers":
+        config = hf.read_config(folder)
+        weights = hf.to_canonical(weights, folder)
+        spec = hf.spec_from_config(config, weights, folder / "config.json")
+        recorded = {"labels": hf.labels(config)}
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        spec = _timm_spec(config, weights, folder / "config.json")
+        cfg = config.get("pretrained_cfg") or {}
+        recorded = {"labels": config.get("label_names"), "mean": cfg.get("mean"), "std": cfg.get("std")}
+    try:
+        match_shapes(spec.canonical_shapes(), weights)
+    except WeightMismatchError as exc:
+        raise exc.with_headline(f"{folder}: config.json describes {spec.name}, but the weights differ") from None
+    return spec, weights, {k: v for k, v in recorded.items() if v}
+
+
+def _timm_spec(config: dict[str, Any], weights: dict[str, np.ndarray], path: Path) -> ResNetSpec:
+    """The architecture a timm config names, at the sizes its weights hold; refused where the spec has no such family."""
+    arch = config["architecture"]
+    if arch not in PRESETS:
+        raise CheckpointError(
+            f'{path}: "architecture" is {arch!r}, a timm model the spec does not describe (families: {", ".join(PRESETS)})'
+        )
+    from parity.io.infer import held_sizes
+
+    held = {**held_sizes(weights), "num_classes": int(config.get("num_classes", 0))}
+    held.pop("stem", None)  # the architecture names the stem
+    pooling = config.get("global_pool", "avg")
+    if pooling not in ("avg", "max"):
+        raise CheckpointError(f'{path}: "global_pool" is {pooling!r}; the spec pools "avg" or "max"')
+    preset = make_spec(arch, pooling=pooling, **held)
+    try:
+        match_shapes(preset.canonical_shapes(), weights)
+        return preset
+    except WeightMismatchError:
+        pass  # another width: read the sizes off the weights, the family off the config
+    found = structure_spec(weights, {**held_sizes(weights), **held})
+    wanted = preset.to_dict()
+    differ = [k for k, v in found.to_dict().items() if k not in SIZES and wanted[k] != v]
+    if differ:
+        raise CheckpointError(
+            f"{path}: the weights are not a {arch}: {differ[0]} is {getattr(found, differ[0])!r} in them, "
+            f"{getattr(preset, differ[0])!r} in {arch}"
+        )
+    return found.replace(
+        name=f"{arch} ({found.name.partition('(')[2].rstrip(')') or 'timm'})", variant="timm", pooling=pooling
+    )

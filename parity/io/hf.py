@@ -1,0 +1,122 @@
+"""Hugging Face transformers ResNets (`ResNetForImageClassification`, `ResNetModel`) -> canonical weights and spec.
+
+A `save_pretrained` folder holds `config.json` and `model.safetensors` (or `pytorch_model.bin`). Names map by rule:
+
+| transformers | canonical |
+|---|---|
+| `resnet.embedder.embedder.convolution` / `.normalization` | `conv1` / `bn1` |
+| `resnet.encoder.stages.{s}.layers.{b}.layer.{i}.convolution` / `.normalization` | `layer{s+1}.{b}.conv{i+1}` / `.bn{i+1}` |
+| `resnet.encoder.stages.{s}.layers.{b}.shortcut.convolution` / `.normalization` | `layer{s+1}.{b}.downsample.0` / `.1` |
+| `classifier.1` | `fc` |
+
+`ResNetModel` (no head) drops the `resnet.` prefix and has no classifier: the pooled features (num_classes 0).
+The config's fields become the spec: `depths` (blocks per stage), `hidden_sizes` (each stage's output channels),
+`embedding_size` (the stem), `layer_type`, `num_channels`, `downsample_in_bottleneck` (the stride on the first 1x1,
+the paper's v1), `downsample_in_first_stage` (layer1 strides too) and the labels (`id2label`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.core.errors import CheckpointError
+from parity.io.infer import name_of
+from parity.spec import BLOCK_EXPANSION, ResNetSpec, make_spec
+
+KEY = re.compile(
+    r"^(?:resnet\.)?(?:embedder\.embedder\.(?P<stem>convolution|normalization)"
+    r"|encoder\.stages\.(?P<stage>\d+)\.layers\.(?P<block>\d+)\."
+    r"(?:shortcut|layer\.(?P<index>\d+))\.(?P<kind>convolution|normalization))\.(?P<tensor>\w+)$"
+)
+CLASSIFIER = re.compile(r"^classifier\.1\.(weight|bias)$")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def is_hf_state(keys: Any) -> bool:
+    """Whether a state dict is named as transformers' ResNet (its stem key, with or without the head)."""
+    return any(str(k).startswith(("resnet.embedder.", "embedder.embedder.")) for k in keys)
+
+
+def canonical_key(key: str) -> str:
+    """`resnet.encoder.stages.1.layers.0.shortcut.normalization.weight` -> `layer2.0.downsample.1.weight`."""
+    found = CLASSIFIER.match(key)
+    if found:
+        return f"fc.{found[1]}"
+    found = KEY.match(key)
+    if found is None:
+        raise KeyError(f"transformers ResNet key {key!r} has no canonical name")
+    norm = found["kind"] == "normalization" or found["stem"] == "normalization"
+    if found["stem"]:
+        return ("bn1" if norm else "conv1") + "." + found["tensor"]
+    prefix = f"layer{int(found['stage']) + 1}.{found['block']}."
+    if found["index"] is None:
+        return prefix + ("downsample.1" if norm else "downsample.0") + "." + found["tensor"]
+    return prefix + ("bn" if norm else "conv") + f"{int(found['index']) + 1}.{found['tensor']}"
+
+
+def to_canonical(state: Mapping[str, Any], source: Any = "the state dict") -> dict[str, np.ndarray]:
+    """Canonical weights of a transformers ResNet state dict; refuses a key that maps to nothing, naming it."""
+    weights = {}
+    for key, value in state.items():
+        try:
+            weights[canonical_key(key)] = value
+        except KeyError as exc:
+            raise CheckpointError(f"{source}: {exc.args[0]}") from None
+    return weights
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """config.json of a transformers folder, refused unless it describes a ResNet (naming the file and key)."""
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not readable JSON ({exc})") from None
+    if config.get("model_type") != "resnet":
+        raise CheckpointError(
+            f'{path}: "model_type" is {config.get("model_type")!r}, not "resnet" (a transformers ResNet)'
+        )
+    return config
+
+
+def spec_from_config(config: Mapping[str, Any], weights: Mapping[str, Any], path: Any) -> ResNetSpec:
+    """The spec a transformers ResNetConfig describes (the head from the weights: a classifier or none)."""
+    try:
+        block = {"basic": "basic", "bottleneck": "bottleneck"}[config.get("layer_type", "bottleneck")]
+        hidden = [int(h) for h in config["hidden_sizes"]]
+        depths = tuple(int(d) for d in config["depths"])
+        expansion = BLOCK_EXPANSION[block]
+        if any(h % expansion for h in hidden):
+            raise ValueError(f"hidden_sizes {hidden} are not multiples of the bottleneck's {expansion}")
+        if config.get("hidden_act", "relu") != "relu":
+            raise ValueError(f"hidden_act is {config['hidden_act']!r}; the spec's blocks use relu")
+        fields = {
+            "block": block,
+            "layers": depths,
+            "widths": tuple(h // expansion for h in hidden),
+            "strides": (2 if config.get("downsample_in_first_stage") else 1,) + (2,) * (len(depths) - 1),
+            "stride_on": "v1" if config.get("downsample_in_bottleneck") else "v1.5",
+            "stem_width": int(config.get("embedding_size", 64)),
+            "in_channels": int(config.get("num_channels", 3)),
+            "num_classes": len(config.get("id2label") or {}) if "fc.weight" in weights else 0,
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: config.json does not describe a ResNet the spec can build ({exc})") from None
+    for arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        preset = make_spec(arch, **{k: v for k, v in fields.items() if k in ("num_classes", "in_channels")})
+        if all(getattr(preset, k) == v for k, v in fields.items()):
+            return preset
+    spec = ResNetSpec(name="resnet", variant="transformers", **fields)
+    return spec.replace(name=name_of(spec))
+
+
+def labels(config: Mapping[str, Any]) -> list[str] | None:
+    """The class names a transformers config records (`id2label`), in index order, or None."""
+    id2label = config.get("id2label") or {}
+    return [str(id2label.get(str(i), id2label.get(i, i))) for i in range(len(id2label))] or None

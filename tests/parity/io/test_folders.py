@@ -1,0 +1,117 @@
+"""Model folders: transformers' `save_pretrained` folders (tests/fixtures/hf, made by transformers 5.24.0) and
+timm's Hub folders (tests/fixtures/timm/resnet50d_tiny_hub, made by timm 1.0.31's save_for_hf) load with no
+flags into both backends and reproduce the library's own outputs; bad folders are refused in one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import parity
+from parity.backends import adapter_named
+from parity.checks.compare import StageDiff
+from parity.cli import main
+from parity.core import tolerances
+from parity.core.errors import CheckpointError
+from parity.io.checkpoints import read_with_spec
+from parity.io.folders import read_folder
+
+FIXTURES = Path(__file__).parents[2] / "fixtures"
+HF = FIXTURES / "hf"
+HF_OUTPUTS = np.load(HF / "hf_outputs.npz")
+TIMM_HUB = FIXTURES / "timm" / "resnet50d_tiny_hub"
+
+
+def _reproduces(model, side, x, reference64, reference32, output="logits"):
+    """float64 to the port tolerance, fp32 within the fp32 verdict's multiple of the library's own rounding."""
+    with side.float64(model) as model64:
+        assert StageDiff.measure(output, reference64, side.run_stages(model64, x)[output], tolerances.FP64).passed
+    noise = StageDiff.measure(output, reference64, reference32, 1.0).max_rel
+    ours = StageDiff.measure(output, reference64, side.run_stages(model, x)[output], 1.0).max_rel
+    assert ours <= max(tolerances.FP32_NOISE_MULTIPLE * noise, tolerances.FP32_FLOOR), (ours, noise)
+
+
+@pytest.mark.parametrize(
+    "folder, backends, expected",
+    [
+        ("resnet50-narrow", ("torch", "keras"), ("resnet50 (widths 4-8-16-32, stem 16)", "v1.5", 3, 3)),
+        ("resnet18-gray", ("torch", "keras"), ("resnet18 (widths 8-16-32-64, stem 8)", "v1.5", 4, 1)),
+        ("resnet26-v1", ("torch",), ("resnet (bottleneck 2-2-2-2)", "v1", 6, 3)),  # downsample_in_bottleneck
+    ],
+)
+def test_transformers_folders_reproduce_transformers(folder, backends, expected):
+    spec, _, recorded = read_folder(HF / folder)
+    assert (spec.name, spec.stride_on, spec.num_classes, spec.in_channels) == expected
+    x, ref64, ref32 = (HF_OUTPUTS[f"{folder}/{k}"] for k in ("input", "fp64", "fp32"))
+    for backend in backends:
+        side = adapter_named(backend)
+        _reproduces(parity.load_model(HF / folder, backend=backend), side, x, ref64, ref32)
+    if folder == "resnet50-narrow":
+        assert recorded["labels"] == ["cat", "dog", "bird"]  # id2label, in index order
+
+
+def test_a_folders_weights_file_reads_its_config(tmp_path):
+    # model.safetensors inside the folder: config.json says the stride is on the first 1x1 (v1) ...
+    assert read_with_spec(HF / "resnet26-v1" / "model.safetensors")[0].stride_on == "v1"
+    # ... which the weights alone cannot say: moved out of the folder, they read as torchvision's v1.5.
+    shutil.copy(HF / "resnet26-v1" / "model.safetensors", tmp_path / "model.safetensors")
+    alone, _ = read_with_spec(tmp_path / "model.safetensors")
+    assert (alone.stride_on, alone.layers, alone.widths) == ("v1.5", (2, 2, 2, 2), (4, 8, 16, 32))
+
+
+def test_timm_hub_folder(tmp_path):
+    spec, _, recorded = read_folder(TIMM_HUB)
+    assert (spec.name, spec.num_classes) == ("resnet50d (widths 4-8-16-32, stem 8-8-16)", 10)
+    assert recorded["mean"] == [0.485, 0.456, 0.406]
+    outputs = np.load(FIXTURES / "timm" / "timm_outputs.npz")
+    x, ref64, ref32 = (outputs[f"resnet50d_tiny/{k}"] for k in ("input", "fp64", "fp32"))
+    _reproduces(parity.load_model(TIMM_HUB, backend="keras"), adapter_named("keras"), x, ref64, ref32)
+    report = tmp_path / "check.json"
+    assert (
+        main(["check", "--weights", str(HF / "resnet18-gray"), "--size", "65", "--quiet", "--json", str(report)]) == 0
+    )
+    assert all(row["passed"] for row in json.loads(report.read_text())["results"])
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_config(folder: Path, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_bad_folders_are_refused_naming_the_file_and_key(tmp_path):
+    no_weights = _copy(HF / "resnet18-gray", tmp_path / "no-weights")
+    (no_weights / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"no-weights: no weights \(model.safetensors or pytorch_model.bin\)"):
+        read_folder(no_weights)
+    vit = _copy(HF / "resnet18-gray", tmp_path / "vit")
+    _edit_config(vit, model_type="vit")
+    with pytest.raises(CheckpointError, match=r'vit/config.json: "model_type" is \'vit\', not "resnet"'):
+        read_folder(vit)
+    sizes = _copy(HF / "resnet18-gray", tmp_path / "sizes")
+    _edit_config(sizes, hidden_sizes=[8, 16, 32, 128])
+    with pytest.raises(Exception, match=r"sizes: config.json describes .*layer4.0.conv1.weight") as info:
+        read_folder(sizes)
+    assert "\n" not in str(info.value).strip()
+    missing = _copy(HF / "resnet18-gray", tmp_path / "missing")
+    from safetensors.numpy import load_file, save_file
+
+    state = load_file(str(missing / "model.safetensors"))
+    del state["resnet.encoder.stages.2.layers.1.layer.0.convolution.weight"]
+    save_file(state, str(missing / "model.safetensors"))
+    with pytest.raises(Exception, match=r"missing: config.json describes .*missing key.*layer3.1.conv1.weight"):
+        read_folder(missing)
+    blur = _copy(TIMM_HUB, tmp_path / "blur")
+    _edit_config(blur, architecture="resnetblur50")
+    with pytest.raises(CheckpointError, match=r"blur/config.json: \"architecture\" is 'resnetblur50', a timm model"):
+        read_folder(blur)
+    assert main(["check", "--weights", str(vit), "--quiet"]) == 2  # one line from the command too
