@@ -637,7 +637,9 @@ KERAS_APPLICATIONS = {
 """Preset -> the keras.applications constructor that builds it (v1 presets in the `keras_applications` variant)."""
 
 
-def keras_applications_model(preset: str, num_classes: int, in_channels: int, path: Path | None = None) -> Any:
+def keras_applications_model(
+    preset: str, num_classes: int, in_channels: int, path: Path | None = None, pooling: str | None = None
+) -> Any:
     """A keras.applications ResNet (logits head, or none with num_classes 0), with a `.weights.h5` loaded if given.
 
     Args:
@@ -645,9 +647,13 @@ def keras_applications_model(preset: str, num_classes: int, in_channels: int, pa
         num_classes: its classes; 0 builds it with include_top=False.
         in_channels: its input channels.
         path: a `.weights.h5` the model saved (`save_weights`), or None.
+        pooling: without a head, "avg", "max" or None (the last map).
     """
     constructor = getattr(keras.applications, KERAS_APPLICATIONS[preset])
-    head = {"classes": num_classes, "classifier_activation": None} if num_classes else {"include_top": False}
+    if num_classes:
+        head = {"classes": num_classes, "classifier_activation": None}
+    else:
+        head = {"include_top": False, "pooling": pooling}
     # With its head on, keras.applications wants a static input size; any >= 32 builds the same weights.
     model = constructor(weights=None, input_shape=(224, 224, in_channels), **head)
     if path is not None:

@@ -6,7 +6,10 @@ import argparse
 
 from parity.cli import options
 
-HELP = "convert a checkpoint between .pt/.pth, .safetensors, .npz, .weights.h5 and .keras (format from the extension)"
+HELP = (
+    "convert a checkpoint between .pt/.pth, .safetensors, .npz, .weights.h5 and .keras (format from the extension), "
+    "or to a library's own layout (--to hf|timm|keras-applications)"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,22 +31,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="input channels (default: the file's; given, it must match the file)",
     )
+    p.add_argument(
+        "--to",
+        choices=["hf", "timm", "keras-applications"],
+        default=None,
+        help="write DST in a library's own layout: a transformers folder, a timm Hub folder, or a keras.applications "
+        ".keras/.weights.h5/.h5 file (default: this project's format, from DST's extension)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 
 def run(args: argparse.Namespace) -> int:
-    from parity.core.files import check_target
-    from parity.io.checkpoints import format_of, read_with_spec, refuse_same_file, write_checkpoint
+    from pathlib import Path
 
-    format_of(args.dst)
+    from parity.core.files import check_target
+    from parity.io.checkpoints import (
+        format_of,
+        read_with_spec,
+        recorded_by,
+        refuse_same_file,
+        write_checkpoint,
+        write_for_library,
+    )
+
+    if args.to is None:
+        format_of(args.dst)
     refuse_same_file(args.src, args.dst)
-    check_target(args.dst, args.force)  # fail before the slow part
+    if args.to in (None, "keras-applications"):
+        check_target(args.dst, args.force)  # fail before the slow part
+    elif Path(args.dst).exists() and not args.force:
+        raise FileExistsError(f"{args.dst} exists; pass --force to overwrite it")
     err = options.console(stderr=True)
     with err.status(f"converting {args.src} -> {args.dst}"):
         spec, weights = read_with_spec(args.src, args.arch, args.variant, args.num_classes, args.in_channels)
-        path = write_checkpoint(weights, args.dst, spec, force=args.force)
+        if args.to is None:
+            path = write_checkpoint(weights, args.dst, spec, force=args.force)
+        else:
+            path = write_for_library(weights, spec, args.dst, args.to, args.force, recorded_by(args.src))
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
     err.print(
-        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {spec.name} ({spec.variant}), "
+        f"wrote {path} ({size / 1e6:.1f} MB{', for ' + args.to if args.to else ''}): {spec.name} ({spec.variant}), "
         f"{spec.num_classes} classes, {spec.in_channels} input channels"
     )
     return 0

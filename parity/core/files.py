@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,45 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], force: 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return target
+
+
+def atomic_folder(path: str | os.PathLike, write: Callable[[Path], None], force: bool = False) -> Path:
+    """Call `write(tmp_folder)` and rename the folder to `path` only if it succeeds (a model folder: config
+    and weights appear together or not at all); an existing folder is replaced only with `force`.
+
+    Args:
+        path: the target folder.
+        write: fills the (empty) folder it is given.
+        force: allow replacing an existing folder.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"output path {target} is a file; a model folder goes there")
+    if target.exists() and not force:
+        raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"folder {parent} of output path {target} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"folder {parent} of output path {target} is not writable")
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=parent))
+    old = None
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=parent))
+            os.replace(target, old / target.name)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not target.exists():
+            os.replace(old / target.name, target)  # put the previous folder back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return target
 
 

@@ -440,3 +440,48 @@ def convert(
     else:
         weights = read_checkpoint(src, spec)
     return write_checkpoint(weights, dst, spec, force=force), spec
+
+
+# -- other libraries' own layouts --------------------------------------------------------------------------
+
+LIBRARIES = ("hf", "timm", "keras-applications")
+"""`convert --to`: what each writes: a transformers folder, a timm Hub folder, a keras.applications file."""
+
+
+def recorded_by(path: str | os.PathLike) -> dict[str, Any]:
+    """What a model folder records beside its weights (class names, preprocessing); {} for a plain file."""
+    path = Path(path)
+    if folders.is_weights_of_folder(path):
+        path = path.parent
+    return folders.read_folder(path)[2] if path.is_dir() else {}
+
+
+def write_for_library(
+    weights: Mapping[str, Any],
+    spec: ResNetSpec,
+    dst: str | os.PathLike,
+    library: str,
+    force: bool = False,
+    recorded: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write canonical weights in a library's own layout, loadable with its own call:
+
+    - "hf": a folder for `transformers.ResNetForImageClassification.from_pretrained(dst)`;
+    - "timm": a folder whose config.json names the `architecture` and the `model_args` of its sizes, for
+      `timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=dst/"model.safetensors",
+      num_classes=N), **model_args)` (timm drops a classifier whose size differs from its registered weights'
+      unless the overlay gives the count), or the Hub's `hf-hub:` loading, which reads the config itself;
+    - "keras-applications": a `.keras` / `.weights.h5` / `.h5` file for `keras.applications.ResNet50V2(weights=dst)`
+      and its kin (or `keras.models.load_model` for `.keras`).
+
+    A spec the library cannot hold is refused naming the field; nothing is written then.
+    """
+    if library not in LIBRARIES:
+        raise ValueError(f"unknown library {library!r}; choose one of {', '.join(LIBRARIES)}")
+    arrays = check_against_spec(weights, spec)
+    recorded = dict(recorded or {})
+    if library == "hf":
+        return hf.write_folder(spec, arrays, dst, recorded.get("labels"), force)
+    if library == "timm":
+        return folders.write_timm_folder(spec, arrays, dst, recorded, force)
+    return keras_apps.write_file(spec, arrays, dst, adapter_named("keras").keras_applications_model, force)

@@ -126,3 +126,87 @@ def _timm_spec(config: dict[str, Any], weights: dict[str, np.ndarray], path: Pat
     return found.replace(
         name=f"{arch} ({found.name.partition('(')[2].rstrip(')') or 'timm'})", variant="timm", pooling=pooling
     )
+
+
+# -- writing: a timm Hub folder (`timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=...))`) --
+
+TIMM_ARCHS = tuple(name for name in PRESETS if not name.endswith("v2"))
+"""The presets timm builds under the same name (its ResNet V2 is another network, `resnetv2_50`)."""
+
+DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+"""ImageNet's, timm's default for its ResNets."""
+
+
+def timm_refusal(spec: ResNetSpec) -> str | None:
+    """Why a spec is not a timm ResNet (named, at any width), or None."""
+    base = spec.name.split(" (")[0]
+    if base not in TIMM_ARCHS:
+        return f"timm has no {spec.name}; its ResNets here are {', '.join(TIMM_ARCHS)}"
+    preset = make_spec(base).to_dict()
+    for key, value in spec.to_dict().items():
+        if key not in SIZES and preset[key] != value:
+            return f"timm's {base} has {key}={preset[key]!r}, the network {value!r}"
+    if spec.stem != "deep" and spec.stem_width != 64:
+        return f"timm's {base} has a 64-channel stem, the network {spec.stem_width}"
+    return None
+
+
+def timm_model_args(spec: ResNetSpec) -> dict[str, Any]:
+    """The `timm.create_model` arguments that rebuild the spec's sizes."""
+    base = make_spec(spec.name.split(" (")[0])
+    args: dict[str, Any] = {"num_classes": spec.num_classes, "in_chans": spec.in_channels, "global_pool": spec.pooling}
+    if spec.widths != base.widths:
+        args["channels"] = list(spec.widths)
+    if spec.stem == "deep" and (spec.deep_stem_width, spec.stem_width) != (base.deep_stem_width, base.stem_width):
+        if spec.stem_width != 2 * spec.deep_stem_width:
+            raise ValueError(
+                f"timm's deep stem is w-w-2w, the network {spec.deep_stem_width}-{spec.deep_stem_width}-{spec.stem_width}"
+            )
+        args["stem_width"] = spec.deep_stem_width
+    return args
+
+
+def write_timm_folder(
+    spec: ResNetSpec, weights: dict[str, np.ndarray], dst: str | Path, recorded: dict | None = None, force: bool = False
+) -> Path:
+    """A timm Hub folder (config.json + model.safetensors, timm's names = canonical), written atomically."""
+    from safetensors.numpy import save_file
+
+    from parity.core.files import atomic_folder
+
+    why = timm_refusal(spec)
+    if why:
+        raise ValueError(f"{dst}: cannot write {spec.name} for timm: {why}")
+    recorded = recorded or {}
+    base = spec.name.split(" (")[0]
+    args = timm_model_args(spec)
+    config = {
+        "architecture": base,
+        "num_classes": spec.num_classes,
+        "num_features": spec.feature_channels,
+        "global_pool": spec.pooling,
+        "model_args": args,
+        "pretrained_cfg": {
+            "num_classes": spec.num_classes,
+            "input_size": [spec.in_channels, 224, 224],
+            "interpolation": "bicubic",
+            "crop_pct": 0.875,
+            "mean": list(recorded.get("mean") or DEFAULT_MEAN),
+            "std": list(recorded.get("std") or DEFAULT_STD),
+            "first_conv": spec.stem_plan().conv.name,
+            "classifier": "fc",
+        },
+    }
+    if recorded.get("labels"):
+        config["label_names"] = list(recorded["labels"])
+    tensors = {}
+    for key in spec.canonical_shapes():
+        tensors[key] = np.ascontiguousarray(weights[key], dtype=np.float32)
+        if key.endswith(".running_var"):  # timm's state dicts carry torch's counter
+            tensors[key[: -len("running_var")] + NUM_BATCHES_TRACKED] = np.zeros((), np.int64)
+
+    def write(folder: Path) -> None:
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+    return atomic_folder(dst, write, force)

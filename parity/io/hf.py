@@ -120,3 +120,104 @@ def labels(config: Mapping[str, Any]) -> list[str] | None:
     """The class names a transformers config records (`id2label`), in index order, or None."""
     id2label = config.get("id2label") or {}
     return [str(id2label.get(str(i), id2label.get(i, i))) for i in range(len(id2label))] or None
+
+
+# -- writing: a folder `ResNetForImageClassification.from_pretrained` loads ------------------------------------
+
+HF_FIXED = {
+    "stem": "imagenet",
+    "stride_at": "first",
+    "shortcut": "projection",
+    "shortcut_norm": True,
+    "conv_bias": False,
+    "bn_eps": 1e-5,
+    "padding": "symmetric",
+    "stem_padding": None,
+    "pool_padding": 1,
+    "pool_fill": "-inf",
+    "groups": 1,
+    "width_per_group": 64,
+    "avg_down": False,
+    "preact": False,
+    "relu_before_add": False,
+    "stem_bn_eps": None,
+    "pooling": "avg",
+}
+"""What transformers' ResNet always is: a spec field with another value cannot be written for it."""
+
+
+def refusal(spec: ResNetSpec) -> str | None:
+    """Why a spec cannot be written as a transformers ResNet (the first field that does not fit), or None."""
+    for field, value in HF_FIXED.items():
+        if getattr(spec, field) != value:
+            return f"transformers' ResNet has no {field}={getattr(spec, field)!r} (it is always {value!r})"
+    for field in ("stem_bias", "shortcut_bias", "residual_bias"):
+        if getattr(spec, field):
+            return f"transformers' ResNet has no {field}=True (its convs have no bias)"
+    if spec.strides[1:] != (2,) * (len(spec.strides) - 1):
+        return f"transformers' ResNet strides every stage but the first, got strides={spec.strides}"
+    return None
+
+
+def hf_key(key: str) -> str:
+    """The transformers name of a canonical key (`layer2.0.downsample.1.weight` -> `resnet.encoder.stages.1...`)."""
+    name, tensor = key.rsplit(".", 1)
+    if name == "fc":
+        return f"classifier.1.{tensor}"
+    if name in ("conv1", "bn1"):
+        return f"resnet.embedder.embedder.{'convolution' if name == 'conv1' else 'normalization'}.{tensor}"
+    stage, block, *rest = name.split(".")
+    prefix = f"resnet.encoder.stages.{int(stage[len('layer') :]) - 1}.layers.{block}."
+    if rest[0] == "downsample":
+        return prefix + ("shortcut.convolution." if rest[1] == "0" else "shortcut.normalization.") + tensor
+    kind, index = rest[0][:-1], int(rest[0][-1])
+    return prefix + f"layer.{index - 1}." + ("convolution." if kind == "conv" else "normalization.") + tensor
+
+
+def config_for(spec: ResNetSpec, labels: list[str] | None = None) -> dict[str, Any]:
+    """The config.json transformers' `ResNetConfig` reads for a spec."""
+    names = labels or [f"LABEL_{i}" for i in range(spec.num_classes)]
+    if len(names) != spec.num_classes:
+        raise ValueError(f"{len(names)} labels for a network of {spec.num_classes} classes")
+    return {
+        "architectures": ["ResNetForImageClassification" if spec.num_classes else "ResNetModel"],
+        "model_type": "resnet",
+        "num_channels": spec.in_channels,
+        "embedding_size": spec.stem_width,
+        "hidden_sizes": [w * spec.expansion for w in spec.widths],
+        "depths": list(spec.layers),
+        "layer_type": spec.block,
+        "hidden_act": "relu",
+        "downsample_in_first_stage": spec.strides[0] == 2,
+        "downsample_in_bottleneck": spec.stride_on == "v1",
+        "id2label": {str(i): name for i, name in enumerate(names)},
+        "label2id": {name: i for i, name in enumerate(names)},
+    }
+
+
+def write_folder(
+    spec: ResNetSpec, weights: Mapping[str, Any], dst: str | Path, labels: list[str] | None = None, force: bool = False
+) -> Path:
+    """A `save_pretrained`-style folder (config.json + model.safetensors), written atomically; refuses a spec
+    transformers cannot hold, naming the field. A headless spec is written as `ResNetModel` (no `resnet.` prefix)."""
+    from safetensors.numpy import save_file
+
+    from parity.core.files import atomic_folder
+
+    why = refusal(spec)
+    if why:
+        raise ValueError(f"{dst}: cannot write {spec.name} for transformers: {why}")
+    config = config_for(spec, labels)
+    tensors = {}
+    for key in spec.canonical_shapes():
+        name = hf_key(key)
+        name = name if spec.num_classes else name.removeprefix("resnet.")
+        tensors[name] = np.ascontiguousarray(weights[key], dtype=np.float32)
+        if key.endswith(".running_var"):  # transformers' state dicts carry torch's counter
+            tensors[name[: -len("running_var")] + "num_batches_tracked"] = np.zeros((), np.int64)
+
+    def write(folder: Path) -> None:
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+    return atomic_folder(dst, write, force)

@@ -273,3 +273,47 @@ def _read_weights_h5(path: Path, f: Any, loader: Any) -> tuple[ResNetSpec, dict[
         raise CheckpointError(f"{path}: a keras.applications .weights.h5 needs Keras to rebuild the model")
     model = loader(presets[depth], num_classes, in_channels, path)
     return spec_for(model), from_keras_applications(model)
+
+
+# -- writing: files keras.applications loads (`ResNet50V2(weights=PATH)`, `keras.models.load_model`) -----------
+
+WRITE_FORMATS = (".keras", ".weights.h5", ".h5")
+
+
+def refusal(spec: ResNetSpec) -> str | None:
+    """Why a spec is not a keras.applications ResNet (the first field that differs), or None."""
+    base = spec.name.split(" (")[0]
+    if base not in CONSTRUCTOR:
+        return f"keras.applications builds {', '.join(CONSTRUCTOR)}, not {spec.name}"
+    variant = "torchvision" if base.endswith("v2") else "keras_applications"
+    sizes = {"num_classes": spec.num_classes, "in_channels": spec.in_channels}
+    wanted = make_spec(base, variant, **sizes, **({"pooling": spec.pooling} if not spec.num_classes else {}))
+    for key, value in wanted.to_dict().items():
+        if key not in ("name", "variant") and spec.to_dict()[key] != value:
+            return f"keras.applications' {CONSTRUCTOR[base]} has {key}={value!r}, the network {spec.to_dict()[key]!r}"
+    return None
+
+
+def write_file(spec: ResNetSpec, weights: Mapping[str, Any], dst: str | Path, build: Any, force: bool = False) -> Path:
+    """A keras.applications model file (`.keras`, `.weights.h5` or legacy `.h5`), written atomically.
+
+    Args:
+        spec: a keras.applications layout (`refusal` says why another is not).
+        weights: canonical weights.
+        dst: the file; its extension picks the kind.
+        build: `(preset, num_classes, in_channels, None, pooling) -> model` (the Keras adapter's).
+        force: replace an existing file.
+    """
+    from parity.core.files import atomic_write
+
+    name = Path(dst).name.lower()
+    if not name.endswith(WRITE_FORMATS):
+        raise ValueError(f"{dst}: keras.applications files are {', '.join(WRITE_FORMATS)}")
+    why = refusal(spec)
+    if why:
+        raise ValueError(f"{dst}: cannot write {spec.name} for keras.applications: {why}")
+    model = build(spec.name.split(" (")[0], spec.num_classes, spec.in_channels, None, spec.pooling)
+    to_keras_applications(model, weights)
+    if name.endswith(".weights.h5"):
+        return atomic_write(dst, lambda tmp: model.save_weights(str(tmp)), force)
+    return atomic_write(dst, lambda tmp: model.save(str(tmp)), force)
