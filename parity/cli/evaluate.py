@@ -12,7 +12,12 @@ HELP = "loss, accuracy and per-class accuracy of a checkpoint on held-out data"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from parity.backends import BACKENDS
 
-    p.add_argument("--weights", required=True, metavar="best.safetensors")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="best.safetensors",
+        help="a `train` checkpoint, or a transformers or timm model folder (its labels and normalisation)",
+    )
     p.add_argument("--data", required=True, help="as for train; its validation split (or CIFAR-10's test batch)")
     p.add_argument("--backend", default="torch", choices=list(BACKENDS))
     p.add_argument("--batch", type=options.positive, default=64)

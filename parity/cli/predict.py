@@ -13,7 +13,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from parity.backends import BACKENDS
 
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--weights", required=True, metavar="best.safetensors")
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="best.safetensors",
+        help="a `train` checkpoint, or a transformers or timm model folder (its labels and normalisation)",
+    )
     p.add_argument("--backend", default="torch", choices=list(BACKENDS))
     p.add_argument("--topk", type=options.positive, default=5)
     options.add_keras_backend(p)

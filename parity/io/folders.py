@@ -82,12 +82,13 @@ def read_folder(folder: str | Path) -> tuple[ResNetSpec, dict[str, np.ndarray], 
         config = hf.read_config(folder)
         weights = hf.to_canonical(weights, folder)
         spec = hf.spec_from_config(config, weights, folder / "config.json")
-        recorded = {"labels": hf.labels(config)}
+        recorded = {"labels": hf.labels(config), **hf.preprocessing(folder)}
     else:
         config = json.loads((folder / "config.json").read_text())
         spec = _timm_spec(config, weights, folder / "config.json")
         cfg = config.get("pretrained_cfg") or {}
-        recorded = {"labels": config.get("label_names"), "mean": cfg.get("mean"), "std": cfg.get("std")}
+        size = (cfg.get("input_size") or [None, None, None])[-1]
+        recorded = {"labels": config.get("label_names"), "mean": cfg.get("mean"), "std": cfg.get("std"), "size": size}
     try:
         match_shapes(spec.canonical_shapes(), weights)
     except WeightMismatchError as exc:

@@ -116,6 +116,20 @@ def spec_from_config(config: Mapping[str, Any], weights: Mapping[str, Any], path
     return spec.replace(name=name_of(spec))
 
 
+def preprocessing(folder: Path) -> dict[str, Any]:
+    """mean, std and size from a folder's preprocessor_config.json (transformers' image processor), if it has one."""
+    path = folder / "preprocessor_config.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not readable JSON ({exc})") from None
+    size = config.get("crop_size") or config.get("size") or {}
+    size = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
+    return {"mean": config.get("image_mean"), "std": config.get("image_std"), "size": size}
+
+
 def labels(config: Mapping[str, Any]) -> list[str] | None:
     """The class names a transformers config records (`id2label`), in index order, or None."""
     id2label = config.get("id2label") or {}

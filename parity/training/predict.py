@@ -35,6 +35,8 @@ def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     from parity.io.checkpoints import read_metadata, read_with_spec
     from parity.io.weights import set_weights
 
+    if Path(path).is_dir() or folders_weights(path):  # a transformers or timm folder: its own labels and statistics
+        return _load_folder(path, backend)
     if not Path(path).is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     meta = read_metadata(path)
@@ -50,6 +52,39 @@ def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     model = adapter_named(backend).build(spec)
     set_weights(model, weights)
     return Trained(model, backend, tuple(meta["classes"]), Preprocess.from_dict(meta["preprocess"]), meta)
+
+
+def folders_weights(path: str | os.PathLike) -> bool:
+    from parity.io.folders import is_weights_of_folder
+
+    return is_weights_of_folder(path)
+
+
+def _load_folder(path: str | os.PathLike, backend: str) -> Trained:
+    """A model folder other libraries write, with the class names and preprocessing it records."""
+    from parity.backends import adapter_named
+    from parity.io.checkpoints import read_with_spec, recorded_by
+    from parity.io.data import NORMALISATIONS
+    from parity.io.weights import set_weights
+
+    spec, weights = read_with_spec(path)
+    recorded = recorded_by(path)
+    if not recorded.get("labels") or len(recorded["labels"]) != spec.num_classes:
+        raise ValueError(f"{path}: the folder names no class for each of the {spec.num_classes} outputs")
+    mean = tuple(round(float(v), 4) for v in recorded.get("mean") or NORMALISATIONS["imagenet"][0])
+    std = tuple(round(float(v), 4) for v in recorded.get("std") or NORMALISATIONS["imagenet"][1])
+    named = [
+        k
+        for k, (m, s) in NORMALISATIONS.items()
+        if (tuple(round(v, 4) for v in m), tuple(round(v, 4) for v in s)) == (mean, std)
+    ]
+    if not named:
+        raise ValueError(f"{path}: its mean {list(mean)} / std {list(std)} is none of {', '.join(NORMALISATIONS)}")
+    preprocess = Preprocess(size=int(recorded.get("size") or 224), normalise=named[0])
+    model = adapter_named(backend).build(spec)
+    set_weights(model, weights)
+    meta = {"classes": list(recorded["labels"]), "preprocess": preprocess.to_dict(), "source": str(path)}
+    return Trained(model, backend, tuple(recorded["labels"]), preprocess, meta)
 
 
 def predict_images(

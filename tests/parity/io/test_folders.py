@@ -115,3 +115,15 @@ def test_bad_folders_are_refused_naming_the_file_and_key(tmp_path):
     with pytest.raises(CheckpointError, match=r"blur/config.json: \"architecture\" is 'resnetblur50', a timm model"):
         read_folder(blur)
     assert main(["check", "--weights", str(vit), "--quiet"]) == 2  # one line from the command too
+
+
+def test_predict_takes_a_folder_with_its_labels(tmp_path, capsys):
+    from PIL import Image
+
+    image = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(image)
+    assert main(["predict", "--weights", str(HF / "resnet50-narrow"), "--backend", "torch", str(image), "--quiet"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"{image}: ") and {"cat", "dog", "bird"} <= set(line.replace(",", " ").split())
+    assert main(["predict", "--weights", str(TIMM_HUB), "--backend", "torch", str(image), "--quiet"]) == 2
+    assert "names no class for each of the 10 outputs" in capsys.readouterr().err
