@@ -29,6 +29,7 @@ from parity.core.errors import CheckpointError
 from parity.core.files import atomic_write
 from parity.io import folders, hf, keras_apps
 from parity.io.infer import held_sizes, infer_spec
+from parity.io.structure import weights_by_structure
 from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights, spec_of
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec, make_spec
 
@@ -384,7 +385,15 @@ def read_with_spec(
             except (TypeError, ValueError) as exc:
                 raise CheckpointError(f"{path}: the stored spec is not valid ({exc})") from None
         elif arch is None:
-            found = infer_spec(weights)
+            try:
+                found = infer_spec(weights)
+            except ValueError as exc:
+                if "cannot tell the architecture" not in str(exc):
+                    raise
+                raise ValueError(
+                    f"{path}: {exc}; a network named otherwise is read in structural order with --arch "
+                    "(and --variant, --num-classes)"
+                ) from None
             # Variants with the same shapes (torchvision / v1, keras_applications / conv_bias) look alike
             # in a file: inference takes the first, a given --variant overrides it.
             if variant == "torchvision" or found.variant == "inferred":
@@ -402,6 +411,12 @@ def read_with_spec(
             raise ValueError(f"{flag} {given}, but {path} holds {held[key]} ({why})")
     if spec is None:
         spec = make_spec(arch, variant, **held)
+    if arch is not None and f"{spec.stem_plan().conv.name}.weight" not in weights:
+        # Not torchvision's names (no stem conv): a tutorial's or a library's own; its layers line up in structural order.
+        try:
+            weights, _ = weights_by_structure(weights, spec)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not named as torchvision, and {exc}") from None
     try:
         check_against_spec(weights, spec)
     except WeightMismatchError as exc:

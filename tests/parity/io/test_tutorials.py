@@ -251,3 +251,28 @@ def test_structural_import_refuses_a_misfit_naming_the_layer():
         weights_by_structure(state, spec)
     with pytest.raises(ValueError, match="does not fit resnet50"):
         weights_by_structure(CifarResNet(), make_spec("resnet50"))
+
+
+def test_check_and_convert_reach_the_structural_import(tmp_path, capsys):
+    from parity.cli import main
+
+    tutorial = CifarResNet()
+    _calibrate_torch(tutorial, 96)
+    torch.save(tutorial.state_dict(), tmp_path / "cifar.pth")
+    assert main(["check", "--weights", str(tmp_path / "cifar.pth"), "--quiet"]) == 2
+    assert "read in structural order with --arch" in capsys.readouterr().err
+    args = ["--arch", "resnet18", "--variant", "unpadded_stem_relu_before_add"]
+    assert main(["convert", str(tmp_path / "cifar.pth"), str(tmp_path / "ours.safetensors"), *args]) == 0
+    from parity.io.checkpoints import read_with_spec
+
+    spec, weights = read_with_spec(tmp_path / "ours.safetensors")
+    expected, _ = weights_by_structure(tutorial, make_spec("resnet18", "unpadded_stem_relu_before_add"))
+    assert spec.variant == "unpadded_stem_relu_before_add"
+    assert all(np.array_equal(weights[k], expected[k]) for k in expected)
+    state = tutorial.state_dict()
+    state["blocks.3.c1.weight"] = state["blocks.3.c1.weight"][:, :, :1, :1]
+    torch.save(state, tmp_path / "bad.pth")
+    assert main(["convert", str(tmp_path / "bad.pth"), str(tmp_path / "bad.safetensors"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "bad.pth: not named as torchvision, and" in err and "'blocks.3.c1'" in err
+    assert not (tmp_path / "bad.safetensors").exists()
