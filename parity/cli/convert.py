@@ -8,7 +8,7 @@ from parity.cli import options
 
 HELP = (
     "convert a checkpoint between .pt/.pth, .safetensors, .npz, .weights.h5 and .keras (format from the extension), "
-    "or to a library's own layout (--to hf|timm|keras-applications)"
+    "or to a library's own layout (--to hf|timm|keras-applications|keras-hub)"
 )
 
 
@@ -33,10 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--to",
-        choices=["hf", "timm", "keras-applications"],
+        choices=["hf", "timm", "keras-applications", "keras-hub"],
         default=None,
-        help="write DST in a library's own layout: a transformers folder, a timm Hub folder, or a keras.applications "
-        ".keras/.weights.h5/.h5 file (default: this project's format, from DST's extension)",
+        help="write DST in a library's own layout: a transformers folder, a timm Hub folder, a keras.applications "
+        ".keras/.weights.h5/.h5 file or a keras-hub preset folder (default: this project's format, from DST's extension)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 

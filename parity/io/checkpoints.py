@@ -27,7 +27,7 @@ import numpy as np
 from parity.backends import adapter_named
 from parity.core.errors import CheckpointError
 from parity.core.files import atomic_write
-from parity.io import folders, hf, keras_apps
+from parity.io import folders, hf, keras_apps, keras_hub
 from parity.io.infer import held_sizes, infer_spec
 from parity.io.structure import weights_by_structure
 from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights, spec_of
@@ -459,8 +459,9 @@ def convert(
 
 # -- other libraries' own layouts --------------------------------------------------------------------------
 
-LIBRARIES = ("hf", "timm", "keras-applications")
-"""`convert --to`: what each writes: a transformers folder, a timm Hub folder, a keras.applications file."""
+LIBRARIES = ("hf", "timm", "keras-applications", "keras-hub")
+"""`convert --to`: what each writes: a transformers folder, a timm Hub folder, a keras.applications file, a
+keras-hub ResNetBackbone preset folder."""
 
 
 def recorded_by(path: str | os.PathLike) -> dict[str, Any]:
@@ -487,7 +488,8 @@ def write_for_library(
       num_classes=N), **model_args)` (timm drops a classifier whose size differs from its registered weights'
       unless the overlay gives the count), or the Hub's `hf-hub:` loading, which reads the config itself;
     - "keras-applications": a `.keras` / `.weights.h5` / `.h5` file for `keras.applications.ResNet50V2(weights=dst)`
-      and its kin (or `keras.models.load_model` for `.keras`).
+      and its kin (or `keras.models.load_model` for `.keras`);
+    - "keras-hub": a preset folder for `keras_hub.models.ResNetBackbone.from_preset(dst)` (the backbone: no fc).
 
     A spec the library cannot hold is refused naming the field; nothing is written then.
     """
@@ -499,4 +501,6 @@ def write_for_library(
         return hf.write_folder(spec, arrays, dst, recorded.get("labels"), force)
     if library == "timm":
         return folders.write_timm_folder(spec, arrays, dst, recorded, force)
+    if library == "keras-hub":
+        return keras_hub.write_preset(spec, arrays, dst, force)
     return keras_apps.write_file(spec, arrays, dst, adapter_named("keras").keras_applications_model, force)

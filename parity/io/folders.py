@@ -1,7 +1,9 @@
 """Model folders other libraries write: a `config.json` beside the weights.
 
 - transformers (`save_pretrained`): `"model_type": "resnet"`, `model.safetensors` or `pytorch_model.bin`;
-- timm hub folders (`timm.models.save_for_hf`, what the Hub serves): `"architecture"`, the same weight files.
+- timm hub folders (`timm.models.save_for_hf`, what the Hub serves): `"architecture"`, the same weight files;
+- keras-hub presets (`ResNetBackbone.save_to_preset`): `"class_name": "ResNetBackbone"`, `model.weights.h5`
+  (read by `parity.io.keras_hub`).
 
 `read_folder` gives (spec, canonical weights, what the folder records: class names, preprocessing); a folder
 without weights, a config of another model, an architecture the spec cannot describe, or sizes that disagree
@@ -18,7 +20,7 @@ import numpy as np
 
 from parity.backends import adapter_named
 from parity.core.errors import CheckpointError
-from parity.io import hf
+from parity.io import hf, keras_hub
 from parity.io.infer import SIZES, structure_spec
 from parity.io.weights import WeightMismatchError, match_shapes
 from parity.spec import NUM_BATCHES_TRACKED, PRESETS, ResNetSpec, make_spec
@@ -44,8 +46,10 @@ def read_weights(folder: Path) -> dict[str, np.ndarray]:
 
 
 def is_weights_of_folder(path: str | Path) -> bool:
-    """Whether a file is the weights of a transformers or timm folder (its config.json beside it)."""
+    """Whether a file is the weights of a transformers, timm or keras-hub folder (its config.json beside it)."""
     path = Path(path)
+    if path.name == "model.weights.h5" and path.is_file() and keras_hub.is_preset(path.parent):
+        return True
     if path.name not in hf.WEIGHT_FILES or not path.is_file() or not (path.parent / "config.json").is_file():
         return False
     try:
@@ -68,15 +72,20 @@ def kind_of(folder: Path) -> str:
         return "transformers"
     if "architecture" in config:
         return "timm"
-    if "keras_hub" in str(config.get("module", "")) or config.get("class_name") == "ResNetBackbone":
-        raise CheckpointError(f"{path}: keras-hub presets are not read yet; export the backbone's weights instead")
-    raise CheckpointError(f'{path}: neither transformers ("model_type") nor timm ("architecture")')
+    if keras_hub.is_preset(folder):
+        return "keras-hub"
+    raise CheckpointError(
+        f'{path}: neither transformers ("model_type"), timm ("architecture") nor a keras-hub ResNetBackbone preset'
+    )
 
 
 def read_folder(folder: str | Path) -> tuple[ResNetSpec, dict[str, np.ndarray], dict[str, Any]]:
     """(spec, canonical weights, recorded: {"labels": [...], "mean": ..., "std": ...}) of a model folder."""
     folder = Path(folder)
     kind = kind_of(folder)
+    if kind == "keras-hub":
+        spec, weights = keras_hub.read_preset(folder)
+        return spec, weights, {}
     weights = read_weights(folder)
     if kind == "transformers":
         config = hf.read_config(folder)

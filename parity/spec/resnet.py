@@ -45,10 +45,11 @@ PADDINGS = ("symmetric", "same")
 TF/Keras 'same' on every conv and the max-pool, total `max((ceil(n / s) - 1) * s + k - n, 0)` with the
 odd pixel at the bottom/right (the max-pool never picks a padded cell)."""
 
-SHORTCUTS = ("projection", "always", "subsample")
+SHORTCUTS = ("projection", "always", "subsample", "first")
 """'projection': a 1x1 conv on the identity path only where the shape changes (torchvision);
 'always': in every block, even at stride 1 with equal channels; 'subsample': the conv only where the
-channels change, a strided 1x1 max-pool where only the size does (keras.applications V2)."""
+channels change, a strided 1x1 max-pool where only the size does (keras.applications V2); 'first': where the
+shape changes and in the first block of every stage (keras-hub's `*_vd` basic blocks: layer1.0 projects 64 -> 64)."""
 
 BASE_WIDTH = 64
 """torchvision's `base_width`: a bottleneck's inner width is `int(width * width_per_group / 64) * groups`."""
@@ -330,13 +331,14 @@ class ResNetSpec:
         carrier = 0 if self.stride_at == "first" else count - 1
         return stage_stride if index == carrier else 1
 
-    def _shortcut(self, cin: int, cout: int, stride: int) -> tuple[PoolPlan | None, tuple | None]:
+    def _shortcut(self, cin: int, cout: int, stride: int, first: bool) -> tuple[PoolPlan | None, tuple | None]:
         """(pool, (conv, norm)) of the identity path; both None for a plain identity."""
         channels_change = cin != cout
         if self.shortcut == "subsample" and not channels_change:
             pool = PoolPlan("downsample.0", 1, stride, 0, kind="max") if stride != 1 else None
             return pool, None
-        if not (stride != 1 or channels_change or self.shortcut == "always"):
+        forced = self.shortcut == "always" or (self.shortcut == "first" and first)
+        if not (stride != 1 or channels_change or forced):
             return None, None
         norm_name = "downsample.1"
         if self.avg_down:  # timm's downsample_avg: [pool (Identity at stride 1), conv, norm]
@@ -378,7 +380,7 @@ class ResNetSpec:
                         self._norm(f"bn{i + 1}", c.out_channels, zero_last and i == len(convs) - 1)
                         for i, c in enumerate(convs)
                     )
-                pool, downsample = self._shortcut(cin, cout, stride)
+                pool, downsample = self._shortcut(cin, cout, stride, b == 0)
                 yield BlockPlan(
                     name,
                     self.block,

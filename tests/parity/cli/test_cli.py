@@ -166,7 +166,10 @@ def test_summary_by_layer_with_overrides_and_json(tmp_path, capsys):
     assert data["built"]["torch"]["torch_buffers"] == data["totals"]["torch_buffers"]
     assert sum(r["params"] for r in data["rows"]) == data["totals"]["trainable"]
     assert main(["summary", "--set", "shortcut=sometimes"]) == 2
-    assert "shortcut must be one of ('projection', 'always', 'subsample'), got 'sometimes'" in capsys.readouterr().err
+    assert (
+        "shortcut must be one of ('projection', 'always', 'subsample', 'first'), got 'sometimes'"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

@@ -144,7 +144,7 @@ def test_spec_imports_no_framework():
     [
         ({"padding": "valid"}, "padding", "('symmetric', 'same')"),
         ({"pool_padding": -1}, "pool_padding", "0 or 1"),
-        ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always', 'subsample')"),
+        ({"shortcut": "sometimes"}, "shortcut", "('projection', 'always', 'subsample', 'first')"),
         ({"stem_padding": -2}, "stem_padding", "int >= 0"),
         ({"stem_bias": "yes"}, "stem_bias", "None (follow conv_bias), True or False"),
         ({"shortcut_bias": 1}, "shortcut_bias", "None (follow conv_bias), True or False"),
