@@ -94,9 +94,11 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
     else:
         specs = [options.spec_from_args(a, args) for a in options.archs(args.arch or DEFAULT_CHECK_ARCHS)]
     if args.input:
+        from parity.io.checkpoints import recorded_by
         from parity.io.inputs import IMAGE_EXTENSIONS, describe_images, load_inputs
 
-        x = load_inputs(args.input, size=height, channels=specs[0].in_channels)
+        recorded = recorded_by(args.weights) if args.weights else {}  # a model folder's own normalisation
+        x = load_inputs(args.input, height, specs[0].in_channels, recorded.get("mean"), recorded.get("std"))
         images = [p for p in args.input if p.lower().endswith(IMAGE_EXTENSIONS)]
         for line in describe_images(images, specs[0].in_channels):
             options.console(stderr=True).print(line, markup=False, highlight=False)

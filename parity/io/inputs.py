@@ -22,13 +22,21 @@ RESIZE_RATIO = 256 / 224
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def load_image(path: str | os.PathLike, size: int = 224, channels: int = 3) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike,
+    size: int = 224,
+    channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> np.ndarray:
     """One image file as a normalised (channels, size, size) float32 array.
 
     Args:
         path: an image file Pillow can decode.
         size: output height and width.
-        channels: 3 (RGB) or 1 (grayscale; normalised with the mean of ImageNet's means and stds).
+        channels: 3 (RGB) or 1 (grayscale; normalised with the mean of the means and stds).
+        mean, std: per-channel statistics the weights were trained with (default ImageNet's; a model
+            folder records its own).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -48,11 +56,10 @@ def load_image(path: str | os.PathLike, size: int = 224, channels: int = 3) -> n
             array = np.asarray(image, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from None
+    mean = np.asarray(IMAGENET_MEAN if mean is None else mean, np.float32)
+    std = np.asarray(IMAGENET_STD if std is None else std, np.float32)
     if channels == 1:
-        mean, std = np.float32(np.mean(IMAGENET_MEAN)), np.float32(np.mean(IMAGENET_STD))
-        return ((array - mean) / std)[None]
-    mean = np.asarray(IMAGENET_MEAN, np.float32)
-    std = np.asarray(IMAGENET_STD, np.float32)
+        return ((array - np.float32(mean.mean())) / np.float32(std.mean()))[None]
     return ((array - mean) / std).transpose(2, 0, 1)
 
 
@@ -114,13 +121,20 @@ def load_npy(path: str | os.PathLike, channels: int) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def load_inputs(paths: Sequence[str | os.PathLike], size: int = 224, channels: int = 3) -> np.ndarray:
+def load_inputs(
+    paths: Sequence[str | os.PathLike],
+    size: int = 224,
+    channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> np.ndarray:
     """One NCHW float32 batch from one `.npy` file or any number of image files.
 
     Args:
         paths: a single `.npy` file, or image files (see `IMAGE_EXTENSIONS`).
         size: image height and width after preprocessing (images only).
         channels: the model's input channels.
+        mean, std: the normalisation (default ImageNet's; see `load_image`).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -139,4 +153,4 @@ def load_inputs(paths: Sequence[str | os.PathLike], size: int = 224, channels: i
             f"unknown input file type: {', '.join(unknown)}; use .npy (NCHW) or an image "
             f"({', '.join(IMAGE_EXTENSIONS)})"
         )
-    return np.stack([load_image(p, size, channels) for p in paths])
+    return np.stack([load_image(p, size, channels, mean, std) for p in paths])

@@ -127,3 +127,21 @@ def test_predict_takes_a_folder_with_its_labels(tmp_path, capsys):
     assert line.startswith(f"{image}: ") and {"cat", "dog", "bird"} <= set(line.replace(",", " ").split())
     assert main(["predict", "--weights", str(TIMM_HUB), "--backend", "torch", str(image), "--quiet"]) == 2
     assert "names no class for each of the 10 outputs" in capsys.readouterr().err
+
+
+def test_check_input_uses_the_folders_normalisation(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import parity.io.inputs as inputs
+
+    image = tmp_path / "image.png"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(image)
+    folder = _copy(TIMM_HUB, tmp_path / "half")
+    config = json.loads((folder / "config.json").read_text())
+    config["pretrained_cfg"].update(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5])
+    (folder / "config.json").write_text(json.dumps(config))
+    seen = {}
+    real = inputs.load_inputs
+    monkeypatch.setattr(inputs, "load_inputs", lambda *a, **k: seen.setdefault("x", real(*a, **k)))
+    assert main(["check", "--weights", str(folder), "--input", str(image), "--size", "64", "--quiet"]) == 0
+    assert np.allclose(seen["x"], (128 / 255 - 0.5) / 0.5, atol=1e-6)  # not ImageNet's (x - 0.485) / 0.229
