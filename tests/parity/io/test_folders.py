@@ -143,5 +143,6 @@ def test_check_input_uses_the_folders_normalisation(tmp_path, monkeypatch):
     seen = {}
     real = inputs.load_inputs
     monkeypatch.setattr(inputs, "load_inputs", lambda *a, **k: seen.setdefault("x", real(*a, **k)))
-    assert main(["check", "--weights", str(folder), "--input", str(image), "--size", "64", "--quiet"]) == 0
+    args = ["--size", "64", "--no-float64", "--direction", "torch2keras", "--quiet"]
+    assert main(["check", "--weights", str(folder), "--input", str(image), *args]) == 0
     assert np.allclose(seen["x"], (128 / 255 - 0.5) / 0.5, atol=1e-6)  # not ImageNet's (x - 0.485) / 0.229
