@@ -20,6 +20,13 @@ KERAS_TO_TORCH_SUFFIX = {
     "moving_variance": "running_var",
 }
 
+KERAS_VARIABLES = {
+    "Conv2D": ("kernel", "bias"),
+    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "Dense": ("kernel", "bias"),
+}
+"""Each weighted Keras layer's variables in the order Keras stores them (a weights file's `vars/0`, `vars/1`, ...)."""
+
 # FRAMEWORK: weight layout — Keras conv kernels are HWIO, torch's OIHW; Keras dense kernels are
 # in x out, torch's out x in.
 KERAS_FROM_TORCH_AXES = {4: (2, 3, 1, 0), 2: (1, 0)}

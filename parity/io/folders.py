@@ -21,7 +21,8 @@ import numpy as np
 from parity.backends import adapter_named
 from parity.core.errors import CheckpointError
 from parity.io import hf, keras_hub
-from parity.io.infer import SIZES, structure_spec
+from parity.io.infer import SIZES, held_sizes, structure_spec
+from parity.io.inputs import IMAGENET_MEAN, IMAGENET_STD
 from parity.io.weights import WeightMismatchError, match_shapes
 from parity.spec import NUM_BATCHES_TRACKED, PRESETS, ResNetSpec, make_spec
 
@@ -112,8 +113,6 @@ def _timm_spec(config: dict[str, Any], weights: dict[str, np.ndarray], path: Pat
         raise CheckpointError(
             f'{path}: "architecture" is {arch!r}, a timm model the spec does not describe (families: {", ".join(PRESETS)})'
         )
-    from parity.io.infer import held_sizes
-
     held = {**held_sizes(weights), "num_classes": int(config.get("num_classes", 0))}
     held.pop("stem", None)  # the architecture names the stem
     pooling = config.get("global_pool", "avg")
@@ -142,9 +141,6 @@ def _timm_spec(config: dict[str, Any], weights: dict[str, np.ndarray], path: Pat
 
 TIMM_ARCHS = tuple(name for name in PRESETS if not name.endswith("v2"))
 """The presets timm builds under the same name (its ResNet V2 is another network, `resnetv2_50`)."""
-
-DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-"""ImageNet's, timm's default for its ResNets."""
 
 
 def timm_refusal(spec: ResNetSpec) -> str | None:
@@ -201,8 +197,8 @@ def write_timm_folder(
             "input_size": [spec.in_channels, 224, 224],
             "interpolation": "bicubic",
             "crop_pct": 0.875,
-            "mean": list(recorded.get("mean") or DEFAULT_MEAN),
-            "std": list(recorded.get("std") or DEFAULT_STD),
+            "mean": list(recorded.get("mean") or IMAGENET_MEAN),  # timm's default for its ResNets
+            "std": list(recorded.get("std") or IMAGENET_STD),
             "first_conv": spec.stem_plan().conv.name,
             "classifier": "fc",
         },

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.errors import CheckpointError
-from parity.core.layout import KERAS_TO_TORCH_SUFFIX, keras_layout, torch_layout, torch_shape
+from parity.core.layout import KERAS_TO_TORCH_SUFFIX, KERAS_VARIABLES, keras_layout, torch_layout, torch_shape
 from parity.io.weights import match_shapes
 from parity.spec import ResNetSpec, make_spec
 
@@ -51,12 +51,6 @@ CONSTRUCTOR = {
 }
 """Preset name -> the keras.applications constructor that builds it."""
 
-ROLES = {
-    "Conv2D": ("kernel", "bias"),
-    "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
-    "Dense": ("kernel", "bias"),
-}
-"""Each weighted layer class's variables, in the order Keras stores them."""
 
 POOLING_LAYERS = {"avg_pool": "avg", "max_pool": "max"}
 
@@ -194,7 +188,7 @@ def _canonical(path: Path, layers: Mapping[str, list[np.ndarray]], preact: bool)
             prefix = canonical_layer_name(name, preact)
         except KeyError as exc:
             raise CheckpointError(f"{path}: {exc.args[0]}") from None
-        roles = ROLES["BatchNormalization"] if len(arrays) == 4 else ROLES["Conv2D"]
+        roles = KERAS_VARIABLES["BatchNormalization"] if len(arrays) == 4 else KERAS_VARIABLES["Conv2D"]
         for role, value in zip(roles, arrays):
             weights[f"{prefix}.{KERAS_TO_TORCH_SUFFIX[role]}"] = torch_layout(np.asarray(value, np.float32))
     return weights
@@ -219,7 +213,7 @@ def _read_keras_archive(path: Path) -> tuple[dict[str, list[np.ndarray]], str | 
             snake = _snake_case(class_name)
             k = seen.get(snake, 0)
             seen[snake] = k + 1
-            if class_name not in ROLES:
+            if class_name not in KERAS_VARIABLES:
                 continue
             group = f"layers/{snake}" + (f"_{k}" if k else "") + "/vars"
             if group not in f:

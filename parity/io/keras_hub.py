@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from parity.core.errors import CheckpointError
-from parity.core.layout import keras_layout, torch_layout
+from parity.core.layout import KERAS_TO_TORCH_SUFFIX, KERAS_VARIABLES, keras_layout, torch_layout
 from parity.io.infer import name_of
 from parity.spec import ResNetSpec
 
@@ -184,7 +184,11 @@ def _folder_names(spec: ResNetSpec) -> list[tuple[str, str, str]]:
     return out
 
 
-ROLES = {"conv": ("weight",), "bn": ("weight", "bias", "running_mean", "running_var")}
+ROLES = {
+    kind: tuple(KERAS_TO_TORCH_SUFFIX[name] for name in KERAS_VARIABLES[layer])[:count]
+    for kind, layer, count in (("conv", "Conv2D", 1), ("bn", "BatchNormalization", 4))
+}
+"""Canonical tensors of each weighted layer in the order its weights file stores them (keras-hub's convs have no bias)."""
 
 
 def read_preset(folder: str | Path) -> tuple[ResNetSpec, dict[str, np.ndarray]]:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from parity.core.layout import KERAS_TO_TORCH_SUFFIX, torch_layout
-from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec
+from parity.spec import NORM_SUFFIXES, NUM_BATCHES_TRACKED, ResNetSpec
 
-BN_ROLES = ("weight", "bias", "running_mean", "running_var")
+BN_ROLES = NORM_SUFFIXES  # the spec's order of a BatchNorm's tensors
 
 
 @dataclass
