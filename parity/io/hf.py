@@ -145,6 +145,7 @@ HF_FIXED = {
     "shortcut_norm": True,
     "conv_bias": False,
     "bn_eps": 1e-5,
+    "bn_momentum": 0.1,
     "padding": "symmetric",
     "stem_padding": None,
     "pool_padding": 1,
