@@ -329,8 +329,8 @@ def make_stem_conv(plan: StemPlan) -> keras.layers.Layer:
     layers: list[keras.layers.Layer] = []
     for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms)):
         layers += [make_pad(conv), make_conv(conv)]
-        if index < len(plan.convs) - 1:
-            layers += [make_norm(norm), keras.layers.ReLU(name=str(3 * index + 2))]
+        if index < len(plan.convs) - 1:  # timm's Sequential: conv i, norm i + 1, relu i + 2
+            layers += [make_norm(norm), keras.layers.ReLU(name=str(int(local_name(conv)) + 2))]
     return Sequential(layers, name="conv1")
 
 

@@ -1,6 +1,7 @@
 """Framework helper layers of resnet_torch (mirrors resnet_keras/layers.py): what torch lacks for the spec.
 
-`SameConv2d` and `SameMaxPool2d` give TF's 'same' padding where a spec asks for it.
+`SameConv2d` and `SameMaxPool2d` give TF's 'same' padding where a spec asks for it; `SameMaxPool2d` also gives
+keras.applications V2's zero-filled stem pool.
 """
 
 from __future__ import annotations
@@ -34,24 +35,11 @@ class SameConv2d(nn.Conv2d):
 
 
 class SameMaxPool2d(nn.MaxPool2d):
-    """nn.MaxPool2d with TF's 'same' padding: pads with -inf, so a padded cell never wins."""
+    """nn.MaxPool2d behind the plan's own padding: TF's 'same' (odd pixel bottom/right) or symmetric, filled with
+    -inf (a padded cell never wins) or, with `fill="zero"`, with zeros as Keras' ZeroPadding2D does.
 
-    def __init__(self, plan: PoolPlan):
-        super().__init__(kernel_size=plan.kernel, stride=plan.stride, padding=0)
-        self.plan = plan
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom, left, right = self.plan.pads(x.shape[-2], x.shape[-1])
-        out = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-        out = super().forward(out)
-        return out
-
-
-class ZeroPadMaxPool2d(nn.MaxPool2d):
-    """nn.MaxPool2d behind a zero padding, as Keras' ZeroPadding2D + MaxPooling2D (keras.applications V2).
-
-    # FRAMEWORK: max-pool padding — torch pads with -inf, so a padded cell never wins; a zero pad
-    # wins wherever a window's real cells are all negative, which happens when no ReLU precedes the pool.
+    # FRAMEWORK: max-pool padding — torch pads with -inf inside the pool; a zero pad wins wherever a window's
+    # real cells are all negative, which happens when no ReLU precedes the pool (keras.applications V2's stem).
     """
 
     def __init__(self, plan: PoolPlan):
@@ -60,6 +48,7 @@ class ZeroPadMaxPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         top, bottom, left, right = self.plan.pads(x.shape[-2], x.shape[-1])
-        out = F.pad(x, (left, right, top, bottom), value=0.0)
+        fill = 0.0 if self.plan.fill == "zero" else float("-inf")
+        out = F.pad(x, (left, right, top, bottom), value=fill)
         out = super().forward(out)
         return out

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec, StemPlan
-from resnet_torch.layers import CHANNEL_AXIS, SameConv2d, SameMaxPool2d, ZeroPadMaxPool2d
+from resnet_torch.layers import CHANNEL_AXIS, SameConv2d, SameMaxPool2d
 
 
 def make_conv(plan: ConvPlan) -> nn.Conv2d:
@@ -46,10 +46,8 @@ def make_pool(plan: PoolPlan) -> nn.Module:
         # count_include_pad=False averages only its real cells: TF's 'same' average (timm's avg-down).
         return nn.AvgPool2d(plan.kernel, plan.stride, ceil_mode=plan.same, count_include_pad=False)
     # FRAMEWORK: max-pool padding — torch pads with -inf inside the pool.
-    if plan.same:
+    if plan.same or plan.fill == "zero":
         return SameMaxPool2d(plan)
-    if plan.fill == "zero":
-        return ZeroPadMaxPool2d(plan)
     return nn.MaxPool2d(kernel_size=plan.kernel, stride=plan.stride, padding=plan.padding)
 
 

@@ -626,36 +626,25 @@ def read_native(fmt: str, path: Path, spec: ResNetSpec | None) -> tuple[ResNetSp
     return model.spec, get_weights(model)
 
 
-KERAS_APPLICATIONS = {
-    "resnet50": "ResNet50",
-    "resnet101": "ResNet101",
-    "resnet152": "ResNet152",
-    "resnet50v2": "ResNet50V2",
-    "resnet101v2": "ResNet101V2",
-    "resnet152v2": "ResNet152V2",
-}
-"""Preset -> the keras.applications constructor that builds it (v1 presets in the `keras_applications` variant)."""
-
-
 def keras_applications_model(
-    preset: str, num_classes: int, in_channels: int, path: Path | None = None, pooling: str | None = None
+    constructor: str, num_classes: int, in_channels: int, path: Path | None = None, pooling: str | None = None
 ) -> Any:
     """A keras.applications ResNet (logits head, or none with num_classes 0), with a `.weights.h5` loaded if given.
 
     Args:
-        preset: a key of `KERAS_APPLICATIONS` ("resnet50v2").
+        constructor: its keras.applications name ("ResNet50V2"; `parity.io.keras_apps.CONSTRUCTOR` maps presets).
         num_classes: its classes; 0 builds it with include_top=False.
         in_channels: its input channels.
         path: a `.weights.h5` the model saved (`save_weights`), or None.
         pooling: without a head, "avg", "max" or None (the last map).
     """
-    constructor = getattr(keras.applications, KERAS_APPLICATIONS[preset])
+    build = getattr(keras.applications, constructor)
     if num_classes:
         head = {"classes": num_classes, "classifier_activation": None}
     else:
         head = {"include_top": False, "pooling": pooling}
     # With its head on, keras.applications wants a static input size; any >= 32 builds the same weights.
-    model = constructor(weights=None, input_shape=(224, 224, in_channels), **head)
+    model = build(weights=None, input_shape=(224, 224, in_channels), **head)
     if path is not None:
         model.load_weights(str(path))
     return model

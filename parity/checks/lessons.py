@@ -109,11 +109,13 @@ class Context:
         size = size or self.size
         return random_input(self.spec, batch, size, size, self.seed)
 
-    def compare(self, keras_model: Any, x: np.ndarray) -> Measure:
+    def compare(self, keras_model: Any, x: np.ndarray, torch_model: Any = None) -> Measure:
+        """The drift of a Keras port from the torch model (ctx's own, or a family lesson's `torch_model`)."""
         # The lessons' networks are uncalibrated (their figures compare with the earlier fp32 scan):
         # fp32 end to end against FP32_CPU, as a user without the float64 pass would see it.
+        reference = self.torch_model if torch_model is None else torch_model
         return Measure.of_report(
-            compare(self.torch_model, keras_model, x, device=self.device, float64=False, tolerance=tolerances.FP32_CPU)
+            compare(reference, keras_model, x, device=self.device, float64=False, tolerance=tolerances.FP32_CPU)
         )
 
 
@@ -489,49 +491,39 @@ def run_avg_pool_edge(ctx: Context) -> list[Finding]:
         odd = any(r.input_shape[1] % 2 for r in spec.layer_table(size) if r.kind == "avgpool")
         case = f"{size}x{size}: " + ("an avg-down pool sees an odd size" if odd else "every avg-down input even")
         measured = _compare_or_fail(ctx, torch_model, naive, x, "layer2")
-        findings.append(_finding(ctx, lesson, case, measured, ctx_compare(ctx, torch_model, keras_model, x)))
+        findings.append(_finding(ctx, lesson, case, measured, ctx.compare(keras_model, x, torch_model)))
     return findings
 
 
-def run_subsample_shortcut(ctx: Context) -> list[Finding]:
-    lesson = LESSONS["subsample_shortcut"]
+def _v2_finding(ctx: Context, key: str, case: str, naive_of: Callable[[ResNetSpec], Any]) -> list[Finding]:
+    """One row on a narrow keras.applications V2: the torch model, `naive_of(spec)` and the correct Keras port."""
     spec, torch_model, keras_model, weights = _family(ctx, "resnet50v2", layers=(2, 2, 2, 1))
-    naive = adapter_named("keras").build_naive(spec, "subsample_by_average")
+    naive = naive_of(spec)
     set_weights(naive, weights)
     x = random_input(spec, 1, ctx.size, ctx.size, ctx.seed)
-    return [
-        _finding(
-            ctx,
-            lesson,
-            "2x2 average vs strided 1x1 max-pool",
-            _compare_or_fail(ctx, torch_model, naive, x, "layer1"),
-            ctx_compare(ctx, torch_model, keras_model, x),
-        )
-    ]
+    measured = _compare_or_fail(ctx, torch_model, naive, x, "layer1")
+    return [_finding(ctx, LESSONS[key], case, measured, ctx.compare(keras_model, x, torch_model))]
+
+
+def run_subsample_shortcut(ctx: Context) -> list[Finding]:
+    keras_side = adapter_named("keras")
+    return _v2_finding(
+        ctx,
+        "subsample_shortcut",
+        "2x2 average vs strided 1x1 max-pool",
+        lambda spec: keras_side.build_naive(spec, "subsample_by_average"),
+    )
 
 
 def run_v2_stride(ctx: Context) -> list[Finding]:
-    lesson = LESSONS["v2_stride"]
-    spec, torch_model, keras_model, weights = _family(ctx, "resnet50v2", layers=(2, 2, 2, 1))
     # torchvision's and keras-hub's placement: the stride on each stage's first block. Every weight has the
     # same shape, so the file loads without a word.
-    naive = adapter_named("keras").build(spec.replace(stride_at="first", shortcut="projection"))
-    set_weights(naive, weights)
-    x = random_input(spec, 1, ctx.size, ctx.size, ctx.seed)
-    return [
-        _finding(
-            ctx,
-            lesson,
-            "stride on the first block vs the last",
-            _compare_or_fail(ctx, torch_model, naive, x, "layer1"),
-            ctx_compare(ctx, torch_model, keras_model, x),
-        )
-    ]
-
-
-def ctx_compare(ctx: Context, torch_model: Any, keras_model: Any, x: np.ndarray) -> Measure:
-    return Measure.of_report(
-        compare(torch_model, keras_model, x, device=ctx.device, float64=False, tolerance=tolerances.FP32_CPU)
+    keras_side = adapter_named("keras")
+    return _v2_finding(
+        ctx,
+        "v2_stride",
+        "stride on the first block vs the last",
+        lambda spec: keras_side.build(spec.replace(stride_at="first", shortcut="projection")),
     )
 
 

@@ -19,6 +19,11 @@ def check_target(path: str | os.PathLike, force: bool = False) -> Path:
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(f"output path {target} is a directory")
+    return _check_new(target, force)
+
+
+def _check_new(target: Path, force: bool) -> Path:
+    """`target` may be (re)written: absent or `force`, its folder there and writable."""
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
     folder = target.parent if str(target.parent) else Path(".")
@@ -71,13 +76,8 @@ def atomic_folder(path: str | os.PathLike, write: Callable[[Path], None], force:
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"output path {target} is a file; a model folder goes there")
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
+    _check_new(target, force)
     parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"folder {parent} of output path {target} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise PermissionError(f"folder {parent} of output path {target} is not writable")
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=parent))
     old = None
     try:

@@ -149,11 +149,8 @@ _READERS = {
 def _read_keras_applications(path: Path) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
     """(spec, canonical weights) of a keras.applications model file (the Keras adapter rebuilds a `.weights.h5`)."""
 
-    def loader(preset: str, num_classes: int, in_channels: int, weights_path: Path) -> Any:
-        return adapter_named("keras").keras_applications_model(preset, num_classes, in_channels, weights_path)
-
     try:
-        return keras_apps.read_file(path, loader)
+        return keras_apps.read_file(path, adapter_named("keras").keras_applications_model)
     except (CheckpointError, WeightMismatchError):
         raise
     except Exception as exc:  # h5py and Keras have their own exception types for a bad file

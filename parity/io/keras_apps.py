@@ -158,7 +158,7 @@ def read_file(path: str | Path, keras_model_loader: Any = None) -> tuple[ResNetS
 
     Args:
         path: the file.
-        keras_model_loader: `(preset, num_classes, in_channels, path) -> model` that rebuilds a
+        keras_model_loader: `(constructor, num_classes, in_channels, path) -> model` that rebuilds a
             keras.applications model and loads a `.weights.h5` into it (the Keras adapter's).
     """
     path = Path(path)
@@ -265,7 +265,7 @@ def _read_weights_h5(path: Path, f: Any, loader: Any) -> tuple[ResNetSpec, dict[
     num_classes = int(dense[0][0][1]) if dense else 0
     if loader is None:
         raise CheckpointError(f"{path}: a keras.applications .weights.h5 needs Keras to rebuild the model")
-    model = loader(presets[depth], num_classes, in_channels, path)
+    model = loader(CONSTRUCTOR[presets[depth]], num_classes, in_channels, path)
     return spec_for(model), from_keras_applications(model)
 
 
@@ -295,7 +295,7 @@ def write_file(spec: ResNetSpec, weights: Mapping[str, Any], dst: str | Path, bu
         spec: a keras.applications layout (`refusal` says why another is not).
         weights: canonical weights.
         dst: the file; its extension picks the kind.
-        build: `(preset, num_classes, in_channels, None, pooling) -> model` (the Keras adapter's).
+        build: `(constructor, num_classes, in_channels, None, pooling) -> model` (the Keras adapter's).
         force: replace an existing file.
     """
     from parity.core.files import atomic_write
@@ -306,7 +306,7 @@ def write_file(spec: ResNetSpec, weights: Mapping[str, Any], dst: str | Path, bu
     why = refusal(spec)
     if why:
         raise ValueError(f"{dst}: cannot write {spec.name} for keras.applications: {why}")
-    model = build(spec.name.split(" (")[0], spec.num_classes, spec.in_channels, None, spec.pooling)
+    model = build(CONSTRUCTOR[spec.name.split(" (")[0]], spec.num_classes, spec.in_channels, None, spec.pooling)
     to_keras_applications(model, weights)
     if name.endswith(".weights.h5"):
         return atomic_write(dst, lambda tmp: model.save_weights(str(tmp)), force)
