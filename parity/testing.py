@@ -26,8 +26,8 @@ def seeded_input(model: Any, batch: int = 2, size: int | tuple[int, int] = DEFAU
         size: H or (H, W).
         seed: numpy seed.
     """
+    from parity.backends import spec_of
     from parity.checks.check import random_input
-    from parity.io.weights import spec_of
 
     height, width = (size, size) if isinstance(size, int) else size
     return random_input(spec_of(model), batch, height, width, seed)

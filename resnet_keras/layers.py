@@ -1,10 +1,20 @@
-"""Framework helper layers of resnet_keras (mirrors resnet_torch/layers.py): Keras layers made to behave
-as torch's do where the two differ (BatchNorm's running variance, float64 all the way, Sequential dtype).
+"""The layers of resnet_keras and the factories that make them from the spec's plans (mirrors resnet_torch/layers.py).
+
+`Layers` is the set of factories a `ResNet` builds with; `LAYERS` is the correct one. A variant (a naive port
+the lessons measure, another attention module) is `dataclasses.replace(LAYERS, norm=...)` passed to
+`ResNet(spec, layers=...)`: nothing is patched. The Keras layers below behave as torch's do where the two
+differ (BatchNorm's running variance, float64 all the way, Sequential dtype, -inf padding).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import keras
+
+from parity.spec import AttnPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan
 
 # FRAMEWORK: layout — Keras images are NHWC (channels_last); torch images are NCHW.
 CHANNEL_AXIS = -1
@@ -125,3 +135,139 @@ class NegInfPadding2D(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "padding": self.padding}
+
+
+DATA_FORMAT = "channels_last"
+
+
+def local_name(plan: ConvPlan | NormPlan | PoolPlan | HeadPlan | AttnPlan) -> str:
+    """The Keras layer name of a plan: the last part of its canonical name."""
+    # FRAMEWORK: naming — torch names a child by attribute or Sequential index and joins the path
+    # with '.'; Keras joins layer names with '/' and (under its torch backend) refuses '.' in them.
+    # So `downsample.0` is the layer `0` inside the Sequential `downsample`.
+    return plan.name.rsplit(".", 1)[-1]
+
+
+# -- factories: one plan in, one layer out -----------------------------------------------------------------
+
+
+def make_conv(plan: ConvPlan) -> keras.layers.Layer:
+    """A conv with torchvision's init (kaiming normal, fan_out, relu gain)."""
+    # FRAMEWORK: padding — 'valid' here with the symmetric padding a separate layer (`make_pad`),
+    # because TF's 'same' on a strided conv puts the odd pixel bottom/right, torch pads symmetrically;
+    # 'same' only where the spec asks for TF's padding.
+    # FRAMEWORK: init — kaiming_normal_(fan_out, relu) is VarianceScaling(2, fan_out, untruncated).
+    return keras.layers.Conv2D(
+        plan.out_channels,
+        kernel_size=plan.kernel,
+        strides=plan.stride,
+        padding="same" if plan.same else "valid",
+        use_bias=plan.bias,
+        groups=plan.groups,
+        data_format=DATA_FORMAT,
+        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
+        bias_initializer="zeros",
+        name=local_name(plan),
+    )
+
+
+def make_pad(plan: ConvPlan | PoolPlan) -> keras.layers.Layer:
+    """Symmetric zero padding in front of a conv or pool; Identity where the plan has none or is 'same'."""
+    if plan.padding == 0 or plan.same:
+        return keras.layers.Identity(name=f"{local_name(plan)}_pad")
+    return keras.layers.ZeroPadding2D(plan.padding, data_format=DATA_FORMAT, name=f"{local_name(plan)}_pad")
+
+
+def make_norm(plan: NormPlan) -> keras.layers.Layer:
+    """BatchNorm with the spec's eps; momentum converted from PyTorch's convention."""
+    # FRAMEWORK: BN momentum — torch: running = (1 - m) * running + m * batch;
+    # Keras: moving = m' * moving + (1 - m') * batch. So m' = 1 - m (0.1 -> 0.9).
+    return BatchNorm(
+        axis=CHANNEL_AXIS,
+        epsilon=plan.eps,
+        momentum=1.0 - plan.momentum,
+        gamma_initializer="zeros" if plan.zero_init else "ones",
+        name=local_name(plan),
+    )
+
+
+def make_pool(plan: PoolPlan) -> keras.layers.Layer:
+    """The stem's max-pool, avg-down's average pool or V2's strided 1x1 max-pool."""
+    if plan.kind == "avg":
+        # FRAMEWORK: average pool edge — TF's 'same' keeps the odd row/column as a window of its own and
+        # averages only its real cells, as torch's ceil_mode=True, count_include_pad=False; 'valid' drops it.
+        return keras.layers.AveragePooling2D(
+            plan.kernel, plan.stride, padding="same", data_format=DATA_FORMAT, name=local_name(plan)
+        )
+    # FRAMEWORK: max-pool padding — Keras pads with zeros (`make_pad`), torch with -inf. The pool
+    # follows a ReLU, so every input is >= 0 and a zero never wins over a real value.
+    # With TF's 'same' the pool ignores padded cells, as torch's -inf does.
+    return keras.layers.MaxPooling2D(
+        pool_size=plan.kernel,
+        strides=plan.stride,
+        padding="same" if plan.same else "valid",
+        data_format=DATA_FORMAT,
+        name=local_name(plan),
+    )
+
+
+def make_global_pool(plan: HeadPlan) -> keras.layers.Layer:
+    """The head's global pool: average, max, or none for a backbone."""
+    # FRAMEWORK: pooling — keepdims so the flatten below reads like torch's.
+    if plan.pooling is None:
+        return keras.layers.Identity()
+    if plan.pooling == "avg":
+        return GlobalAveragePooling(data_format=DATA_FORMAT, keepdims=True)
+    return keras.layers.GlobalMaxPooling2D(data_format=DATA_FORMAT, keepdims=True)
+
+
+def make_fc(plan: HeadPlan) -> keras.layers.Layer:
+    """The classifier, with nn.Linear's init."""
+    # FRAMEWORK: init — nn.Linear's default is U(-1/sqrt(in), 1/sqrt(in)) for weight and bias;
+    # Keras' default is Glorot uniform and zero bias.
+    bound = 1.0 / math.sqrt(plan.in_features)
+    return Dense(
+        plan.out_features,
+        kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+        name=local_name(plan),
+    )
+
+
+ATTENTION: dict[str, Callable[[AttnPlan], keras.layers.Layer]] = {}
+"""Attention kind (`AttnPlan.kind`) -> the layer class that computes it."""
+
+
+def make_attn(plan: AttnPlan) -> keras.layers.Layer:
+    """The block's channel attention, by kind (`ATTENTION`)."""
+    if plan.kind not in ATTENTION:
+        raise ValueError(f"resnet_keras has no attention {plan.kind!r}; it builds {', '.join(ATTENTION) or 'none'}")
+    return ATTENTION[plan.kind](plan)
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The factories a ResNet builds its layers with, one per kind of plan.
+
+    Args:
+        conv: ConvPlan -> conv.
+        pad: ConvPlan or PoolPlan -> the symmetric padding in front of it.
+        norm: NormPlan -> BatchNorm.
+        pool: PoolPlan -> max or average pool.
+        global_pool: HeadPlan -> the head's global pool.
+        fc: HeadPlan -> the classifier.
+        attn: AttnPlan -> the block's channel attention.
+    """
+
+    conv: Callable[[ConvPlan], keras.layers.Layer] = make_conv
+    # FRAMEWORK: padding — a torch conv or pool pads itself; here a layer in front of it does.
+    pad: Callable[[ConvPlan | PoolPlan], keras.layers.Layer] = make_pad
+    norm: Callable[[NormPlan], keras.layers.Layer] = make_norm
+    pool: Callable[[PoolPlan], keras.layers.Layer] = make_pool
+    global_pool: Callable[[HeadPlan], keras.layers.Layer] = make_global_pool
+    fc: Callable[[HeadPlan], keras.layers.Layer] = make_fc
+    attn: Callable[[AttnPlan], keras.layers.Layer] = make_attn
+
+
+LAYERS = Layers()
+"""The factories of the correct model."""

@@ -1,7 +1,8 @@
 """ResNet as a subclassed Keras 3 `keras.Model`, built from a `parity.spec.ResNetSpec`.
 
 Read side by side with `resnet_torch/model.py`: same classes, same method order, same local names.
-Every intentional difference is tagged `# FRAMEWORK:`. Helper layers live in `resnet_keras/layers.py`.
+Every intentional difference is tagged `# FRAMEWORK:`. The layers and the factories that make them from the
+spec's plans live in `resnet_keras/layers.py`; `ResNet(spec, layers=...)` builds with other factories.
 Only `keras.layers` / `keras.ops` are used,
 so the model runs under the TensorFlow, PyTorch and JAX Keras backends.
 
@@ -11,327 +12,132 @@ path `resnet/layer2/0/downsample/0/kernel` maps to the key `layer2.0.downsample.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 import keras
 
-from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec, StemPlan
-from resnet_keras.layers import (
-    CHANNEL_AXIS,
-    BatchNorm,
-    Dense,
-    GlobalAveragePooling,
-    NegInfPadding2D,
-    Sequential,
-)
-
-DATA_FORMAT = "channels_last"
+from parity.spec import BlockPlan, PoolPlan, ResNetSpec, StemPlan
+from resnet_keras.layers import CHANNEL_AXIS, LAYERS, Layers, NegInfPadding2D, Sequential, local_name
 
 
-def local_name(plan: ConvPlan | NormPlan | PoolPlan | HeadPlan) -> str:
-    """The Keras layer name of a plan: the last part of its canonical name."""
-    # FRAMEWORK: naming — torch names a child by attribute or Sequential index and joins the path
-    # with '.'; Keras joins layer names with '/' and (under its torch backend) refuses '.' in them.
-    # So `downsample.0` is the layer `0` inside the Sequential `downsample`.
-    return plan.name.rsplit(".", 1)[-1]
+class Block(keras.layers.Layer):
+    """A post-activation residual block (ResNet v1, torchvision's BasicBlock and Bottleneck alike): each conv
+    followed by its BatchNorm and a ReLU, the attention after the last norm, the addition, a ReLU.
+
+    The convs are the plan's (two 3x3, or 1x1-3x3-1x1), so one class builds every depth and family.
+
+    Args:
+        plan: the block's `BlockPlan` from the spec.
+        layers: the factories to build with (`resnet_keras.layers.LAYERS`).
+    """
+
+    def __init__(self, plan: BlockPlan, layers: Layers = LAYERS, **kwargs):
+        super().__init__(name=str(plan.index), **kwargs)
+        self.depth = len(plan.convs)
+        for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms), start=1):
+            setattr(self, f"pad{index}", layers.pad(conv))
+            setattr(self, f"conv{index}", layers.conv(conv))
+            setattr(self, f"bn{index}", layers.norm(norm))
+        self.relu = keras.layers.ReLU()
+        self.se = layers.attn(plan.attn) if plan.attn is not None else None
+        self.downsample = make_downsample(plan, layers)
+        self.relu_before_add = plan.relu_before_add
+
+    def call(self, x, training=None):
+        identity = x
+        out = x
+        for index in range(1, self.depth + 1):
+            out = getattr(self, f"pad{index}")(out)
+            out = getattr(self, f"conv{index}")(out)
+            out = getattr(self, f"bn{index}")(out, training=training)
+            if index < self.depth or self.relu_before_add:
+                out = self.relu(out)
+        if self.se is not None:
+            out = self.se(out)
+        if self.downsample is not None:
+            identity = self.downsample(x, training=training)
+        out = out + identity
+        out = self.relu(out)
+        return out
 
 
-def make_conv(plan: ConvPlan) -> keras.layers.Conv2D:
-    """A conv with torchvision's init (kaiming normal, fan_out, relu gain)."""
-    # FRAMEWORK: padding — 'valid' here with the symmetric padding a separate layer (`make_pad`),
-    # because TF's 'same' on a strided conv puts the odd pixel bottom/right, torch pads symmetrically;
-    # 'same' only where the spec asks for TF's padding.
-    # FRAMEWORK: init — kaiming_normal_(fan_out, relu) is VarianceScaling(2, fan_out, untruncated).
-    return keras.layers.Conv2D(
-        plan.out_channels,
-        kernel_size=plan.kernel,
-        strides=plan.stride,
-        padding="same" if plan.same else "valid",
-        use_bias=plan.bias,
-        groups=plan.groups,
-        data_format=DATA_FORMAT,
-        kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
-        bias_initializer="zeros",
-        name=local_name(plan),
-    )
+class PreActBlock(keras.layers.Layer):
+    """A pre-activation residual block (ResNet V2): BN-ReLU before each conv, the attention after the last conv,
+    the addition; a projecting shortcut reads the pre-activated input.
+
+    Args:
+        plan: the block's `BlockPlan` from the spec (`preact` True).
+        layers: the factories to build with (`resnet_keras.layers.LAYERS`).
+    """
+
+    def __init__(self, plan: BlockPlan, layers: Layers = LAYERS, **kwargs):
+        super().__init__(name=str(plan.index), **kwargs)
+        self.depth = len(plan.convs)
+        for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms), start=1):
+            setattr(self, f"bn{index}", layers.norm(norm))
+            setattr(self, f"pad{index}", layers.pad(conv))
+            setattr(self, f"conv{index}", layers.conv(conv))
+        self.relu = keras.layers.ReLU()
+        self.se = layers.attn(plan.attn) if plan.attn is not None else None
+        self.downsample = make_downsample(plan, layers)
+        self.project = plan.downsample is not None
+
+    def call(self, x, training=None):
+        identity = x
+        out = self.bn1(x, training=training)
+        out = self.relu(out)
+        if self.downsample is not None:
+            # a projection reads the pre-activated input; V2's strided max-pool the block's own
+            identity = self.downsample(out if self.project else x, training=training)
+        out = self.pad1(out)
+        out = self.conv1(out)
+        for index in range(2, self.depth + 1):
+            out = getattr(self, f"bn{index}")(out, training=training)
+            out = self.relu(out)
+            out = getattr(self, f"pad{index}")(out)
+            out = getattr(self, f"conv{index}")(out)
+        if self.se is not None:
+            out = self.se(out)
+        out = out + identity
+        return out
 
 
-def make_pad(plan: ConvPlan | PoolPlan) -> keras.layers.Layer:
-    """Symmetric zero padding in front of a conv or pool; Identity where the plan has none or is 'same'."""
-    if plan.padding == 0 or plan.same:
-        return keras.layers.Identity(name=f"{local_name(plan)}_pad")
-    return keras.layers.ZeroPadding2D(plan.padding, data_format=DATA_FORMAT, name=f"{local_name(plan)}_pad")
+def make_downsample(plan: BlockPlan, layers: Layers = LAYERS) -> Sequential | None:
+    """The identity path, named as torchvision (`downsample/0` conv, `/1` BN) and timm's avg-down
+    (`/0` pool, `/1` conv, `/2` BN); a strided 1x1 max-pool alone where only the size changes."""
+    if plan.downsample is None and plan.shortcut_pool is None:
+        return None
+    if plan.downsample is None:
+        return Sequential([layers.pool(plan.shortcut_pool)], name="downsample")
+    conv, norm = plan.downsample
+    path = [layers.conv(conv)] + ([layers.norm(norm)] if norm is not None else [])
+    if plan.shortcut_pool is not None:  # avg-down at stride 2 (at stride 1 torch's index 0 is an Identity)
+        path.insert(0, layers.pool(plan.shortcut_pool))
+    return Sequential(path, name="downsample")
 
 
-def make_pool_pad(plan: PoolPlan | None, after_relu: bool) -> keras.layers.Layer:
-    """The stem max-pool's padding: `make_pad`'s zeros, or -inf where the pool sees values below zero."""
+def make_stem_conv(plan: StemPlan, layers: Layers = LAYERS) -> keras.layers.Layer:
+    """`conv1`: one conv, or the deep stem's Sequential [conv, bn, relu, conv, bn, relu, conv] named as
+    timm's indices, each conv with its padding in front (`0_pad`)."""
+    if not plan.deep:
+        return layers.conv(plan.conv)
+    path: list[keras.layers.Layer] = []
+    for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms)):
+        path += [layers.pad(conv), layers.conv(conv)]
+        if index < len(plan.convs) - 1:  # timm's Sequential: conv i, norm i + 1, relu i + 2
+            path += [layers.norm(norm), keras.layers.ReLU(name=str(int(local_name(conv)) + 2))]
+    return Sequential(path, name="conv1")
+
+
+def make_pool_pad(plan: PoolPlan | None, after_relu: bool, layers: Layers = LAYERS) -> keras.layers.Layer:
+    """The stem max-pool's padding: `layers.pad`'s zeros, or -inf where the pool sees values below zero."""
     if plan is None:
         return keras.layers.Identity()
     # FRAMEWORK: max-pool padding — after a ReLU a zero pad never wins, so Keras' ZeroPadding2D equals
     # torch's -inf; a pre-activation stem feeds the pool raw conv outputs, so -inf must be written out.
     if plan.fill == "-inf" and not after_relu and plan.padding and not plan.same:
         return NegInfPadding2D(plan.padding, name="maxpool_pad")
-    return make_pad(plan)
-
-
-def make_norm(plan: NormPlan) -> keras.layers.BatchNormalization:
-    """BatchNorm with the spec's eps; momentum converted from PyTorch's convention."""
-    # FRAMEWORK: BN momentum — torch: running = (1 - m) * running + m * batch;
-    # Keras: moving = m' * moving + (1 - m') * batch. So m' = 1 - m (0.1 -> 0.9).
-    return BatchNorm(
-        axis=CHANNEL_AXIS,
-        epsilon=plan.eps,
-        momentum=1.0 - plan.momentum,
-        gamma_initializer="zeros" if plan.zero_init else "ones",
-        name=local_name(plan),
-    )
-
-
-def make_pool(plan: PoolPlan) -> keras.layers.Layer:
-    if plan.kind == "avg":
-        # FRAMEWORK: average pool edge — TF's 'same' keeps the odd row/column as a window of its own and
-        # averages only its real cells, as torch's ceil_mode=True, count_include_pad=False; 'valid' drops it.
-        return keras.layers.AveragePooling2D(
-            plan.kernel, plan.stride, padding="same", data_format=DATA_FORMAT, name=local_name(plan)
-        )
-    # FRAMEWORK: max-pool padding — Keras pads with zeros (`make_pad`), torch with -inf. The pool
-    # follows a ReLU, so every input is >= 0 and a zero never wins over a real value.
-    # With TF's 'same' the pool ignores padded cells, as torch's -inf does.
-    return keras.layers.MaxPooling2D(
-        pool_size=plan.kernel,
-        strides=plan.stride,
-        padding="same" if plan.same else "valid",
-        data_format=DATA_FORMAT,
-        name=local_name(plan),
-    )
-
-
-def make_global_pool(plan: HeadPlan) -> keras.layers.Layer:
-    """The head's global pool: average, max, or none for a backbone."""
-    # FRAMEWORK: pooling — keepdims so the flatten below reads like torch's.
-    if plan.pooling is None:
-        return keras.layers.Identity()
-    if plan.pooling == "avg":
-        return GlobalAveragePooling(data_format=DATA_FORMAT, keepdims=True)
-    return keras.layers.GlobalMaxPooling2D(data_format=DATA_FORMAT, keepdims=True)
-
-
-def make_fc(plan: HeadPlan) -> keras.layers.Dense:
-    # FRAMEWORK: init — nn.Linear's default is U(-1/sqrt(in), 1/sqrt(in)) for weight and bias;
-    # Keras' default is Glorot uniform and zero bias.
-    bound = 1.0 / math.sqrt(plan.in_features)
-    return Dense(
-        plan.out_features,
-        kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
-        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
-        name=local_name(plan),
-    )
-
-
-class BasicBlock(keras.layers.Layer):
-    """Two 3x3 convs and a residual connection (ResNet-18/34).
-
-    Args:
-        plan: the block's `BlockPlan` from the spec.
-    """
-
-    expansion = 1
-
-    def __init__(self, plan: BlockPlan, **kwargs):
-        super().__init__(name=str(plan.index), **kwargs)
-        self.pad1 = make_pad(plan.convs[0])
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn1 = make_norm(plan.norms[0])
-        self.relu = keras.layers.ReLU()
-        self.pad2 = make_pad(plan.convs[1])
-        self.conv2 = make_conv(plan.convs[1])
-        self.bn2 = make_norm(plan.norms[1])
-        self.downsample = make_downsample(plan)
-        self.relu_before_add = plan.relu_before_add
-
-    def call(self, x, training=None):
-        identity = x
-        out = self.pad1(x)
-        out = self.conv1(out)
-        out = self.bn1(out, training=training)
-        out = self.relu(out)
-        out = self.pad2(out)
-        out = self.conv2(out)
-        out = self.bn2(out, training=training)
-        if self.relu_before_add:
-            out = self.relu(out)
-        if self.downsample is not None:
-            identity = self.downsample(x, training=training)
-        out = out + identity
-        out = self.relu(out)
-        return out
-
-
-class Bottleneck(keras.layers.Layer):
-    """1x1 reduce, 3x3, 1x1 expand, and a residual connection (ResNet-50/101/152).
-
-    Args:
-        plan: the block's `BlockPlan` from the spec (it says which conv carries the stride).
-    """
-
-    expansion = 4
-
-    def __init__(self, plan: BlockPlan, **kwargs):
-        super().__init__(name=str(plan.index), **kwargs)
-        self.pad1 = make_pad(plan.convs[0])
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn1 = make_norm(plan.norms[0])
-        self.pad2 = make_pad(plan.convs[1])
-        self.conv2 = make_conv(plan.convs[1])
-        self.bn2 = make_norm(plan.norms[1])
-        self.pad3 = make_pad(plan.convs[2])
-        self.conv3 = make_conv(plan.convs[2])
-        self.bn3 = make_norm(plan.norms[2])
-        self.relu = keras.layers.ReLU()
-        self.downsample = make_downsample(plan)
-        self.relu_before_add = plan.relu_before_add
-
-    def call(self, x, training=None):
-        identity = x
-        out = self.pad1(x)
-        out = self.conv1(out)
-        out = self.bn1(out, training=training)
-        out = self.relu(out)
-        out = self.pad2(out)
-        out = self.conv2(out)
-        out = self.bn2(out, training=training)
-        out = self.relu(out)
-        out = self.pad3(out)
-        out = self.conv3(out)
-        out = self.bn3(out, training=training)
-        if self.relu_before_add:
-            out = self.relu(out)
-        if self.downsample is not None:
-            identity = self.downsample(x, training=training)
-        out = out + identity
-        out = self.relu(out)
-        return out
-
-
-class PreActBasicBlock(keras.layers.Layer):
-    """BN-ReLU before each of two 3x3 convs (ResNet V2); a projection reads the pre-activated input.
-
-    Args:
-        plan: the block's `BlockPlan` from the spec (`preact` True).
-    """
-
-    expansion = 1
-
-    def __init__(self, plan: BlockPlan, **kwargs):
-        super().__init__(name=str(plan.index), **kwargs)
-        self.bn1 = make_norm(plan.norms[0])
-        self.pad1 = make_pad(plan.convs[0])
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn2 = make_norm(plan.norms[1])
-        self.pad2 = make_pad(plan.convs[1])
-        self.conv2 = make_conv(plan.convs[1])
-        self.relu = keras.layers.ReLU()
-        self.downsample = make_downsample(plan)
-        self.project = plan.downsample is not None
-
-    def call(self, x, training=None):
-        identity = x
-        out = self.bn1(x, training=training)
-        out = self.relu(out)
-        if self.project:
-            identity = self.downsample(out, training=training)
-        elif self.downsample is not None:
-            identity = self.downsample(x, training=training)
-        out = self.pad1(out)
-        out = self.conv1(out)
-        out = self.bn2(out, training=training)
-        out = self.relu(out)
-        out = self.pad2(out)
-        out = self.conv2(out)
-        out = out + identity
-        return out
-
-
-class PreActBottleneck(keras.layers.Layer):
-    """BN-ReLU before each of the 1x1, 3x3, 1x1 convs (ResNet V2); a projection reads the pre-activated input.
-
-    Args:
-        plan: the block's `BlockPlan` from the spec (`preact` True).
-    """
-
-    expansion = 4
-
-    def __init__(self, plan: BlockPlan, **kwargs):
-        super().__init__(name=str(plan.index), **kwargs)
-        self.bn1 = make_norm(plan.norms[0])
-        self.pad1 = make_pad(plan.convs[0])
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn2 = make_norm(plan.norms[1])
-        self.pad2 = make_pad(plan.convs[1])
-        self.conv2 = make_conv(plan.convs[1])
-        self.bn3 = make_norm(plan.norms[2])
-        self.pad3 = make_pad(plan.convs[2])
-        self.conv3 = make_conv(plan.convs[2])
-        self.relu = keras.layers.ReLU()
-        self.downsample = make_downsample(plan)
-        self.project = plan.downsample is not None
-
-    def call(self, x, training=None):
-        identity = x
-        out = self.bn1(x, training=training)
-        out = self.relu(out)
-        if self.project:
-            identity = self.downsample(out, training=training)
-        elif self.downsample is not None:
-            identity = self.downsample(x, training=training)
-        out = self.pad1(out)
-        out = self.conv1(out)
-        out = self.bn2(out, training=training)
-        out = self.relu(out)
-        out = self.pad2(out)
-        out = self.conv2(out)
-        out = self.bn3(out, training=training)
-        out = self.relu(out)
-        out = self.pad3(out)
-        out = self.conv3(out)
-        out = out + identity
-        return out
-
-
-BLOCKS = {
-    ("basic", False): BasicBlock,
-    ("bottleneck", False): Bottleneck,
-    ("basic", True): PreActBasicBlock,
-    ("bottleneck", True): PreActBottleneck,
-}
-
-
-def make_downsample(plan: BlockPlan) -> Sequential | None:
-    """The identity path, named as torchvision (`downsample/0` conv, `/1` BN) and timm's avg-down
-    (`/0` pool, `/1` conv, `/2` BN); a strided 1x1 max-pool alone where only the size changes."""
-    if plan.downsample is None and plan.shortcut_pool is None:
-        return None
-    if plan.downsample is None:
-        return Sequential([make_pool(plan.shortcut_pool)], name="downsample")
-    conv, norm = plan.downsample
-    layers = [make_conv(conv)] + ([make_norm(norm)] if norm is not None else [])
-    if plan.shortcut_pool is not None:  # avg-down at stride 2 (at stride 1 torch's index 0 is an Identity)
-        layers.insert(0, make_pool(plan.shortcut_pool))
-    return Sequential(layers, name="downsample")
-
-
-def make_stem_conv(plan: StemPlan) -> keras.layers.Layer:
-    """`conv1`: one conv, or the deep stem's Sequential [conv, bn, relu, conv, bn, relu, conv] named as
-    timm's indices, each conv with its padding in front (`0_pad`)."""
-    if not plan.deep:
-        return make_conv(plan.conv)
-    layers: list[keras.layers.Layer] = []
-    for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms)):
-        layers += [make_pad(conv), make_conv(conv)]
-        if index < len(plan.convs) - 1:  # timm's Sequential: conv i, norm i + 1, relu i + 2
-            layers += [make_norm(norm), keras.layers.ReLU(name=str(int(local_name(conv)) + 2))]
-    return Sequential(layers, name="conv1")
+    return layers.pad(plan)
 
 
 @keras.saving.register_keras_serializable(package="resnet_keras")
@@ -340,10 +146,11 @@ class ResNet(keras.Model):
 
     Args:
         spec: the architecture; see `parity.spec.make_spec`.
+        layers: the factories to build with (`resnet_keras.layers.LAYERS`; another set builds a variant).
         **kwargs: passed to `keras.Model` (name, dtype, trainable).
     """
 
-    def __init__(self, spec: ResNetSpec, **kwargs):
+    def __init__(self, spec: ResNetSpec, layers: Layers = LAYERS, **kwargs):
         kwargs.setdefault("name", "resnet")
         super().__init__(**kwargs)
         if not isinstance(spec, ResNetSpec):
@@ -351,22 +158,23 @@ class ResNet(keras.Model):
         self.spec = spec
         stem = spec.stem_plan()
         head = spec.head_plan()
-        self.pad1 = make_pad(stem.conv) if not stem.deep else keras.layers.Identity(name="conv1_pad")
-        self.conv1 = make_stem_conv(stem)
+        self.pad1 = layers.pad(stem.conv) if not stem.deep else keras.layers.Identity(name="conv1_pad")
+        self.conv1 = make_stem_conv(stem, layers)
         if not spec.preact:  # a pre-activation network's first bn is its first block's bn1
-            self.bn1 = make_norm(stem.norms[-1])
+            self.bn1 = layers.norm(stem.norms[-1])
         self.relu = keras.layers.ReLU()
-        self.maxpool_pad = make_pool_pad(stem.pool, after_relu=not spec.preact)
-        self.maxpool = make_pool(stem.pool) if stem.pool is not None else keras.layers.Identity()
+        self.maxpool_pad = make_pool_pad(stem.pool, after_relu=not spec.preact, layers=layers)
+        self.maxpool = layers.pool(stem.pool) if stem.pool is not None else keras.layers.Identity()
+        block = PreActBlock if spec.preact else Block
         for index, plans in enumerate(spec.stage_blocks()):
             # torchvision's `layer1` .. `layer4` attributes, each a Sequential of blocks.
-            blocks = [BLOCKS[plan.kind, plan.preact](plan) for plan in plans]
+            blocks = [block(plan, layers) for plan in plans]
             setattr(self, f"layer{index + 1}", Sequential(blocks, name=f"layer{index + 1}"))
         if head.norm is not None:
-            self.post_bn = make_norm(head.norm)
-        self.avgpool = make_global_pool(head)
+            self.post_bn = layers.norm(head.norm)
+        self.avgpool = layers.global_pool(head)
         self.flatten = keras.layers.Flatten()
-        self.fc = make_fc(head) if head.out_features else keras.layers.Identity(name="fc")
+        self.fc = layers.fc(head) if head.out_features else keras.layers.Identity(name="fc")
         # FRAMEWORK: variables — torch creates them in __init__; Keras waits for an input shape.
         # The spec knows the channels, so build now and the model is usable at once, like torch's.
         # FRAMEWORK: symbolic shapes — JAX's shape inference cannot prove that the avg-down pool's ceil(n / 2)

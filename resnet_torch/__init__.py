@@ -2,7 +2,8 @@
 with torchvision's state_dict keys (timm's for the deep stem and avg-down)."""
 
 from resnet_torch.builders import (
-    build,
+    create_model,
+    list_models,
     resnet18,
     resnet34,
     resnet50,
@@ -16,15 +17,14 @@ from resnet_torch.builders import (
     wide_resnet50_2,
     wide_resnet101_2,
 )
-from resnet_torch.model import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck, ResNet
+from resnet_torch.model import Block, PreActBlock, ResNet
 
 __all__ = [
-    "BasicBlock",
-    "Bottleneck",
-    "PreActBasicBlock",
-    "PreActBottleneck",
+    "Block",
+    "PreActBlock",
     "ResNet",
-    "build",
+    "create_model",
+    "list_models",
     "resnet18",
     "resnet34",
     "resnet50",

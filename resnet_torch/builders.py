@@ -1,4 +1,4 @@
-"""`build()`, `resnet18()` .. `resnet152()` and the families' builders: torchvision's constructors, built from the spec.
+"""`create_model()`, `list_models()`, `resnet18()` .. `resnet152()` and the families' builders: torchvision's constructors, built from the spec.
 
 Read side by side with `resnet_keras/builders.py`.
 """
@@ -7,20 +7,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from parity.spec import make_spec
+from parity.spec import PRESETS, make_spec
 from resnet_torch.model import ResNet
 
 
-def build(arch: str, num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
-    """A preset architecture with spec overrides, as a torch.nn.Module.
+def create_model(name: str, num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
+    """Any preset by name, with spec overrides, as a torch.nn.Module (timm's `create_model`).
 
     Args:
-        arch: a preset of `parity.spec.PRESETS`: "resnet18" .. "resnet152" or a family ("resnet50d", ...).
-        num_classes: outputs of the fc layer.
+        name: a preset of `list_models()`: "resnet18" .. "resnet152" or a family ("resnet50d", "resnext50_32x4d", ...).
+        num_classes: outputs of the fc layer (0: none, the pooled features).
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field (stem="cifar", zero_init_residual=True, ...).
     """
-    return ResNet(make_spec(arch, num_classes=num_classes, in_channels=in_channels, **overrides))
+    return ResNet(make_spec(name, num_classes=num_classes, in_channels=in_channels, **overrides))
+
+
+def list_models() -> list[str]:
+    """Every preset `create_model` builds, in `parity.spec.PRESETS` order (timm's `list_models`)."""
+    return list(PRESETS)
 
 
 def resnet18(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -31,7 +36,7 @@ def resnet18(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) ->
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnet18", num_classes, in_channels, **overrides)
+    return create_model("resnet18", num_classes, in_channels, **overrides)
 
 
 def resnet34(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -42,7 +47,7 @@ def resnet34(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) ->
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnet34", num_classes, in_channels, **overrides)
+    return create_model("resnet34", num_classes, in_channels, **overrides)
 
 
 def resnet50(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -53,7 +58,7 @@ def resnet50(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) ->
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnet50", num_classes, in_channels, **overrides)
+    return create_model("resnet50", num_classes, in_channels, **overrides)
 
 
 def resnet101(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -64,7 +69,7 @@ def resnet101(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnet101", num_classes, in_channels, **overrides)
+    return create_model("resnet101", num_classes, in_channels, **overrides)
 
 
 def resnet152(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -75,7 +80,7 @@ def resnet152(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnet152", num_classes, in_channels, **overrides)
+    return create_model("resnet152", num_classes, in_channels, **overrides)
 
 
 def resnext50_32x4d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -86,7 +91,7 @@ def resnext50_32x4d(num_classes: int = 1000, in_channels: int = 3, **overrides: 
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnext50_32x4d", num_classes, in_channels, **overrides)
+    return create_model("resnext50_32x4d", num_classes, in_channels, **overrides)
 
 
 def resnext101_32x8d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -97,7 +102,7 @@ def resnext101_32x8d(num_classes: int = 1000, in_channels: int = 3, **overrides:
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnext101_32x8d", num_classes, in_channels, **overrides)
+    return create_model("resnext101_32x8d", num_classes, in_channels, **overrides)
 
 
 def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -108,7 +113,7 @@ def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3, **overrides:
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnext101_64x4d", num_classes, in_channels, **overrides)
+    return create_model("resnext101_64x4d", num_classes, in_channels, **overrides)
 
 
 def wide_resnet50_2(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -119,7 +124,7 @@ def wide_resnet50_2(num_classes: int = 1000, in_channels: int = 3, **overrides: 
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("wide_resnet50_2", num_classes, in_channels, **overrides)
+    return create_model("wide_resnet50_2", num_classes, in_channels, **overrides)
 
 
 def wide_resnet101_2(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -130,7 +135,7 @@ def wide_resnet101_2(num_classes: int = 1000, in_channels: int = 3, **overrides:
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("wide_resnet101_2", num_classes, in_channels, **overrides)
+    return create_model("wide_resnet101_2", num_classes, in_channels, **overrides)
 
 
 def resnet50d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -141,7 +146,7 @@ def resnet50d(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnet50d", num_classes, in_channels, **overrides)
+    return create_model("resnet50d", num_classes, in_channels, **overrides)
 
 
 def resnet50v2(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) -> ResNet:
@@ -152,4 +157,4 @@ def resnet50v2(num_classes: int = 1000, in_channels: int = 3, **overrides: Any) 
         in_channels: channels of the input image.
         **overrides: `variant=` or any `ResNetSpec` field.
     """
-    return build("resnet50v2", num_classes, in_channels, **overrides)
+    return create_model("resnet50v2", num_classes, in_channels, **overrides)

@@ -1,7 +1,8 @@
 """ResNet as a `torch.nn.Module`, built from a `parity.spec.ResNetSpec`.
 
 Read side by side with `resnet_keras/model.py`: same classes, same method order, same local names.
-Every intentional difference is tagged `# FRAMEWORK:`. Helper layers live in `resnet_torch/layers.py`.
+Every intentional difference is tagged `# FRAMEWORK:`. The layers and the factories that make them from the
+spec's plans live in `resnet_torch/layers.py`; `ResNet(spec, layers=...)` builds with other factories.
 """
 
 from __future__ import annotations
@@ -11,89 +12,45 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from parity.spec import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, ResNetSpec, StemPlan
-from resnet_torch.layers import CHANNEL_AXIS, SameConv2d, SameMaxPool2d
+from parity.spec import BlockPlan, ResNetSpec, StemPlan
+from resnet_torch.layers import CHANNEL_AXIS, LAYERS, Layers
 
 
-def make_conv(plan: ConvPlan) -> nn.Conv2d:
-    """A conv with torch's default init for now; `ResNet.init_weights` re-draws it as torchvision does."""
-    # FRAMEWORK: padding — torch pads inside the conv, symmetrically ('same': `SameConv2d`).
-    same = {"plan": plan} if plan.same else {}
-    conv = (SameConv2d if plan.same else nn.Conv2d)(
-        plan.in_channels,
-        plan.out_channels,
-        kernel_size=plan.kernel,
-        stride=plan.stride,
-        padding=0 if plan.same else plan.padding,
-        bias=plan.bias,
-        groups=plan.groups,
-        **same,
-    )
-    return conv
+class Block(nn.Module):
+    """A post-activation residual block (ResNet v1, torchvision's BasicBlock and Bottleneck alike): each conv
+    followed by its BatchNorm and a ReLU, the attention after the last norm, the addition, a ReLU.
 
-
-def make_norm(plan: NormPlan) -> nn.BatchNorm2d:
-    """BatchNorm with the spec's eps and momentum (PyTorch convention, used as is)."""
-    norm = nn.BatchNorm2d(plan.channels, eps=plan.eps, momentum=plan.momentum)
-    nn.init.constant_(norm.weight, 0.0 if plan.zero_init else 1.0)
-    nn.init.zeros_(norm.bias)
-    return norm
-
-
-def make_pool(plan: PoolPlan) -> nn.Module:
-    if plan.kind == "avg":
-        # FRAMEWORK: average pool edge — ceil_mode keeps the odd row/column as a window of its own and
-        # count_include_pad=False averages only its real cells: TF's 'same' average (timm's avg-down).
-        return nn.AvgPool2d(plan.kernel, plan.stride, ceil_mode=plan.same, count_include_pad=False)
-    # FRAMEWORK: max-pool padding — torch pads with -inf inside the pool.
-    if plan.same or plan.fill == "zero":
-        return SameMaxPool2d(plan)
-    return nn.MaxPool2d(kernel_size=plan.kernel, stride=plan.stride, padding=plan.padding)
-
-
-def make_global_pool(plan: HeadPlan) -> nn.Module:
-    """The head's global pool (timm's `global_pool`): average, max, or none for a backbone."""
-    if plan.pooling is None:
-        return nn.Identity()
-    return nn.AdaptiveAvgPool2d((1, 1)) if plan.pooling == "avg" else nn.AdaptiveMaxPool2d((1, 1))
-
-
-def make_fc(plan: HeadPlan) -> nn.Linear:
-    # FRAMEWORK: init — nn.Linear's default is U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
-    return nn.Linear(plan.in_features, plan.out_features)
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs and a residual connection (ResNet-18/34).
+    The convs are the plan's (two 3x3, or 1x1-3x3-1x1), so one class builds every depth and family.
 
     Args:
         plan: the block's `BlockPlan` from the spec.
+        layers: the factories to build with (`resnet_torch.layers.LAYERS`).
     """
 
-    expansion = 1
-
-    def __init__(self, plan: BlockPlan):
+    def __init__(self, plan: BlockPlan, layers: Layers = LAYERS):
         super().__init__()
         # FRAMEWORK: init order — torchvision builds the shortcut before the block (its default init draws
         # first) and registers it last; Keras draws every initialiser at build time, in call order.
-        downsample = make_downsample(plan)
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn1 = make_norm(plan.norms[0])
+        downsample = make_downsample(plan, layers)
+        self.depth = len(plan.convs)
+        for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms), start=1):
+            setattr(self, f"conv{index}", layers.conv(conv))
+            setattr(self, f"bn{index}", layers.norm(norm))
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = make_conv(plan.convs[1])
-        self.bn2 = make_norm(plan.norms[1])
+        self.se = layers.attn(plan.attn) if plan.attn is not None else None
         self.downsample = downsample
         self.relu_before_add = plan.relu_before_add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        if self.relu_before_add:
-            out = self.relu(out)
+        out = x
+        for index in range(1, self.depth + 1):
+            out = getattr(self, f"conv{index}")(out)
+            out = getattr(self, f"bn{index}")(out)
+            if index < self.depth or self.relu_before_add:
+                out = self.relu(out)
+        if self.se is not None:
+            out = self.se(out)
         if self.downsample is not None:
             identity = self.downsample(x)
         out = out + identity
@@ -101,159 +58,70 @@ class BasicBlock(nn.Module):
         return out
 
 
-class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3, 1x1 expand, and a residual connection (ResNet-50/101/152).
+class PreActBlock(nn.Module):
+    """A pre-activation residual block (ResNet V2): BN-ReLU before each conv, the attention after the last conv,
+    the addition; a projecting shortcut reads the pre-activated input.
 
     Args:
-        plan: the block's `BlockPlan` from the spec (it says which conv carries the stride).
+        plan: the block's `BlockPlan` from the spec (`preact` True).
+        layers: the factories to build with (`resnet_torch.layers.LAYERS`).
     """
 
-    expansion = 4
-
-    def __init__(self, plan: BlockPlan):
+    def __init__(self, plan: BlockPlan, layers: Layers = LAYERS):
         super().__init__()
-        # FRAMEWORK: init order — torchvision builds the shortcut before the block (its default init draws
-        # first) and registers it last; Keras draws every initialiser at build time, in call order.
-        downsample = make_downsample(plan)
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn1 = make_norm(plan.norms[0])
-        self.conv2 = make_conv(plan.convs[1])
-        self.bn2 = make_norm(plan.norms[1])
-        self.conv3 = make_conv(plan.convs[2])
-        self.bn3 = make_norm(plan.norms[2])
-        self.relu = nn.ReLU(inplace=True)
+        downsample = make_downsample(plan, layers)
+        self.depth = len(plan.convs)
+        for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms), start=1):
+            setattr(self, f"bn{index}", layers.norm(norm))
+            setattr(self, f"conv{index}", layers.conv(conv))
+        self.relu = nn.ReLU()
+        self.se = layers.attn(plan.attn) if plan.attn is not None else None
         self.downsample = downsample
-        self.relu_before_add = plan.relu_before_add
+        self.project = plan.downsample is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
-        out = self.conv1(x)
-        out = self.bn1(out)
+        out = self.bn1(x)
         out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = self.relu(out)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        if self.relu_before_add:
-            out = self.relu(out)
         if self.downsample is not None:
-            identity = self.downsample(x)
-        out = out + identity
-        out = self.relu(out)
-        return out
-
-
-class PreActBasicBlock(nn.Module):
-    """BN-ReLU before each of two 3x3 convs (ResNet V2); a projection reads the pre-activated input.
-
-    Args:
-        plan: the block's `BlockPlan` from the spec (`preact` True).
-    """
-
-    expansion = 1
-
-    def __init__(self, plan: BlockPlan):
-        super().__init__()
-        downsample = make_downsample(plan)
-        self.bn1 = make_norm(plan.norms[0])
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn2 = make_norm(plan.norms[1])
-        self.conv2 = make_conv(plan.convs[1])
-        self.relu = nn.ReLU()
-        self.downsample = downsample
-        self.project = plan.downsample is not None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.bn1(x)
-        out = self.relu(out)
-        if self.project:
-            identity = self.downsample(out)
-        elif self.downsample is not None:
-            identity = self.downsample(x)
+            # a projection reads the pre-activated input; V2's strided max-pool the block's own
+            identity = self.downsample(out if self.project else x)
         out = self.conv1(out)
-        out = self.bn2(out)
-        out = self.relu(out)
-        out = self.conv2(out)
+        for index in range(2, self.depth + 1):
+            out = getattr(self, f"bn{index}")(out)
+            out = self.relu(out)
+            out = getattr(self, f"conv{index}")(out)
+        if self.se is not None:
+            out = self.se(out)
         out = out + identity
         return out
 
 
-class PreActBottleneck(nn.Module):
-    """BN-ReLU before each of the 1x1, 3x3, 1x1 convs (ResNet V2); a projection reads the pre-activated input.
-
-    Args:
-        plan: the block's `BlockPlan` from the spec (`preact` True).
-    """
-
-    expansion = 4
-
-    def __init__(self, plan: BlockPlan):
-        super().__init__()
-        downsample = make_downsample(plan)
-        self.bn1 = make_norm(plan.norms[0])
-        self.conv1 = make_conv(plan.convs[0])
-        self.bn2 = make_norm(plan.norms[1])
-        self.conv2 = make_conv(plan.convs[1])
-        self.bn3 = make_norm(plan.norms[2])
-        self.conv3 = make_conv(plan.convs[2])
-        self.relu = nn.ReLU()
-        self.downsample = downsample
-        self.project = plan.downsample is not None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.bn1(x)
-        out = self.relu(out)
-        if self.project:
-            identity = self.downsample(out)
-        elif self.downsample is not None:
-            identity = self.downsample(x)
-        out = self.conv1(out)
-        out = self.bn2(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn3(out)
-        out = self.relu(out)
-        out = self.conv3(out)
-        out = out + identity
-        return out
-
-
-BLOCKS = {
-    ("basic", False): BasicBlock,
-    ("bottleneck", False): Bottleneck,
-    ("basic", True): PreActBasicBlock,
-    ("bottleneck", True): PreActBottleneck,
-}
-
-
-def make_downsample(plan: BlockPlan) -> nn.Sequential | None:
+def make_downsample(plan: BlockPlan, layers: Layers = LAYERS) -> nn.Sequential | None:
     """The identity path, named as torchvision (`downsample.0` conv, `.1` BN) and timm's avg-down
     (`.0` pool, `.1` conv, `.2` BN); a strided 1x1 max-pool alone where only the size changes."""
     if plan.downsample is None and plan.shortcut_pool is None:
         return None
     if plan.downsample is None:
-        return nn.Sequential(make_pool(plan.shortcut_pool))
+        return nn.Sequential(layers.pool(plan.shortcut_pool))
     conv, norm = plan.downsample
-    layers = [make_conv(conv)] + ([make_norm(norm)] if norm is not None else [])
+    path = [layers.conv(conv)] + ([layers.norm(norm)] if norm is not None else [])
     # FRAMEWORK: naming — a torch Sequential names its children by index, so avg-down's conv is `.1` only with
     # something at `.0`: the pool, or timm's Identity where the block keeps the size; Keras names each layer.
     if conv.name.endswith(".1"):
-        layers.insert(0, make_pool(plan.shortcut_pool) if plan.shortcut_pool is not None else nn.Identity())
-    return nn.Sequential(*layers)
+        path.insert(0, layers.pool(plan.shortcut_pool) if plan.shortcut_pool is not None else nn.Identity())
+    return nn.Sequential(*path)
 
 
-def make_stem_conv(plan: StemPlan) -> nn.Module:
+def make_stem_conv(plan: StemPlan, layers: Layers = LAYERS) -> nn.Module:
     """`conv1`: one conv, or the deep stem's Sequential [conv, bn, relu, conv, bn, relu, conv] (timm's)."""
     if not plan.deep:
-        return make_conv(plan.conv)
-    layers: list[nn.Module] = []
+        return layers.conv(plan.conv)
+    path: list[nn.Module] = []
     for conv, norm in zip(plan.convs[:-1], plan.norms[:-1]):
-        layers += [make_conv(conv), make_norm(norm), nn.ReLU(inplace=True)]
-    layers.append(make_conv(plan.convs[-1]))
-    return nn.Sequential(*layers)
+        path += [layers.conv(conv), layers.norm(norm), nn.ReLU(inplace=True)]
+    path.append(layers.conv(plan.convs[-1]))
+    return nn.Sequential(*path)
 
 
 class ResNet(nn.Module):
@@ -261,28 +129,30 @@ class ResNet(nn.Module):
 
     Args:
         spec: the architecture; see `parity.spec.make_spec`.
+        layers: the factories to build with (`resnet_torch.layers.LAYERS`; another set builds a variant).
     """
 
-    def __init__(self, spec: ResNetSpec):
+    def __init__(self, spec: ResNetSpec, layers: Layers = LAYERS):
         super().__init__()
         if not isinstance(spec, ResNetSpec):
             raise TypeError(f"spec must be a ResNetSpec, got {type(spec).__name__}")
         self.spec = spec
         stem = spec.stem_plan()
         head = spec.head_plan()
-        self.conv1 = make_stem_conv(stem)
+        self.conv1 = make_stem_conv(stem, layers)
         if not spec.preact:  # a pre-activation network's first bn is its first block's bn1
-            self.bn1 = make_norm(stem.norms[-1])
+            self.bn1 = layers.norm(stem.norms[-1])
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = make_pool(stem.pool) if stem.pool is not None else nn.Identity()
+        self.maxpool = layers.pool(stem.pool) if stem.pool is not None else nn.Identity()
+        block = PreActBlock if spec.preact else Block
         for index, plans in enumerate(spec.stage_blocks()):
             # torchvision's `layer1` .. `layer4` attributes, each an nn.Sequential of blocks.
-            blocks = [BLOCKS[plan.kind, plan.preact](plan) for plan in plans]
+            blocks = [block(plan, layers) for plan in plans]
             self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
         if head.norm is not None:
-            self.post_bn = make_norm(head.norm)
-        self.avgpool = make_global_pool(head)
-        self.fc = make_fc(head) if head.out_features else nn.Identity()
+            self.post_bn = layers.norm(head.norm)
+        self.avgpool = layers.global_pool(head)
+        self.fc = layers.fc(head) if head.out_features else nn.Identity()
         self.init_weights()
 
     def init_weights(self) -> None:

@@ -1,26 +1,34 @@
-"""One adapter per framework, with the same function names, dispatched once.
+"""The framework seam: one `Adapter` object per model backend, made once, asked for by name or by model.
 
-`parity.backends.torch` and `parity.backends.keras` mirror each other like the two models do; the
-functions each owes are written down once, in `parity.backends.protocol.Adapter`. Everything else in
-`parity` calls `adapter(model)` or `adapter_named(name)` and never imports a framework itself. This
-module imports none: an adapter (and its framework) is imported when it is first asked for.
+`parity.backends.interface.Adapter` writes the interface down once; `parity.backends.torch.TorchAdapter` and
+`parity.backends.keras.KerasAdapter` implement it, each a package split by concern. Everything else in
+`parity` calls `adapter(model)` or `adapter_named(name)` and never imports a framework itself. This module
+imports none: an adapter (and its framework) is imported when it is first asked for.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-BACKENDS = ("torch", "keras")
-"""The model backends, each with its adapter module `parity.backends.<name>`."""
+if TYPE_CHECKING:
+    from parity.backends.interface import Adapter
+    from parity.spec import ResNetSpec
+
+ADAPTERS = {"torch": "parity.backends.torch:TorchAdapter", "keras": "parity.backends.keras:KerasAdapter"}
+"""Backend name -> its adapter class (`module:Class`), imported on first use."""
+
+BACKENDS = tuple(ADAPTERS)
+"""The model backends."""
 
 KERAS_BACKENDS = ("tensorflow", "torch", "jax")
 """The Keras backends the Keras model runs on (each the package of the same name)."""
 
 FRAMEWORK_MODULES = {"torch": ("torch",), "keras": ("keras",)}
 """The modules whose presence in `sys.modules` means a backend's framework is loaded."""
+
+_MADE: dict[str, Adapter] = {}
 
 
 def backend_of(model: Any) -> str:
@@ -37,16 +45,29 @@ def backend_of(model: Any) -> str:
     raise TypeError(f"expected a resnet_torch or resnet_keras model, got {type(model).__name__}")
 
 
-def adapter_named(name: str) -> ModuleType:
-    """The adapter module of a backend by name ('torch' or 'keras'); imports that framework."""
-    if name not in BACKENDS:
+def adapter_named(name: str) -> Adapter:
+    """The adapter of a backend by name ('torch' or 'keras'), made on first use; imports that framework."""
+    if name not in ADAPTERS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
-    return importlib.import_module(f"parity.backends.{name}")
+    if name not in _MADE:
+        module, _, cls = ADAPTERS[name].partition(":")
+        _MADE[name] = getattr(importlib.import_module(module), cls)()
+    return _MADE[name]
 
 
-def adapter(model: Any) -> ModuleType:
-    """The adapter module for a model of either backend."""
+def adapter(model: Any) -> Adapter:
+    """The adapter for a model of either backend."""
     return adapter_named(backend_of(model))
+
+
+def spec_of(model: Any) -> ResNetSpec:
+    """The spec a model of either backend carries (`model.spec`); TypeError for a model built otherwise."""
+    from parity.spec import ResNetSpec
+
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ResNetSpec):
+        raise TypeError(f"{type(model).__name__} carries no ResNetSpec (.spec); build it from one")
+    return spec
 
 
 def loaded_backends() -> list[str]:

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from parity.backends import adapter, adapter_named, loaded_backends
+from parity.backends import adapter, adapter_named, loaded_backends, spec_of
 from parity.core import tolerances
 from parity.core.formatting import json_safe
-from parity.io.weights import spec_of
 from parity.spec import ResNetSpec
 
 DEVICES = ("cpu", "cuda")

@@ -25,12 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from parity.backends import adapter
+from parity.backends import adapter, spec_of
 from parity.checks.compare import Report, StageDiff, check_device, precision, run_stages
 from parity.core import tolerances
 from parity.core.files import atomic_write
 from parity.core.layout import nchw, nhwc
-from parity.io.weights import spec_of
 
 DEFAULT_OPSET = 18
 INPUT_NAME = "input"

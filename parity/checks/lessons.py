@@ -537,21 +537,21 @@ def _lesson(key: str, title: str, handled: str, why: str, torch_code: str, keras
 _lesson(
     "same_padding",
     "stride-2 'same' padding",
-    "resnet_keras.model.make_pad / make_conv",
+    "resnet_keras.layers.make_pad / make_conv",
     "TensorFlow's 'same' pads (k - s) rows in total and puts the odd one at the bottom/right; torch "
     "pads `padding` rows on both sides. They agree only when the input of every stride-2 op is odd.",
-    "resnet_torch.model:make_conv",
-    "resnet_keras.model:make_pad",
+    "resnet_torch.layers:make_conv",
+    "resnet_keras.layers:make_pad",
     run_same_padding,
 )
 _lesson(
     "maxpool_padding",
     "max-pool padding: -inf vs zeros",
-    "resnet_keras.model.make_pool",
+    "resnet_keras.layers.make_pool",
     "torch pads a max-pool with -inf; Keras has only zero padding (or 'same'). After a ReLU every input "
     "is >= 0, so a zero never beats a real value and the two agree exactly.",
-    "resnet_torch.model:make_pool",
-    "resnet_keras.model:make_pool",
+    "resnet_torch.layers:make_pool",
+    "resnet_keras.layers:make_pool",
     run_maxpool_padding,
 )
 _lesson(
@@ -559,18 +559,18 @@ _lesson(
     "BatchNorm epsilon",
     "parity.spec (bn_eps) -> make_norm",
     "Keras' default epsilon is 1e-3, torch's 1e-5; every BN divides by sqrt(var + eps).",
-    "resnet_torch.model:make_norm",
-    "resnet_keras.model:make_norm",
+    "resnet_torch.layers:make_norm",
+    "resnet_keras.layers:make_norm",
     run_bn_eps,
 )
 _lesson(
     "bn_momentum",
     "BatchNorm momentum convention",
-    "resnet_keras.model.make_norm",
+    "resnet_keras.layers.make_norm",
     "torch's momentum is the weight of the new batch (0.1), Keras' the weight of the old value (0.9). "
     "Inference is unaffected until a training step updates the running statistics.",
-    "resnet_torch.model:make_norm",
-    "resnet_keras.model:make_norm",
+    "resnet_torch.layers:make_norm",
+    "resnet_keras.layers:make_norm",
     run_bn_momentum,
 )
 _lesson(
@@ -579,7 +579,7 @@ _lesson(
     "resnet_keras.layers.BatchNorm",
     "Both normalise a training batch with its biased variance, but torch updates running_var with the "
     "unbiased one (x n/(n-1)); stock Keras uses the biased one. Small batches or maps make n small.",
-    "resnet_torch.model:make_norm",
+    "resnet_torch.layers:make_norm",
     "resnet_keras.layers:BatchNorm",
     run_bn_variance,
 )
@@ -628,22 +628,22 @@ _lesson(
 _lesson(
     "initializers",
     "default initialisers",
-    "resnet_keras.model.make_conv / make_fc",
+    "resnet_keras.layers.make_conv / make_fc",
     "torchvision draws conv weights from kaiming normal (fan_out) and fc weights from U(+-1/sqrt(in)); "
     "Keras defaults to Glorot uniform and zero biases. Ported weights are unaffected; training from "
     "scratch starts elsewhere.",
     "resnet_torch.model:ResNet.init_weights",
-    "resnet_keras.model:make_conv",
+    "resnet_keras.layers:make_conv",
     run_initializers,
 )
 _lesson(
     "train_eval",
     "train / eval flag",
-    "parity.backends.*.run_stages",
+    "parity.backends.<framework>.run: run_stages",
     "In training mode BatchNorm uses the batch's statistics instead of the running ones. torch keeps a "
     "mode on the module (model.eval()); Keras takes training= on every call.",
-    "parity.backends.torch:run_stages",
-    "parity.backends.keras:run_stages",
+    "parity.backends.torch.run:TorchRun.run_stages",
+    "parity.backends.keras.run:KerasRun.run_stages",
     run_train_eval,
 )
 _lesson(
@@ -652,8 +652,8 @@ _lesson(
     "parity.checks.compare.precision",
     "Ampere+ GPUs may run fp32 convs and matmuls in TF32 (10-bit mantissa). torch, TF, JAX and "
     "onnxruntime each have their own switch and default.",
-    "parity.backends.torch:tf32",
-    "parity.backends.keras:tf32",
+    "parity.backends.torch.run:TorchRun.tf32",
+    "parity.backends.keras.run:KerasRun.tf32",
     run_tf32,
 )
 _lesson(
@@ -662,20 +662,20 @@ _lesson(
     "parity.checks.compare.StageDiff (NaN masks compared)",
     "torch's max-pool propagates a NaN; TensorFlow's max-pool drops it. Not a porting error: a NaN input "
     "is reported as a mismatch at the stem, with the NaN counts.",
-    "resnet_torch.model:make_pool",
-    "resnet_keras.model:make_pool",
+    "resnet_torch.layers:make_pool",
+    "resnet_keras.layers:make_pool",
     run_maxpool_nan,
 )
 
 _lesson(
     "avg_pool_edge",
     "average pool at an odd edge (ResNet-D)",
-    "resnet_keras.model.make_pool",
+    "resnet_keras.layers.make_pool",
     "ResNet-D's shortcut averages 2x2 before its 1x1 conv. timm writes AvgPool2d(2, 2, ceil_mode=True, "
     "count_include_pad=False): an odd last row is a window of its own, averaged over its real cells. Keras' "
     "AveragePooling2D defaults to 'valid', which drops that row; 'same' averages it as torch does.",
-    "resnet_torch.model:make_pool",
-    "resnet_keras.model:make_pool",
+    "resnet_torch.layers:make_pool",
+    "resnet_keras.layers:make_pool",
     run_avg_pool_edge,
 )
 _lesson(
@@ -750,7 +750,7 @@ def run_lessons(
 
 
 def snippet(ref: str) -> str:
-    """Source of `module:qualname` (e.g. 'resnet_keras.model:make_pad'), read from the file (nothing imported)."""
+    """Source of `module:qualname` (e.g. 'resnet_keras.layers:make_pad'), read from the file (nothing imported)."""
     import ast
     import importlib.util
 

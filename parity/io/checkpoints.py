@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from parity.backends import adapter_named
+from parity.backends import adapter_named, spec_of
 from parity.core.errors import CheckpointError
 from parity.core.files import atomic_write
 from parity.io import folders, hf, keras_apps, keras_hub
 from parity.io.infer import held_sizes, infer_spec
 from parity.io.structure import weights_by_structure
-from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights, spec_of
+from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec, make_spec
 
 FORMATS = {

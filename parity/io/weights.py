@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.backends import adapter, backend_of  # noqa: F401 - backend_of is part of this API
-from parity.core.layout import keras_key, keras_layout, torch_layout  # noqa: F401 - part of this module's API
+from parity.backends import adapter
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec
 
 LISTED_KEYS = 8
@@ -51,13 +50,6 @@ class WeightMismatchError(ValueError):
     def with_headline(self, headline: str) -> WeightMismatchError:
         """The same error, led by a sentence that says what went wrong in words."""
         return WeightMismatchError(self.missing, self.unexpected, self.mismatched, headline)
-
-
-def spec_of(model: Any) -> ResNetSpec:
-    spec = getattr(model, "spec", None)
-    if not isinstance(spec, ResNetSpec):
-        raise TypeError(f"{type(model).__name__} carries no ResNetSpec (.spec); build it from one")
-    return spec
 
 
 def get_weights(model: Any) -> dict[str, np.ndarray]:

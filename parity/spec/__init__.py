@@ -9,7 +9,7 @@ Names are torchvision's `state_dict` keys (`layer2.0.downsample.0.weight`), layo
 (`running = (1 - momentum) * running + momentum * batch`).
 
 - `parity.spec.resnet`: `ResNetSpec`, its fields and what follows from them;
-- `parity.spec.plans`: one conv / norm / pool / block / stem / head, and the layer table's rows;
+- `parity.spec.plans`: one conv / norm / pool / attention / block / stem / head, and the layer table's rows;
 - `parity.spec.presets`: the five depths, the families (ResNet-C/D, ResNeXt, Wide, V2, other depths),
   the named variants, `make_spec`.
 
@@ -24,6 +24,7 @@ from parity.spec.plans import (
     POOLINGS,
     STAGE_NAMES_FEATURES,
     STAGE_NAMES_HEAD,
+    AttnPlan,
     BlockPlan,
     ConvPlan,
     HeadPlan,
@@ -67,6 +68,7 @@ __all__ = [
     "STRIDE_ON",
     "VARIANTS",
     "VARIANT_INPUT_SIZE",
+    "AttnPlan",
     "BlockPlan",
     "ConvPlan",
     "HeadPlan",

@@ -25,10 +25,12 @@ class ConvPlan:
     bias: bool
     same: bool = False
     groups: int = 1
+    rank: int = 2
 
     @property
-    def weight_shape(self) -> tuple[int, int, int, int]:
-        return (self.out_channels, self.in_channels // self.groups, self.kernel, self.kernel)
+    def weight_shape(self) -> tuple[int, ...]:
+        """OIHW for a 2-D conv, OIW for a 1-D one (`rank` 1: ECA's conv along the channels)."""
+        return (self.out_channels, self.in_channels // self.groups) + (self.kernel,) * self.rank
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         return _window_out(h, self.kernel, self.stride, self.padding, self.same), _window_out(
@@ -109,6 +111,20 @@ class StemPlan:
 
 
 @dataclass(frozen=True)
+class AttnPlan:
+    """Channel attention after a block's last norm, before the residual addition, as timm places it.
+
+    `kind` names the module a backend builds (`resnet_*.layers.ATTENTION`); `convs` are its layers with weights,
+    named under the block (timm's `se.fc1`, `se.fc2`).
+    """
+
+    name: str
+    kind: str
+    channels: int
+    convs: tuple[ConvPlan, ...]
+
+
+@dataclass(frozen=True)
 class BlockPlan:
     """One residual block `layer{stage}.{index}`.
 
@@ -135,13 +151,16 @@ class BlockPlan:
     relu_before_add: bool = False
     preact: bool = False
     shortcut_pool: PoolPlan | None = None
+    attn: AttnPlan | None = None
 
     def layers(self) -> list[ConvPlan | NormPlan]:
-        """Layers with weights in forward (and torch registration) order, the shortcut last."""
+        """Layers with weights in forward (and torch registration) order: the main path, the attention, the
+        shortcut last."""
         pairs = zip(self.norms, self.convs) if self.preact else zip(self.convs, self.norms)
-        main = [p for pair in pairs for p in pair]
+        main: list[ConvPlan | NormPlan] = [p for pair in pairs for p in pair]
+        attn = list(self.attn.convs) if self.attn is not None else []
         shortcut = [p for p in (self.downsample or ()) if p is not None]
-        return main + shortcut
+        return main + attn + shortcut
 
 
 POOLINGS = ("avg", "max", None)

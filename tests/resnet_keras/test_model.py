@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import resnet_keras
-from parity.io.weights import get_weights, keras_key
-from parity.spec import ARCHS
+from parity.core.layout import keras_key
+from parity.io.weights import get_weights
+from parity.spec import ARCHS, make_spec
 from tests.conftest import TORCHVISION_TRAINABLE, run_python
 
 
@@ -83,7 +84,7 @@ def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="in_channels must be a positive int, got 0"):
         resnet_keras.resnet50(in_channels=0)
     with pytest.raises(ValueError, match="unknown arch 'resnet"):
-        resnet_keras.build("resnet")
+        resnet_keras.create_model("resnet")
 
 
 def test_momentum_converted_once():
@@ -198,3 +199,35 @@ def test_keras_summary_totals_equal_the_spec_for_every_preset_and_variant(varian
             counts["keras_trainable"],
             counts["keras_non_trainable"],
         ), (arch, variant)
+
+
+def test_every_preset_is_reachable_by_name():
+    from parity.spec import PRESETS
+
+    assert resnet_keras.list_models() == list(PRESETS)
+    model = resnet_keras.create_model(
+        "resnet50d", num_classes=3, widths=(4, 8, 16, 32), stem_width=8, deep_stem_width=4
+    )
+    assert model.spec.avg_down and model(np.zeros((1, 33, 33, 3), np.float32)).shape == (1, 3)
+
+
+def test_a_variant_is_built_by_passing_other_factories_nothing_is_patched():
+    import dataclasses
+
+    import keras
+
+    from resnet_keras import layers as keras_layers
+
+    def stock(plan):
+        return keras.layers.BatchNormalization(epsilon=1e-3, name=keras_layers.local_name(plan))
+
+    spec = make_spec("resnet18", widths=(8, 16, 32, 64), stem_width=8)
+    variant = resnet_keras.ResNet(spec, layers=dataclasses.replace(keras_layers.LAYERS, norm=stock))
+    norms = [layer for layer in variant._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and {type(n) for n in norms} == {keras.layers.BatchNormalization}
+    assert {n.epsilon for n in norms} == {1e-3}
+    plain = resnet_keras.ResNet(spec)
+    assert {type(n) for n in plain._flatten_layers() if isinstance(n, keras.layers.BatchNormalization)} == {
+        keras_layers.BatchNorm
+    }
+    assert [v.path for v in variant.weights] == [v.path for v in plain.weights]  # same names, same order

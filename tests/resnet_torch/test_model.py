@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import resnet_torch
-from parity.spec import ARCHS
+from parity.spec import ARCHS, make_spec
 from tests.conftest import TORCHVISION_TRAINABLE, run_python
 
 
@@ -92,7 +92,7 @@ def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="in_channels must be a positive int, got -1"):
         resnet_torch.resnet34(in_channels=-1)
     with pytest.raises(ValueError, match="unknown arch 'resnet20'"):
-        resnet_torch.build("resnet20")
+        resnet_torch.create_model("resnet20")
     with pytest.raises(ValueError, match="widths has 4 entries but layers has 5"):
         resnet_torch.resnet18(layers=(1, 1, 1, 1, 1))
     with pytest.raises(TypeError, match="spec must be a ResNetSpec"):
@@ -135,7 +135,7 @@ def test_same_padding_equals_keras_same(size, stride, kernel):
     import keras
 
     from parity.spec import ConvPlan, PoolPlan
-    from resnet_torch.model import SameConv2d, SameMaxPool2d
+    from resnet_torch.layers import SameConv2d, SameMaxPool2d
 
     rng = np.random.default_rng(kernel * 10 + stride)
     x = rng.standard_normal((2, 3, *size)).astype(np.float32)
@@ -158,3 +158,30 @@ def test_same_padding_equals_keras_same(size, stride, kernel):
     ours = pool(torch.from_numpy(signed)).numpy()
     theirs = keras.ops.convert_to_numpy(k_pool(signed.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_every_preset_is_reachable_by_name():
+    from parity.spec import PRESETS
+
+    assert resnet_torch.list_models() == list(PRESETS)
+    model = resnet_torch.create_model("resnext50_32x4d", num_classes=0, widths=(16, 32, 64, 128), stem_width=8)
+    assert model.spec.groups == 32 and model.spec.num_classes == 0
+    with pytest.raises(ValueError, match="unknown arch 'resnet20'"):
+        resnet_torch.create_model("resnet20")
+
+
+def test_a_variant_is_built_by_passing_other_factories_nothing_is_patched():
+    import dataclasses
+
+    from resnet_torch import layers as torch_layers
+
+    def eps_1e3(plan):
+        return torch.nn.BatchNorm2d(plan.channels, eps=1e-3)
+
+    spec = make_spec("resnet18", widths=(8, 16, 32, 64), stem_width=8)
+    variant = resnet_torch.ResNet(spec, layers=dataclasses.replace(torch_layers.LAYERS, norm=eps_1e3))
+    assert {m.eps for m in variant.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
+    assert torch_layers.make_norm is torch_layers.LAYERS.norm  # the module's own factories untouched
+    plain = resnet_torch.ResNet(spec)
+    assert {m.eps for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-5}
+    assert list(variant.state_dict()) == list(plain.state_dict())  # same names, same order

@@ -281,7 +281,7 @@ def test_lean_keras_export_is_keras_default_export(tmp_path):
     import keras
     import onnxruntime as ort
 
-    from parity.backends import keras as keras_side
+    from parity.backends.keras import NCHWInput
     from parity.checks.export import fold_pool_padding
 
     spec = make_spec("resnet50", widths=(8, 16, 32, 64), stem_width=8)  # every bottleneck kind, small
@@ -290,7 +290,7 @@ def test_lean_keras_export_is_keras_default_export(tmp_path):
     copy_weights(t, k)
     lean = onnx.load(str(export_onnx(k, tmp_path / "lean.onnx", nchw=True, height=64)))
     signature = [keras.InputSpec(shape=(None, 3, None, None), dtype="float32", name="input")]
-    keras_side.NCHWInput(k).export(
+    NCHWInput(k).export(
         str(tmp_path / "plain.onnx"), format="onnx", input_signature=signature, opset_version=18, verbose=False
     )
     plain = onnx.load(str(tmp_path / "plain.onnx"))

@@ -186,6 +186,10 @@ def _reproduces(reference_logits, model, x, tolerance):
 def test_keras_way_resnet(arch, layers, total, trainable, non_trainable):
     import keras
 
+    # Seeded: Keras draws this tutorial's initial weights, and the fp32 verdict's logits ratio on its identity-BN
+    # network ranged 3.4x to 5.1x over 12 draws (a per-channel rounding of BN's scale that pooling does not
+    # average away), so an unseeded draw made the test pass or fail by chance.
+    keras.utils.set_random_seed(0)
     tutorial = keras_way_resnet(layers)
     t_trainable = sum(int(np.prod(v.shape)) for v in tutorial.trainable_weights)
     assert (tutorial.count_params(), t_trainable) == (total, trainable)

@@ -8,10 +8,10 @@ import torch
 
 import resnet_keras
 import resnet_torch
+from parity.backends import backend_of
 from parity.checks.compare import run_stages
 from parity.io.weights import (
     WeightMismatchError,
-    backend_of,
     copy_weights,
     get_weights,
     random_weights,

@@ -1,0 +1,64 @@
+"""The adapters are `Adapter` objects: every abstract method implemented, made once, nothing configured on import."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from parity.backends import BACKENDS, adapter_named
+from parity.backends.interface import Adapter
+from tests.conftest import run_python
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_each_backend_is_an_instance_of_the_one_interface(name):
+    side = adapter_named(name)
+    assert isinstance(side, Adapter)
+    assert name == side.NAME
+    assert not inspect.isabstract(type(side)), sorted(getattr(type(side), "__abstractmethods__", ()))
+    assert adapter_named(name) is side  # made once per process
+    for member, wanted in vars(Adapter).items():
+        if member.startswith("_") or not callable(wanted):
+            continue
+        expected = list(inspect.signature(wanted).parameters)
+        got = ["self", *inspect.signature(getattr(side, member)).parameters]
+        assert got == expected, f"{name}.{member}{got} differs from Adapter's {expected}"
+
+
+def test_a_new_backend_cannot_be_made_until_it_implements_every_abstract_method():
+    class Half(Adapter):
+        NAME = "half"
+
+        def build(self, spec, dtype="float32"):
+            return None
+
+    with pytest.raises(TypeError, match="abstract") as caught:
+        Half()
+    owed = str(caught.value)
+    assert "get_weights" in owed and "train_step_with_gradients" in owed and "build," not in owed
+
+
+def test_importing_an_adapter_configures_nothing_making_it_applies_threads():
+    code = (
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "from parity.core import threads\n"
+        "threads.configure(1)\n"
+        "import parity.backends.torch\n"
+        "assert torch.get_num_threads() == 2, 'configured on import'\n"
+        "from parity.backends import adapter_named\n"
+        "adapter_named('torch')\n"
+        "assert torch.get_num_threads() == 1, torch.get_num_threads()\n"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_only_one_backend_builds_naive_ports_and_the_other_says_so():
+    from parity.spec import make_spec
+
+    assert "same_padding" in adapter_named("keras").naive_ports()
+    assert adapter_named("torch").naive_ports() == ()
+    with pytest.raises(ValueError, match="unknown difference 'same_padding'; the torch adapter builds no naive ports"):
+        adapter_named("torch").build_naive(make_spec("resnet18"), "same_padding")
