@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from parity.backends import adapter, adapter_named
 from parity.checks.compare import Report, compare
 from parity.io.weights import copy_weights, random_weights, set_weights
-from parity.spec import ResNetSpec, make_spec
+from parity.spec import ResNetSpec
 
 DIRECTIONS = ("torch2keras", "keras2torch")
 
@@ -125,64 +126,75 @@ def random_input(spec: ResNetSpec, batch: int, height: int, width: int, seed: in
     return rng.standard_normal((batch, spec.in_channels, height, width)).astype(np.float32)
 
 
-def check_arch(
-    arch: str,
-    batch: int = 2,
-    height: int = 224,
-    width: int | None = None,
-    device: str = "cpu",
-    seed: int = 0,
-    direction: str = "torch2keras",
-    variant: str = "torchvision",
-    allow_tf32: bool = False,
-    spec: ResNetSpec | None = None,
-    onnx: bool = False,
-    train_steps: int = 0,
-    train_batch: int = 8,
-    train_size: int = 64,
-    weights: dict[str, np.ndarray] | None = None,
-    x: np.ndarray | None = None,
-    calibrate: bool = True,
-    float64: bool = True,
-) -> CheckResult:
-    """Build both models, fill the source with weights, copy across, compare.
+@dataclass(frozen=True)
+class CheckConfig:
+    """How one network is checked (`check_arch`; `resnet-parity check` builds it from its options).
 
     Args:
-        arch: preset name (ignored for building when `spec` is given).
-        batch: input batch size.
+        batch: input batch size (of the seeded input).
         height, width: input size (width defaults to height).
         device: "cpu" or "cuda".
         seed: seeds the weights and the input.
         direction: "torch2keras" (torch is the source and reference) or "keras2torch".
-        variant: spec variant name.
         allow_tf32: see `parity.checks.compare.compare`.
-        spec: a full spec to check instead of the preset.
         onnx: also export both models to ONNX and compare all four on the logits.
-        train_steps: also run this many SGD steps in both backends (float64, from the same seeded
-            weights) and compare losses, gradients, weights and BN statistics.
+        train_steps: also run this many SGD steps in both backends (float64, from the same weights) and
+            compare losses, gradients, weights and BN statistics.
         train_batch, train_size: the training batches (seeded like the input).
+        calibrate: calibrate the seeded weights' BN statistics (ignored when weights are given).
+        float64: run the float64 pass (the port verdict); see `parity.checks.compare.compare`.
+    """
+
+    batch: int = 2
+    height: int = 224
+    width: int | None = None
+    device: str = "cpu"
+    seed: int = 0
+    direction: str = "torch2keras"
+    allow_tf32: bool = False
+    onnx: bool = False
+    train_steps: int = 0
+    train_batch: int = 8
+    train_size: int = 64
+    calibrate: bool = True
+    float64: bool = True
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
+
+
+def check_arch(
+    spec: ResNetSpec,
+    config: CheckConfig | None = None,
+    weights: dict[str, np.ndarray] | None = None,
+    x: np.ndarray | None = None,
+) -> CheckResult:
+    """Build both models of `spec`, fill the source with weights, copy across, compare.
+
+    Args:
+        spec: the network (`parity.spec.make_spec`, or read from a file).
+        config: how to check it (default `CheckConfig()`).
         weights: canonical weights to check (e.g. a user's checkpoint); default seeded random
             weights with calibrated BN statistics (`default_weights`).
         x: NCHW input to compare on (e.g. a user's images); default a seeded standard-normal batch.
-        calibrate: calibrate the seeded weights' BN statistics (ignored when `weights` is given).
-        float64: run the float64 pass (the port verdict); see `parity.checks.compare.compare`.
     """
-    width = height if width is None else width
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    spec = spec or make_spec(arch, variant)
+    config = config or CheckConfig()
+    device, seed, direction = config.device, config.seed, config.direction
+    height = config.height
+    width = height if config.width is None else config.width
     start = time.perf_counter()
     if x is None:
-        x = random_input(spec, batch, height, width, seed)
+        x = random_input(spec, config.batch, height, width, seed)
     if weights is None:
-        weights = default_weights(spec, seed, x.shape[2], x.shape[3], calibrate)
+        weights = default_weights(spec, seed, x.shape[2], x.shape[3], config.calibrate)
     torch_model, keras_model = build_pair(spec)
     src, dst = (torch_model, keras_model) if direction == "torch2keras" else (keras_model, torch_model)
     set_weights(src, weights)
     copy_weights(src, dst)
-    report = compare(src, dst, x, device=device, allow_tf32=allow_tf32, float64=float64, seed=seed)
+    report = compare(src, dst, x, device=device, allow_tf32=config.allow_tf32, float64=config.float64, seed=seed)
     torch_side, keras_side = adapter(torch_model), adapter(keras_model)
     t_params, t_running = torch_side.count_params(torch_model)
     k_params, k_running = keras_side.count_params(keras_model)
@@ -196,18 +208,44 @@ def check_arch(
         counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running, conventions
     )
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
-    if onnx:
+    if config.onnx:
         from parity.checks.export import four_way
 
-        found = four_way(torch_model, keras_model, x, device=device, allow_tf32=allow_tf32)
+        found = four_way(torch_model, keras_model, x, device=device, allow_tf32=config.allow_tf32)
         result.onnx_reports = found["reports"]
         result.onnx_ops = {label: dict(ops) for label, ops in found["ops"].items()}
-    if train_steps:
+    if config.train_steps:
         from parity.checks.train_steps import compare_training, training_pair
 
         torch_train, keras_train = training_pair(spec, weights, "float64")
         result.train = compare_training(
-            torch_train, keras_train, steps=train_steps, batch=train_batch, height=train_size, seed=seed
+            torch_train,
+            keras_train,
+            steps=config.train_steps,
+            batch=config.train_batch,
+            height=config.train_size,
+            seed=seed,
         )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def check_input_size(specs: Sequence[ResNetSpec], batch: int, height: int, width: int, copies: int) -> None:
+    """Refuse an input smaller than the networks downsample by, or one whose activations would not fit in the
+    memory this machine has available (`copies`: how many float64 copies of every activation a run holds)."""
+    for spec in specs:
+        if min(height, width) < spec.total_stride:
+            raise ValueError(
+                f"--size {height}x{width}: {spec.name} downsamples by {spec.total_stride} (stem and stage strides), "
+                f"so a stride-2 layer would see a 1-pixel map; use --size {spec.total_stride} or more"
+            )
+    from parity.core.threads import available_memory
+
+    needed = max(spec.activation_elements(height, width) for spec in specs) * batch * 8 * copies
+    free = available_memory()
+    if free and needed > free:
+        raise ValueError(
+            f"--size {height}x{width} --batch {batch}: the activations alone need about {needed / 1e9:.3g} GB "
+            f"(float64, {copies} copies), more than the {free / 1e9:.3g} GB this machine has available; "
+            "use a smaller --size or --batch"
+        )

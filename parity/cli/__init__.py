@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from parity.cli import options
+from parity.cli import options, output
 
 COMMANDS = {
     "summary": "per-stage, per-block or per-layer shapes, parameters and MACs from the spec and both models",
@@ -82,7 +82,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(f"parity.cli.{name}")
             module.add_arguments(p)
             options.add_threads(p)  # every command computes
-            options.add_quiet(p)
+            output.add_quiet(p)
             p.set_defaults(func=module.run)
     return parser
 
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     args.argv = argv
-    options.QUIET[0] = getattr(args, "quiet", False)
+    output.QUIET[0] = getattr(args, "quiet", False)
     try:
         options.apply_threads(args)
         return args.func(args)

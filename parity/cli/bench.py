@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from parity.cli import options
-
-HELP = (
-    "every runtime side by side: torch, torch.compile, Keras on each backend, onnxruntime on both exports, "
-    "training steps; img/s and share of SGEMM peak"
-)
+from parity.cli import options, output
 
 
 def _runtime_list(text: str) -> list[str]:
@@ -56,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.json, args.plot):
         if path:
             check_target(path, force=True)
-    err = options.console(stderr=True)
+    err = output.console(stderr=True)
     result = run_bench(
         args.arch,
         args.batch,
@@ -88,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{t.of_peak:.0%}",
                 t.note,
             )
-    options.console().print(table)
+    output.console().print(table)
     if args.json:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=1))
     if args.plot:

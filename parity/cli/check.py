@@ -7,13 +7,10 @@ import argparse
 import json
 from typing import Any
 
-from parity.cli import options
+from parity.cli import options, output
 from parity.cli.check_tables import CHECK_COLUMNS, VERDICT_COLUMN, bn_form, check_table_rows, op_table_rows
+from parity.spec import parse_archs
 
-HELP = (
-    "port weights across backends; judge the port in float64 and fp32 against its own rounding noise; "
-    "name the first wrong block and layer"
-)
 DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
 CHECK_ACTIVATION_COPIES = 4
 """Float64 copies of every activation a check holds at its peak, as an upper bound: both models' float64
@@ -78,30 +75,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any]:
     """(one spec per architecture, weights or None, x or None) from --arch, --weights and --input."""
     weights = x = None
+    recorded: dict[str, Any] = {}  # a model folder's own normalisation
     if args.weights:
-        from parity.io.checkpoints import read_with_spec
+        from parity.io.checkpoints import read_source
 
         if args.set or args.stem:
             raise ValueError("--set and --stem shape seeded networks; with --weights the file decides the architecture")
         arch = None
         if args.arch is not None:
-            archs = options.archs(args.arch)
+            archs = parse_archs(args.arch)
             if len(archs) != 1:
                 raise ValueError("--weights checks one network: give one --arch (or none, to infer it)")
             arch = archs[0]
-        spec, weights = read_with_spec(args.weights, arch, args.variant, args.num_classes, args.in_channels)
+        spec, weights, recorded = read_source(args.weights, arch, args.variant, args.num_classes, args.in_channels)
         specs = [spec]
     else:
-        specs = [options.spec_from_args(a, args) for a in options.archs(args.arch or DEFAULT_CHECK_ARCHS)]
+        specs = [options.spec_from_args(a, args) for a in parse_archs(args.arch or DEFAULT_CHECK_ARCHS)]
     if args.input:
-        from parity.io.checkpoints import recorded_by
         from parity.io.inputs import IMAGE_EXTENSIONS, describe_images, load_inputs
 
-        recorded = recorded_by(args.weights) if args.weights else {}  # a model folder's own normalisation
         x = load_inputs(args.input, height, specs[0].in_channels, recorded.get("mean"), recorded.get("std"))
         images = [p for p in args.input if p.lower().endswith(IMAGE_EXTENSIONS)]
         for line in describe_images(images, specs[0].in_channels):
-            options.console(stderr=True).print(line, markup=False, highlight=False)
+            output.console(stderr=True).print(line, markup=False, highlight=False)
     return specs, weights, x
 
 
@@ -109,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from parity.backends import adapter_named
-    from parity.checks.check import DIRECTIONS, check_arch
+    from parity.checks.check import DIRECTIONS, CheckConfig, check_arch, check_input_size
     from parity.core.files import atomic_write_text, check_target
     from parity.core.provenance import header
     from parity.spec import input_size
@@ -132,10 +128,10 @@ def run(args: argparse.Namespace) -> int:
                 raise RuntimeError(refusal)
     batch, (height, width) = (len(x), x.shape[2:]) if x is not None else (args.batch, (height, width))
     # A float64 pass holds about CHECK_ACTIVATION_COPIES float64 copies of every activation (measured below).
-    options.check_input_size(specs, batch, height, width, CHECK_ACTIVATION_COPIES)
+    check_input_size(specs, batch, height, width, CHECK_ACTIVATION_COPIES)
     archs = [spec.name for spec in specs]
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
-    err = options.console(stderr=True)
+    err = output.console(stderr=True)
     results = []
     for arch_spec in specs:
         arch = arch_spec.name
@@ -144,26 +140,22 @@ def run(args: argparse.Namespace) -> int:
             steps += f", {args.train_steps} training steps" if args.train_steps else ""
             shape = "x".join(map(str, x.shape)) if x is not None else f"{args.batch}x{height}x{width}"
             with err.status(f"{arch} {direction}: {steps} at {shape}"):
-                # The ONNX files hold the same weights in either direction: export once per arch.
-                onnx = args.onnx and direction == directions[0]
-                result = check_arch(
-                    arch,
-                    args.batch,
-                    height,
-                    width,
-                    args.device,
-                    args.seed,
-                    direction,
-                    args.variant,
-                    args.allow_tf32,
-                    spec=arch_spec,
-                    onnx=onnx,
-                    train_steps=args.train_steps if direction == directions[0] else 0,
-                    weights=weights,
-                    x=x,
+                # The ONNX files and the training steps do not depend on the direction: once per arch.
+                first_pass = direction == directions[0]
+                config = CheckConfig(
+                    batch=args.batch,
+                    height=height,
+                    width=width,
+                    device=args.device,
+                    seed=args.seed,
+                    direction=direction,
+                    allow_tf32=args.allow_tf32,
+                    onnx=args.onnx and first_pass,
+                    train_steps=args.train_steps if first_pass else 0,
                     calibrate=not args.uncalibrated,
                     float64=not args.no_float64,
                 )
+                result = check_arch(arch_spec, config, weights, x)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     first = results[0].report
@@ -185,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     rows = check_table_rows(results)
     for row in rows:
         table.add_row(*row, style=None if row[VERDICT_COLUMN] == "PASS" else "red")
-    console = options.console()
+    console = output.console()
     console.print(table)
     for r in results:
         if r.direction == directions[0] and r.params.line():
@@ -207,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             for row in op_rows:
                 ops.add_row(*row)
             console.print(ops)
-            op_markdown += f"\n**{r.arch}: ONNX ops per graph**\n\n" + options.to_markdown(["op", *r.onnx_ops], op_rows)
+            op_markdown += f"\n**{r.arch}: ONNX ops per graph**\n\n" + output.to_markdown(["op", *r.onnx_ops], op_rows)
     passed = all(r.passed for r in results)
     if args.json:
         payload = {
@@ -237,6 +229,6 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         atomic_write_text(
             args.markdown,
-            f"**{title}**\n\n{header(first.provenance)}\n\n" + options.to_markdown(CHECK_COLUMNS, rows) + op_markdown,
+            f"**{title}**\n\n{header(first.provenance)}\n\n" + output.to_markdown(CHECK_COLUMNS, rows) + op_markdown,
         )
     return 0 if passed else 1

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from parity.cli import options
-
-HELP = "loss, accuracy and per-class accuracy of a checkpoint on held-out data"
+from parity.cli import options, output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from parity.backends import BACKENDS
-
     p.add_argument(
         "--weights",
         required=True,
@@ -19,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a `train` checkpoint, or a transformers or timm model folder (its labels and normalisation)",
     )
     p.add_argument("--data", required=True, help="as for train; its validation split (or CIFAR-10's test batch)")
-    p.add_argument("--backend", default="torch", choices=list(BACKENDS))
+    options.add_backend(p, default="torch")
     p.add_argument("--batch", type=options.positive, default=64)
     options.add_seed(p, default=None, help="split seed (default: the training run's)")
     p.add_argument("--plot", metavar="PNG", help="write the confusion matrix")
@@ -35,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     trained = load_trained(args.weights, args.backend)
     data = evaluation_data(args.data, trained, args.seed)
     result = evaluate(trained, data, args.batch)
-    console = options.console()
+    console = output.console()
     console.print(
         f"{args.weights} in {args.backend} on {data.name}: {len(data)} images, "
         f"loss {result.loss:.4f}, accuracy {result.accuracy:.2%}",

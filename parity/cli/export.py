@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from parity.cli import options
-
-HELP = "export one model to ONNX (checked with onnx.checker, written atomically)"
+from parity.cli import options, output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     options.add_arch(p, default=None, help="architecture (default resnet50; with --weights: inferred from the file)")
-    p.add_argument("--backend", required=True, choices=["torch", "keras"])
+    options.add_backend(p, required=True)
     p.add_argument("--out", required=True, metavar="FILE")
     layout = p.add_mutually_exclusive_group()
     layout.add_argument(
@@ -32,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     options.add_keras_backend(p)
     options.add_seed(p, default=None, help="fill with seeded random weights (default: init)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    options.add_force(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     model = side.build(spec)
     if weights is not None:
         set_weights(model, weights)
-    err = options.console(stderr=True)
+    err = output.console(stderr=True)
     with err.status(f"exporting {spec.name} ({args.backend}) to {args.out}"):
         path = export_onnx(
             model, args.out, nchw=args.nchw, opset=args.opset, height=height, width=width, force=args.force

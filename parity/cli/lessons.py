@@ -6,10 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from parity.cli import options
+from parity.cli import options, output
 from parity.core.formatting import fmt_sci
-
-HELP = "measure every PyTorch/Keras difference: naive port vs correct port"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.json, args.docs, args.plot):
         if path:
             check_target(path, force=True)
-    err = options.console(stderr=True)
+    err = output.console(stderr=True)
     only = [k.strip() for k in args.only.split(",")] if args.only else None
     with err.status("measuring") as status:
         findings = run_lessons(
@@ -96,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     rows = lesson_rows(findings)
     for row in rows:
         table.add_row(*row, style="red" if row[-1] == "CORRECT PORT DRIFTS" else None)
-    options.console().print(table)
+    output.console().print(table)
     command = "resnet-parity " + " ".join(args.argv)
     if args.json:
         from dataclasses import asdict

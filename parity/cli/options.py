@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from parity.backends import BACKENDS, KERAS_BACKENDS
-from parity.spec import PRESETS, STEMS, VARIANTS, ResNetSpec, make_spec, parse_archs
+from parity.spec import LABELS, PRESETS, STEMS, VARIANTS, ResNetSpec, make_spec
 
 # -- value types -----------------------------------------------------------------------------------
 
@@ -67,13 +67,17 @@ def backend_list(text: str) -> list[str]:
 
 
 def add_arch(
-    p: argparse.ArgumentParser, default: str | None = "resnet18", many: bool = False, help: str | None = None
+    p: argparse.ArgumentParser, default: Any = "resnet18", many: bool = False, help: str | None = None
 ) -> None:
     """--arch: one preset (or, with `many`, a comma list or 'all', read with `archs`)."""
     if many:
         p.add_argument("--arch", default=default, help=help or "comma list of architectures, or 'all'")
     else:
-        p.add_argument("--arch", default=default, choices=list(PRESETS), help=help)
+        p.add_argument("--arch", default=default, choices=list(PRESETS), metavar="ARCH", help=help or _presets_help())
+
+
+def _presets_help() -> str:
+    return f"a preset: {', '.join(PRESETS)}"
 
 
 def add_size(
@@ -110,13 +114,52 @@ def add_keras_backend(p: argparse.ArgumentParser) -> None:
     )
 
 
+def formats(writable: bool = False) -> list[str]:
+    """The checkpoint extensions, from the format registry (only those written, with `writable`)."""
+    from parity.io.formats import listed
+
+    return listed(writable)
+
+
+def libraries() -> list[str]:
+    """The libraries whose layouts are read and written, from their registry."""
+    from parity.io.libraries import LIBRARIES
+
+    return list(LIBRARIES)
+
+
 def add_weights(p: argparse.ArgumentParser, required: bool = False, help: str | None = None) -> None:
     p.add_argument(
         "--weights",
         metavar="FILE",
         required=required,
-        help=help or "a checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)",
+        help=help or f"a checkpoint ({', '.join(formats())}) or a model folder of {', '.join(libraries())}",
     )
+
+
+def add_backend(
+    p: argparse.ArgumentParser, default: Any = None, both: bool = False, required: bool = False, help: str = ""
+) -> None:
+    """--backend: one of the model backends (with `both`: or 'both')."""
+    choices = [*BACKENDS, "both"] if both else list(BACKENDS)
+    p.add_argument("--backend", default=default, required=required, choices=choices, help=help or None)
+
+
+def add_library(p: argparse.ArgumentParser) -> None:
+    """--to: write in a library's own layout (choices from the library registry)."""
+    from parity.io.libraries import LIBRARIES
+
+    writes = "; ".join(f"{name}: {lib.WRITES}" for name, lib in LIBRARIES.items())
+    p.add_argument(
+        "--to",
+        choices=list(LIBRARIES),
+        default=None,
+        help=f"write DST in a library's own layout ({writes}); default: this project's format, from DST's extension",
+    )
+
+
+def add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="overwrite an existing file or folder")
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:
@@ -134,8 +177,8 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
 
 
-def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None:
-    """--variant, --num-classes, --in-channels, --stem and --set: read together with `spec_from_args`."""
+def add_spec_sizes(p: argparse.ArgumentParser, variant: bool = True) -> None:
+    """--variant, --num-classes and --in-channels: what a file may be checked against (`overrides_from_args`)."""
     if variant:
         p.add_argument("--variant", default="torchvision", choices=list(VARIANTS))
     p.add_argument(
@@ -145,6 +188,10 @@ def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None
         help="fc outputs, 0 for none (the pooled features; default: the preset's, or the file's)",
     )
     p.add_argument("--in-channels", type=positive, default=None, help="input channels (default: 3, or the file's)")
+
+
+def add_spec_shape(p: argparse.ArgumentParser) -> None:
+    """--stem and --set: the shape of a seeded network (`overrides_from_args`)."""
     p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
     p.add_argument(
         "--set",
@@ -152,6 +199,12 @@ def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None
         metavar="FIELD=VALUE",
         help="any spec field, e.g. --set padding=same --set widths=16,32,64,128 (repeatable)",
     )
+
+
+def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None:
+    """--variant, --num-classes, --in-channels, --stem and --set: read together with `spec_from_args`."""
+    add_spec_sizes(p, variant)
+    add_spec_shape(p)
 
 
 # -- reading them ----------------------------------------------------------------------------------
@@ -175,14 +228,9 @@ def size(values: Sequence[int]) -> tuple[int, int]:
     raise ValueError(f"--size takes H or H W, got {len(values)} numbers")
 
 
-def archs(text: str) -> list[str]:
-    """--arch 'resnet18,resnet50' or 'all' -> names (validated)."""
-    return parse_archs(text)
-
-
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
     """`--set field=value` pairs -> spec overrides; values as JSON (1e-3, true, null), '3,4,6,3' a tuple."""
-    fields = [f.name for f in dataclasses.fields(ResNetSpec) if f.name not in ("name", "variant")]
+    fields = [f.name for f in dataclasses.fields(ResNetSpec) if f.name not in LABELS]
     overrides: dict[str, Any] = {}
     for item in items or []:
         field, sep, text = item.partition("=")
@@ -246,51 +294,3 @@ def require_device(name: str) -> None:
 
         if not cuda_available():
             raise ValueError(f"--device {name}, but no CUDA device is visible to torch")
-
-
-QUIET: list[bool] = [False]
-"""--quiet: no progress on stderr (results and errors still print)."""
-
-
-def add_quiet(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-
-
-def console(stderr: bool = False) -> Any:
-    """The console results (stdout) or progress (stderr, silent with --quiet) print to."""
-    from rich.console import Console
-
-    return Console(
-        stderr=stderr,
-        highlight=False,
-        soft_wrap=False,
-        width=200 if not sys.stdout.isatty() else None,
-        quiet=stderr and QUIET[0],
-    )
-
-
-def check_input_size(specs: Sequence[ResNetSpec], batch: int, height: int, width: int, copies: int) -> None:
-    """Refuse an input smaller than the networks downsample by, or one whose activations would not fit in the
-    memory this machine has available (`copies`: how many float64 copies of every activation a run holds)."""
-    for spec in specs:
-        if min(height, width) < spec.total_stride:
-            raise ValueError(
-                f"--size {height}x{width}: {spec.name} downsamples by {spec.total_stride} (stem and stage strides), "
-                f"so a stride-2 layer would see a 1-pixel map; use --size {spec.total_stride} or more"
-            )
-    from parity.core.threads import available_memory
-
-    needed = max(spec.activation_elements(height, width) for spec in specs) * batch * 8 * copies
-    free = available_memory()
-    if free and needed > free:
-        raise ValueError(
-            f"--size {height}x{width} --batch {batch}: the activations alone need about {needed / 1e9:.3g} GB "
-            f"(float64, {copies} copies), more than the {free / 1e9:.3g} GB this machine has available; "
-            "use a smaller --size or --batch"
-        )
-
-
-def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

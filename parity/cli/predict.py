@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from parity.cli import options
-
-HELP = "class names and softmax percentages for image files"
+from parity.cli import options, output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from parity.backends import BACKENDS
-
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument(
         "--weights",
@@ -19,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="best.safetensors",
         help="a `train` checkpoint, or a transformers or timm model folder (its labels and normalisation)",
     )
-    p.add_argument("--backend", default="torch", choices=list(BACKENDS))
+    options.add_backend(p, default="torch")
     p.add_argument("--topk", type=options.positive, default=5)
     options.add_keras_backend(p)
 
@@ -32,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     trained = load_trained(args.weights, args.backend)
     predictions = predict_images(trained, args.images, args.topk)
     for line in describe_images(args.images):  # what each file was converted from, on stderr
-        options.console(stderr=True).print(line, markup=False, highlight=False)
-    console = options.console()
+        output.console(stderr=True).print(line, markup=False, highlight=False)
+    console = output.console()
     for path, top in zip(args.images, predictions):
         console.print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top), markup=False)
     return 0

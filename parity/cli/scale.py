@@ -5,19 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from parity.cli import options
+from parity.cli import options, output
 from parity.core.formatting import fmt_sci
-
-HELP = (
-    "does data-parallel training over N processes (torch DDP) or devices (Keras on JAX) give one process's "
-    "weights? SGD steps compared after each step"
-)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from parity.backends import BACKENDS
-
-    p.add_argument("--backend", default="both", choices=[*BACKENDS, "both"])
+    options.add_backend(p, default="both", both=True)
     p.add_argument("--nproc", type=options.positive, default=2, help="torch: DDP processes (torchrun, gloo on CPU)")
     p.add_argument(
         "--devices", type=options.positive, default=2, help="Keras: JAX devices (CPU devices on a CPU machine)"
@@ -56,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         from parity.core.provenance import keras_backend
 
         if keras_backend() != "jax":  # said, not silent: the check itself runs in a JAX child process
-            options.console(stderr=True).print(
+            output.console(stderr=True).print(
                 f"keras: keras.distribution runs on JAX only; the Keras scale check runs in a JAX process "
                 f"(this one would use {keras_backend()})",
                 markup=False,
@@ -78,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for b in backends
     }
-    console, err = options.console(), options.console(stderr=True)
+    console, err = output.console(), output.console(stderr=True)
     reports = []
     for backend, config in configs.items():
         if err.is_terminal:

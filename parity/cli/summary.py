@@ -6,12 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from parity.cli import options
-
-HELP = (
-    "per-stage, per-block or per-layer shapes, parameters and MACs from the spec and both models, "
-    "counted both frameworks' ways"
-)
+from parity.cli import options, output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -114,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     for counts in built.values():
         cells.append(f"{sum(counts.values()):,}" if isinstance(counts, dict) else counts)
     table.add_row(*cells, f"{spec.macs(height, width) / 1e9:,.3f} G", style="bold")
-    console = options.console()
+    console = output.console()
     console.print(table)
     console.print(
         f"Keras (model.summary()): Total params: {totals['keras_total']:,}, Trainable params: "

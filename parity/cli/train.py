@@ -8,10 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from parity.cli import options
-
-HELP = "train the torch model, the Keras model or both (same weights, same batches)"
-
+from parity.cli import options, output
 
 # Options that set a `TrainConfig` field default to "not given" (SUPPRESS): a new run takes TrainConfig's
 # defaults, a resumed one (`--resume --out RUN`) the settings stored in RUN/run.json.
@@ -19,19 +16,15 @@ UNSET = argparse.SUPPRESS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from parity.backends import BACKENDS
     from parity.io.data import NORMALISATIONS
-    from parity.spec import OPTIMIZERS, PRESETS, STEMS
+    from parity.spec import OPTIMIZERS
     from parity.training.trainer import TrainConfig
 
     d = TrainConfig(data="")  # the defaults, said in each help text
     p.add_argument("--data", default=UNSET, help="'digits' (bundled), 'cifar10:PATH' or an ImageFolder path")
-    p.add_argument("--arch", default=UNSET, choices=list(PRESETS), help=f"default {d.arch}")
-    p.add_argument("--stem", choices=list(STEMS), default=None, help="stem kind (default: the preset's)")
-    p.add_argument(
-        "--set", action="append", metavar="FIELD=VALUE", help="any spec field, e.g. --set widths=16,32,64,128"
-    )
-    p.add_argument("--backend", default=UNSET, choices=[*BACKENDS, "both"], help="default both")
+    options.add_arch(p, default=UNSET, help=f"default {d.arch}")
+    options.add_spec_shape(p)
+    options.add_backend(p, default=UNSET, both=True, help="default both")
     p.add_argument("--epochs", type=options.positive, default=UNSET, help=f"default {d.epochs}")
     p.add_argument("--batch", type=options.positive, default=UNSET, help=f"global batch, default {d.batch}")
     p.add_argument("--lr", type=float, default=UNSET, help=f"default {d.lr}")
@@ -133,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
         from parity.training.distributed import host_devices_flag
 
         host_devices_flag(config.devices)  # before JAX starts: CPU-only machines get N CPU devices
-    run = train(config, args.out, resume=args.resume, console=options.console())
+    run = train(config, args.out, resume=args.resume, console=output.console())
     if any(run.history.values()):  # under torchrun only process 0 has the history
         best = {b: max(r["val_acc"] for r in rows) for b, rows in run.history.items()}
-        options.console().print(
+        output.console().print(
             f"best validation accuracy: {', '.join(f'{b} {a:.2%}' for b, a in best.items())}; run directory {run.out}"
         )
     return 0

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from parity.io.weights import WeightMismatchError, match_shapes
-from parity.spec import BLOCK_EXPANSION, NUM_BATCHES_TRACKED, PRESETS, VARIANTS, ResNetSpec, make_spec
+from parity.spec import BLOCK_EXPANSION, NUM_BATCHES_TRACKED, PRESETS, SIZES, VARIANTS, ResNetSpec, make_spec
 
 BLOCK_KEY = re.compile(r"^layer(\d+)\.(\d+)\.")
 
@@ -137,28 +137,27 @@ def structure_spec(weights: Mapping[str, Any], held: Mapping[str, Any]) -> ResNe
     for name in ("stem_bias", "residual_bias", "shortcut_bias"):  # None: as conv_bias, the presets' spelling
         if fields[name] == fields["conv_bias"]:
             fields[name] = None
-    spec = ResNetSpec(name="resnet", variant="inferred", **fields)
-    return spec.replace(name=name_of(spec))
+    return named(ResNetSpec(variant="inferred", **fields))
 
 
-SIZES = ("name", "variant", "widths", "stem_width", "deep_stem_width", "num_classes", "in_channels", "pooling")
-"""Fields that make a narrower or re-headed copy of a preset, not another family."""
-
-
-def name_of(spec: ResNetSpec) -> str:
-    """'resnet50d (widths 4-8-16-32)' or 'resnet50c (stem 64-64-128)' where a preset differs only in sizes
-    (the widths that differ are named), else the block kind and depths."""
-    mine = {k: v for k, v in spec.to_dict().items() if k not in SIZES}
+def named(spec: ResNetSpec) -> ResNetSpec:
+    """The spec with its preset and display name: the preset whose family it is at other sizes (`SIZES`), named
+    after the sizes that differ ('resnet50d (widths 4-8-16-32, stem 8-8-16)'), else no preset and the block kind
+    and depths ('resnet (bottleneck 1-2-1-1, groups 4)')."""
     for arch in PRESETS:
         preset = make_spec(arch)
-        if all(preset.to_dict()[k] == v for k, v in mine.items()):
-            differ = []
-            if spec.widths != preset.widths:
-                differ.append(f"widths {'-'.join(map(str, spec.widths))}")
-            stem = (spec.deep_stem_width,) * 2 + (spec.stem_width,) if spec.stem == "deep" else (spec.stem_width,)
-            if (spec.stem_width, spec.deep_stem_width) != (preset.stem_width, preset.deep_stem_width):
-                differ.append(f"stem {'-'.join(map(str, stem))}")
-            return f"{arch} ({', '.join(differ)})" if differ else arch
-    return f"resnet ({spec.block} {'-'.join(map(str, spec.layers))}" + (
-        f", groups {spec.groups})" if spec.groups > 1 else ")"
-    )
+        try:
+            resized = preset.replace(**{k: getattr(spec, k) for k in SIZES})
+        except ValueError:  # the preset's family cannot take these sizes (a ResNeXt's groups at narrow widths)
+            continue
+        if spec.differences(resized):
+            continue
+        differ = []
+        if spec.widths != preset.widths:
+            differ.append(f"widths {'-'.join(map(str, spec.widths))}")
+        stem = [c.out_channels for c in spec.stem_plan().convs]
+        if stem != [c.out_channels for c in preset.stem_plan().convs]:
+            differ.append(f"stem {'-'.join(map(str, stem))}")
+        return spec.replace(name=f"{arch} ({', '.join(differ)})" if differ else arch, preset=arch)
+    groups = f", groups {spec.groups}" if spec.groups > 1 else ""
+    return spec.replace(name=f"resnet ({spec.block} {'-'.join(map(str, spec.layers))}{groups})", preset=None)

@@ -45,13 +45,24 @@ from parity.spec.presets import (
     make_spec,
     parse_archs,
 )
-from parity.spec.resnet import BLOCK_EXPANSION, PADDINGS, SHORTCUTS, STEMS, STRIDE_AT, STRIDE_ON, ResNetSpec
+from parity.spec.resnet import (
+    BLOCK_EXPANSION,
+    LABELS,
+    PADDINGS,
+    SHORTCUTS,
+    SIZES,
+    STEMS,
+    STRIDE_AT,
+    STRIDE_ON,
+    ResNetSpec,
+)
 
 __all__ = [
     "ARCHS",
     "BLOCK_EXPANSION",
     "DEFAULT_INPUT_SIZE",
     "FAMILIES",
+    "LABELS",
     "NORM_SUFFIXES",
     "NUM_BATCHES_TRACKED",
     "OPTIMIZERS",
@@ -61,6 +72,7 @@ __all__ = [
     "POOL_FILLS",
     "PRESETS",
     "SHORTCUTS",
+    "SIZES",
     "STAGE_NAMES_FEATURES",
     "STAGE_NAMES_HEAD",
     "STRIDE_AT",

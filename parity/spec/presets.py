@@ -132,12 +132,12 @@ def make_spec(arch: str, variant: str = "torchvision", **overrides: Any) -> ResN
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(PRESETS)}")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    known = {f.name for f in dataclasses.fields(ResNetSpec)} - {"name", "variant"}
+    known = {f.name for f in dataclasses.fields(ResNetSpec)} - {"name", "variant", "preset"}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"unknown spec field(s) for {arch}: {', '.join(unknown)}")
     fields = {**PRESETS[arch], **VARIANTS[variant], **overrides}
-    return ResNetSpec(name=arch, variant=variant, **fields)
+    return ResNetSpec(name=arch, variant=variant, preset=arch, **fields)
 
 
 def parse_archs(text: str) -> list[str]:

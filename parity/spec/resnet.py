@@ -51,6 +51,12 @@ SHORTCUTS = ("projection", "always", "subsample", "first")
 channels change, a strided 1x1 max-pool where only the size does (keras.applications V2); 'first': where the
 shape changes and in the first block of every stage (keras-hub's `*_vd` basic blocks: layer1.0 projects 64 -> 64)."""
 
+LABELS = ("name", "variant", "preset")
+"""Fields that name a network; every other field shapes what it computes."""
+
+SIZES = ("widths", "stem_width", "deep_stem_width", "num_classes", "in_channels", "pooling")
+"""Fields that make a narrower or re-headed copy of a preset, not another family."""
+
 BASE_WIDTH = 64
 """torchvision's `base_width`: a bottleneck's inner width is `int(width * width_per_group / 64) * groups`."""
 
@@ -73,8 +79,10 @@ class ResNetSpec:
         num_classes: outputs of the fc layer.
         in_channels: channels of the input image.
         zero_init_residual: start the last BN of each block at gamma = 0 (torchvision's option).
-        name: architecture name, for reports.
+        name: the network's display name, for reports ("resnet50", "resnet50d (widths 4-8-16-32)").
         variant: variant name, for reports.
+        preset: the preset (`parity.spec.PRESETS`) this network is, at these sizes (None: no preset's family);
+            the writers for other libraries read it, nothing parses `name`.
         padding: "symmetric" (PyTorch) or "same" (TF/Keras 'same' on every conv and the max-pool).
         stem_padding: the stem conv's symmetric padding (None: kernel // 2).
         pool_padding: the stem max-pool's symmetric padding (0 or 1).
@@ -112,6 +120,7 @@ class ResNetSpec:
     zero_init_residual: bool = False
     name: str = "resnet"
     variant: str = "torchvision"
+    preset: str | None = None
     padding: str = "symmetric"
     stem_padding: int | None = None
     pool_padding: int = 1
@@ -188,6 +197,8 @@ class ResNetSpec:
             raise ValueError(f"stem_padding must be None (kernel // 2) or an int >= 0, got {self.stem_padding!r}")
         if not _is_int(self.pool_padding) or self.pool_padding not in (0, 1):
             raise ValueError(f"pool_padding must be 0 or 1 (at most half the 3x3 pool), got {self.pool_padding!r}")
+        if not (self.preset is None or isinstance(self.preset, str)):
+            raise ValueError(f"preset must be None or a preset's name, got {self.preset!r}")
         for name in ("stem_bias", "shortcut_bias", "residual_bias"):
             if not (getattr(self, name) is None or isinstance(getattr(self, name), bool)):
                 raise ValueError(f"{name} must be None (follow conv_bias), True or False, got {getattr(self, name)!r}")
@@ -276,6 +287,14 @@ class ResNetSpec:
         return {
             f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)
         }
+
+    def differences(self, other: ResNetSpec) -> list[str]:
+        """The fields (LABELS aside) whose values differ from `other`'s, in field order."""
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name not in LABELS and getattr(self, f.name) != getattr(other, f.name)
+        ]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResNetSpec:

@@ -32,10 +32,13 @@ class Trained:
 def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     """A model of `backend` holding a `resnet-parity train` checkpoint, with its classes and preprocessing."""
     from parity.backends import adapter_named
-    from parity.io.checkpoints import read_metadata, read_with_spec
+    from parity.io.checkpoints import read_with_spec
+    from parity.io.formats import read_metadata
+    from parity.io.libraries import library_of
     from parity.io.weights import set_weights
 
-    if Path(path).is_dir() or folders_weights(path):  # a transformers or timm folder: its own labels and statistics
+    library = library_of(path)
+    if Path(path).is_dir() or (library is not None and library.FOLDER):  # its own labels and statistics
         return _load_folder(path, backend)
     if not Path(path).is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -54,21 +57,14 @@ def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     return Trained(model, backend, tuple(meta["classes"]), Preprocess.from_dict(meta["preprocess"]), meta)
 
 
-def folders_weights(path: str | os.PathLike) -> bool:
-    from parity.io.folders import is_weights_of_folder
-
-    return is_weights_of_folder(path)
-
-
 def _load_folder(path: str | os.PathLike, backend: str) -> Trained:
     """A model folder other libraries write, with the class names and preprocessing it records."""
     from parity.backends import adapter_named
-    from parity.io.checkpoints import read_with_spec, recorded_by
     from parity.io.data import NORMALISATIONS
+    from parity.io.libraries import read_library
     from parity.io.weights import set_weights
 
-    spec, weights = read_with_spec(path)
-    recorded = recorded_by(path)
+    spec, weights, recorded = read_library(path)
     if not recorded.get("labels") or len(recorded["labels"]) != spec.num_classes:
         raise ValueError(f"{path}: the folder names no class for each of the {spec.num_classes} outputs")
     mean = tuple(round(float(v), 4) for v in recorded.get("mean") or NORMALISATIONS["imagenet"][0])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from parity.checks.check import check_arch
+from parity.checks.check import CheckConfig, check_arch
 from parity.core import tolerances
-from parity.spec import ARCHS
+from parity.spec import ARCHS, make_spec
 
 
 def assert_parity(result) -> None:
@@ -32,7 +32,7 @@ DEEP = ("resnet101", "resnet152")
     ],
 )
 def test_all_depths_small_input(arch, direction):
-    result = check_arch(arch, batch=1, height=64, width=64, direction=direction, seed=1)
+    result = check_arch(make_spec(arch), CheckConfig(batch=1, height=64, width=64, direction=direction, seed=1))
     assert_parity(result)
     assert result.output_shape == [1, 1000]
 
@@ -48,7 +48,7 @@ def test_all_depths_small_input(arch, direction):
     ],
 )
 def test_full_and_odd_sizes(arch, size, direction):
-    assert_parity(check_arch(arch, batch=2, height=size[0], width=size[1], direction=direction))
+    assert_parity(check_arch(make_spec(arch), CheckConfig(batch=2, height=size[0], width=size[1], direction=direction)))
 
 
 @pytest.mark.parametrize(
@@ -56,23 +56,19 @@ def test_full_and_odd_sizes(arch, size, direction):
     [{"in_channels": 1}, {"in_channels": 4, "num_classes": 10}, {"stem": "cifar", "num_classes": 10}],
 )
 def test_overridden_specs(overrides):
-    from parity.spec import make_spec
-
     spec = make_spec("resnet18", **overrides)
-    result = check_arch("resnet18", batch=2, height=32, width=40, spec=spec)
+    result = check_arch(spec, CheckConfig(batch=2, height=32, width=40))
     assert_parity(result)
     assert result.output_shape == [2, spec.num_classes]
 
 
 @pytest.mark.parametrize("variant", ["v1", "keras_applications"])
 def test_variants(variant):
-    assert_parity(check_arch("resnet50", batch=1, height=64, variant=variant))
+    assert_parity(check_arch(make_spec("resnet50", variant), CheckConfig(batch=1, height=64)))
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="direction must be one of"):
-        check_arch("resnet18", direction="sideways")
+        CheckConfig(direction="sideways")
     with pytest.raises(ValueError, match="batch must be >= 1, got 0"):
-        check_arch("resnet18", batch=0)
-    with pytest.raises(ValueError, match="unknown arch 'resnet1'"):
-        check_arch("resnet1")
+        CheckConfig(batch=0)

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from parity.checks.check import build_pair, check_arch, random_input
+from parity.checks.check import CheckConfig, build_pair, check_arch, random_input
 from parity.checks.compare import run_stages
 from parity.checks.export import (
     LAYOUT_KEY,
@@ -237,7 +237,7 @@ def test_four_way_parity_bottleneck_resnet50():
     # stem, avg-down shortcuts) at an odd size, so the average pool's ceil-mode edge goes through both
     # exporters too (the plain stem and projections are exported by the resnet18 test).
     spec = make_spec("resnet50d", widths=(16, 32, 64, 128), stem_width=16, deep_stem_width=8)
-    result = check_arch("resnet50d", spec=spec, batch=2, height=97, width=95, onnx=True)
+    result = check_arch(spec, CheckConfig(batch=2, height=97, width=95, onnx=True))
     assert result.passed, result.to_dict()
     assert len(result.onnx_reports) == 6
     # Calibrated weights (check_arch default): no float64 pass for ONNX files, so the fixed per-depth figure.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from parity.backends import adapter, adapter_named
-from parity.checks.check import build_pair, check_arch, default_weights, random_input
+from parity.checks.check import CheckConfig, build_pair, check_arch, default_weights, random_input
 from parity.checks.compare import compare
 from parity.checks.localise import unit_names
 from parity.checks.train_steps import compare_training, training_pair
@@ -83,7 +83,7 @@ def test_a_wrong_channel_is_named_inside_the_family(name, key, block, layer):
 @pytest.mark.parametrize("name", ["resnet50d", "resnet50v2"])
 def test_onnx_four_way(name):
     spec = FAMILIES[name]
-    result = check_arch(spec.name, height=ODD[0], width=ODD[1], spec=spec, onnx=True)
+    result = check_arch(spec, CheckConfig(height=ODD[0], width=ODD[1], onnx=True))
     assert result.passed, result
     assert ("torch-onnx", "keras-onnx") in {(r.a, r.b) for r in result.onnx_reports}
     assert len(result.onnx_reports) == 6 and all(r.stages[0].stage == "logits" for r in result.onnx_reports)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from parity.backends import adapter, adapter_named
-from parity.checks.check import build_pair, check_arch, default_weights, random_input
+from parity.checks.check import CheckConfig, build_pair, check_arch, default_weights, random_input
 from parity.checks.compare import compare
 from parity.checks.localise import unit_names
 from parity.core import tolerances
@@ -191,7 +191,7 @@ def test_calibration_gives_unit_scale_and_both_backends_agree(spec18):
 
 
 def test_check_arch_defaults_to_calibrated_weights():
-    result = check_arch("resnet18", batch=1, height=64)
+    result = check_arch(make_spec("resnet18"), CheckConfig(batch=1, height=64))
     assert result.passed and result.report.float64
     spec = make_spec("resnet18")
     calibrated = default_weights(spec, 0, 64, 64)

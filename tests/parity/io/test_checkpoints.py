@@ -50,7 +50,7 @@ def test_chain_through_every_format(tmp_path, spec18, weights18):
     src = write_checkpoint(weights18, tmp_path / "start.npz", spec18)
     for i, extension in enumerate(EXTENSIONS):
         dst = tmp_path / f"step{i}{extension}"
-        convert(src, dst, spec18 if extension == ".weights.h5" or src.name.endswith(".weights.h5") else None)
+        convert(src, dst, arch="resnet18" if src.name.endswith(".weights.h5") else None)
         src = dst
     assert_bit_identical(read_checkpoint(src, spec18), weights18)
 
@@ -132,15 +132,20 @@ def test_mis_shaped_tensor_is_refused(tmp_path, spec18, weights18):
     with pytest.raises(WeightMismatchError, match=r"layer3.0.bn1.running_mean \(expected \(256,\), got \(7,\)\)"):
         load_checkpoint(model, tmp_path / "broken.npz")
     with pytest.raises(WeightMismatchError, match="layer3.0.bn1.running_mean"):
-        convert(tmp_path / "broken.npz", tmp_path / "out.pt", spec18)
+        convert(tmp_path / "broken.npz", tmp_path / "out.pt", arch="resnet18")
     assert not (tmp_path / "out.pt").exists()
 
 
 def test_other_variant_is_refused(tmp_path, spec18):
     other = resnet_keras.ResNet(make_spec("resnet18", "keras_applications"))  # biased convs
     keras_file = save_checkpoint(other, tmp_path / "ka.keras")
-    with pytest.raises(CheckpointError, match=r"holds resnet18 \(keras_applications.*expected resnet18 \(torchvision"):
+    with pytest.raises(
+        WeightMismatchError, match=r"holds resnet18 \(keras_applications.*the model is resnet18 \(torchvision"
+    ):
         load_checkpoint(resnet_torch.ResNet(spec18), keras_file)
+    v1 = save_checkpoint(resnet_keras.ResNet(make_spec("resnet50", "v1", widths=(4, 8, 16, 32))), tmp_path / "v1.keras")
+    with pytest.raises(CheckpointError, match=r"holds resnet50 \(v1.*expected resnet50 \(torchvision"):  # same shapes
+        load_checkpoint(resnet_torch.ResNet(make_spec("resnet50", widths=(4, 8, 16, 32))), v1)
     npz_file = save_checkpoint(other, tmp_path / "ka.npz")
     with pytest.raises(WeightMismatchError, match=r"unexpected key\(s\): conv1.bias, layer1.0.conv1.bias"):
         load_checkpoint(resnet_torch.ResNet(spec18), npz_file)

@@ -18,7 +18,7 @@ from parity.cli import main
 from parity.core import tolerances
 from parity.core.errors import CheckpointError
 from parity.io.checkpoints import read_with_spec
-from parity.io.folders import read_folder
+from parity.io.libraries import read_library
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 HF = FIXTURES / "hf"
@@ -44,7 +44,7 @@ def _reproduces(model, side, x, reference64, reference32, output="logits"):
     ],
 )
 def test_transformers_folders_reproduce_transformers(folder, backends, expected):
-    spec, _, recorded = read_folder(HF / folder)
+    spec, _, recorded = read_library(HF / folder)
     assert (spec.name, spec.stride_on, spec.num_classes, spec.in_channels) == expected
     x, ref64, ref32 = (HF_OUTPUTS[f"{folder}/{k}"] for k in ("input", "fp64", "fp32"))
     for backend in backends:
@@ -64,7 +64,7 @@ def test_a_folders_weights_file_reads_its_config(tmp_path):
 
 
 def test_timm_hub_folder(tmp_path):
-    spec, _, recorded = read_folder(TIMM_HUB)
+    spec, _, recorded = read_library(TIMM_HUB)
     assert (spec.name, spec.num_classes) == ("resnet50d (widths 4-8-16-32, stem 8-8-16)", 10)
     assert recorded["mean"] == [0.485, 0.456, 0.406]
     outputs = np.load(FIXTURES / "timm" / "timm_outputs.npz")
@@ -92,15 +92,15 @@ def test_bad_folders_are_refused_naming_the_file_and_key(tmp_path):
     no_weights = _copy(HF / "resnet18-gray", tmp_path / "no-weights")
     (no_weights / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"no-weights: no weights \(model.safetensors or pytorch_model.bin\)"):
-        read_folder(no_weights)
+        read_library(no_weights)
     vit = _copy(HF / "resnet18-gray", tmp_path / "vit")
     _edit_config(vit, model_type="vit")
     with pytest.raises(CheckpointError, match=r'vit/config.json: "model_type" is \'vit\', not "resnet"'):
-        read_folder(vit)
+        read_library(vit)
     sizes = _copy(HF / "resnet18-gray", tmp_path / "sizes")
     _edit_config(sizes, hidden_sizes=[8, 16, 32, 128])
     with pytest.raises(Exception, match=r"sizes: config.json describes .*layer4.0.conv1.weight") as info:
-        read_folder(sizes)
+        read_library(sizes)
     assert "\n" not in str(info.value).strip()
     missing = _copy(HF / "resnet18-gray", tmp_path / "missing")
     from safetensors.numpy import load_file, save_file
@@ -109,11 +109,11 @@ def test_bad_folders_are_refused_naming_the_file_and_key(tmp_path):
     del state["resnet.encoder.stages.2.layers.1.layer.0.convolution.weight"]
     save_file(state, str(missing / "model.safetensors"))
     with pytest.raises(Exception, match=r"missing: config.json describes .*missing key.*layer3.1.conv1.weight"):
-        read_folder(missing)
+        read_library(missing)
     blur = _copy(TIMM_HUB, tmp_path / "blur")
     _edit_config(blur, architecture="resnetblur50")
     with pytest.raises(CheckpointError, match=r"blur/config.json: \"architecture\" is 'resnetblur50', a timm model"):
-        read_folder(blur)
+        read_library(blur)
     assert main(["check", "--weights", str(vit), "--quiet"]) == 2  # one line from the command too
 
 

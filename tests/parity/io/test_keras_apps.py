@@ -1,4 +1,4 @@
-"""parity.io.keras_apps: keras.applications ResNets reproduced by both backends."""
+"""parity.io.libraries.keras_applications: keras.applications ResNets reproduced by both backends."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ import resnet_keras
 import resnet_torch
 from parity.checks.compare import StageDiff, run_stages
 from parity.core import tolerances
-from parity.io.keras_apps import canonical_layer_name, from_keras_applications, spec_for, to_keras_applications
+from parity.io.libraries.keras_applications import (
+    canonical_layer_name,
+    from_keras_applications,
+    spec_for,
+    to_keras_applications,
+)
 from parity.io.weights import WeightMismatchError, random_weights, set_weights
 from parity.spec import make_spec
 

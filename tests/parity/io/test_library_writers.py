@@ -1,4 +1,4 @@
-"""`convert --to hf|timm|keras-applications` and `write_for_library`: each library's own layout, written atomically,
+"""`convert --to transformers|timm|keras-applications` and `write_for_library`: each library's own layout, written atomically,
 read back by its own loader where the library is installed (keras.applications always; transformers and timm when
 importable: CI has neither, see the note in the issue for the run with both), and by ours everywhere."""
 
@@ -14,8 +14,8 @@ import pytest
 
 from parity.backends import adapter_named
 from parity.cli import main
-from parity.io.checkpoints import read_with_spec, recorded_by, write_for_library
-from parity.io.folders import read_folder
+from parity.io.checkpoints import read_source, read_with_spec, write_for_library
+from parity.io.libraries import read_library
 from parity.io.weights import random_weights, set_weights
 from parity.spec import make_spec
 
@@ -31,9 +31,9 @@ def _torch_output(spec, weights, x):
 
 def test_hf_folder_round_trip_keeps_the_network_and_its_labels(tmp_path):
     src = FIXTURES / "hf" / "resnet50-narrow"
-    spec, weights = read_with_spec(src)
-    out = write_for_library(weights, spec, tmp_path / "hf", "hf", recorded=recorded_by(src))
-    back, again, recorded = read_folder(out)
+    spec, weights, recorded = read_source(src)
+    out = write_for_library(weights, spec, tmp_path / "hf", "transformers", recorded=recorded)
+    back, again, recorded = read_library(out)
     assert back == spec and recorded["labels"] == ["cat", "dog", "bird"]
     assert all(np.array_equal(again[k], weights[k]) for k in weights)
     config = json.loads((out / "config.json").read_text())
@@ -43,13 +43,15 @@ def test_hf_folder_round_trip_keeps_the_network_and_its_labels(tmp_path):
 def test_library_layouts_refuse_what_they_cannot_hold_and_write_nothing(tmp_path):
     d_weights = random_weights(make_spec("resnet50d", widths=(4, 8, 16, 32)), 0)
     with pytest.raises(ValueError, match=r"transformers' ResNet has no stem='deep'"):
-        write_for_library(d_weights, make_spec("resnet50d", widths=(4, 8, 16, 32)), tmp_path / "hf", "hf")
+        write_for_library(d_weights, make_spec("resnet50d", widths=(4, 8, 16, 32)), tmp_path / "hf", "transformers")
     v2 = make_spec("resnet50v2", widths=(4, 8, 16, 32))
     with pytest.raises(ValueError, match=r"timm has no resnet50v2"):
         write_for_library(random_weights(v2, 0), v2, tmp_path / "timm", "timm")
     torchvision = make_spec("resnet50")
     zeros = {key: np.zeros(shape, np.float32) for key, shape in torchvision.canonical_shapes().items()}
-    with pytest.raises(ValueError, match=r"keras.applications' ResNet50 has stride_on='v1'"):
+    with pytest.raises(
+        ValueError, match=r"keras.applications' ResNet50 has no stride_on='v1.5' \(it builds stride_on='v1'\)"
+    ):
         write_for_library(zeros, torchvision, tmp_path / "r50.keras", "keras-applications")
     assert list(tmp_path.iterdir()) == []  # nothing half-written
     existing = tmp_path / "existing"
@@ -57,9 +59,9 @@ def test_library_layouts_refuse_what_they_cannot_hold_and_write_nothing(tmp_path
     (existing / "keep.txt").write_text("mine")
     spec = make_spec("resnet18", widths=(4, 8, 16, 32), num_classes=3)
     with pytest.raises(FileExistsError, match="pass --force"):
-        write_for_library(random_weights(spec, 0), spec, existing, "hf")
+        write_for_library(random_weights(spec, 0), spec, existing, "transformers")
     assert (existing / "keep.txt").read_text() == "mine"
-    write_for_library(random_weights(spec, 0), spec, existing, "hf", force=True)
+    write_for_library(random_weights(spec, 0), spec, existing, "transformers", force=True)
     assert sorted(p.name for p in existing.iterdir()) == ["config.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
 
@@ -77,7 +79,7 @@ def test_timm_folder_round_trip_records_the_sizes(tmp_path):
         "channels": [4, 8, 16, 32],
         "stem_width": 8,
     }
-    back, again, _ = read_folder(out)
+    back, again, _ = read_library(out)
     assert back.canonical_shapes() == spec.canonical_shapes()
     assert all(np.array_equal(again[k], weights[k]) for k in weights)
 
@@ -98,12 +100,12 @@ def test_keras_applications_loads_what_we_write(tmp_path):
 
 
 def test_cli_convert_to_a_library(tmp_path, capsys):
-    assert main(["convert", str(FIXTURES / "hf" / "resnet18-gray"), str(tmp_path / "out"), "--to", "hf"]) == 0
-    assert "for hf" in capsys.readouterr().err
-    assert main(["convert", str(FIXTURES / "hf" / "resnet18-gray"), str(tmp_path / "out"), "--to", "hf"]) == 2
+    assert main(["convert", str(FIXTURES / "hf" / "resnet18-gray"), str(tmp_path / "out"), "--to", "transformers"]) == 0
+    assert "for transformers" in capsys.readouterr().err
+    assert main(["convert", str(FIXTURES / "hf" / "resnet18-gray"), str(tmp_path / "out"), "--to", "transformers"]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
     assert main(["convert", str(FIXTURES / "hf" / "resnet18-gray"), str(tmp_path / "t"), "--to", "timm"]) == 2
-    assert "timm's resnet18 has a 64-channel stem" in capsys.readouterr().err
+    assert "timm's resnet18 has no stem_width=8 (it builds stem_width=64)" in capsys.readouterr().err
 
 
 # -- the libraries' own loaders, where they are installed ----------------------------------------------------
@@ -116,7 +118,7 @@ def test_transformers_loads_what_we_write(tmp_path):
 
     spec = make_spec("resnet50", widths=(8, 16, 32, 64), stem_width=16, num_classes=4, stride_on="v1")
     weights = random_weights(spec, 1, calibrate=True, size=64)
-    out = write_for_library(weights, spec, tmp_path / "hf", "hf", recorded={"labels": ["a", "b", "c", "d"]})
+    out = write_for_library(weights, spec, tmp_path / "hf", "transformers", recorded={"labels": ["a", "b", "c", "d"]})
     model = ResNetForImageClassification.from_pretrained(out).eval()
     x = np.random.default_rng(1).standard_normal((2, 3, 65, 65)).astype(np.float32)
     with torch.no_grad():

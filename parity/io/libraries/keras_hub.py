@@ -29,7 +29,8 @@ import numpy as np
 
 from parity.core.errors import CheckpointError
 from parity.core.layout import KERAS_TO_TORCH_SUFFIX, KERAS_VARIABLES, keras_layout, torch_layout
-from parity.io.infer import name_of
+from parity.io.infer import named
+from parity.io.libraries import Library, Read, peek_config
 from parity.spec import ResNetSpec
 
 BLOCK_TYPES = {
@@ -47,11 +48,7 @@ MODULE = "keras_hub.src.models.resnet.resnet_backbone"
 
 
 def is_preset(folder: Path) -> bool:
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
+    config = peek_config(folder)
     return config.get("class_name") == "ResNetBackbone" or MODULE in str(config.get("module", ""))
 
 
@@ -88,19 +85,12 @@ def spec_from_config(config: Mapping[str, Any], path: Any) -> ResNetSpec:
             raise ValueError("data_format channels_first")
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a ResNetBackbone the spec can build ({exc})") from None
-    spec = ResNetSpec(name="resnet", variant="keras_hub", **fields)
-    return spec.replace(name=name_of(spec))
+    return named(ResNetSpec(variant="keras_hub", **fields))
 
 
 def config_for(spec: ResNetSpec) -> dict[str, Any]:
-    """The config.json of a ResNetBackbone for a spec; ValueError naming the field keras-hub cannot hold."""
-    wanted = spec_from_config(_args_for(spec), "the spec")
-    differ = [k for k, v in wanted.to_dict().items() if k not in ("name", "variant") and spec.to_dict()[k] != v]
-    if differ:
-        field = differ[0]
-        raise ValueError(
-            f"keras-hub's ResNetBackbone has {field}={wanted.to_dict()[field]!r}, the network {spec.to_dict()[field]!r}"
-        )
+    """The config.json of a ResNetBackbone for a spec (what keras-hub builds from it may differ: `KerasHub.refusal`);
+    ValueError where it has no field for the spec's."""
     if spec.widths[0] != 64:
         raise ValueError(
             f"keras-hub's ResNetBackbone wants 64 filters in its first stack, the network has {spec.widths[0]}"
@@ -215,16 +205,43 @@ def read_preset(folder: str | Path) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
     return spec, weights
 
 
+class KerasHub(Library):
+    """keras-hub `ResNetBackbone` preset folders (`from_preset` / `save_to_preset`), read and written without it."""
+
+    NAME = "keras-hub"
+    WRITES = "a ResNetBackbone preset folder (config.json, metadata.json, model.weights.h5)"
+
+    def detect(self, path: Path) -> bool:
+        folder = path.parent if path.is_file() and path.name == "model.weights.h5" else path
+        return folder.is_dir() and is_preset(folder)
+
+    def read(self, path: Path) -> Read:
+        folder = path.parent if path.is_file() else path
+        spec, weights = read_preset(folder)
+        return spec, weights, {}
+
+    def describe(self, spec: ResNetSpec) -> dict[str, Any]:
+        return config_for(spec)
+
+    def spec_of(self, description: dict[str, Any]) -> ResNetSpec:
+        return spec_from_config(description, "the spec")
+
+    def title(self, description: Any) -> str:
+        return "keras-hub's ResNetBackbone"
+
+    def write_checked(
+        self, spec: ResNetSpec, weights: Mapping[str, Any], dst: Path, recorded: Mapping[str, Any], force: bool
+    ) -> Path:
+        return write_preset(spec, weights, dst, force)
+
+
 def write_preset(spec: ResNetSpec, weights: Mapping[str, Any], dst: str | Path, force: bool = False) -> Path:
     """A preset folder `keras_hub.models.ResNetBackbone.from_preset(dst)` loads, written atomically."""
     import h5py
 
     from parity.core.files import atomic_folder
 
-    try:
-        config = config_for(spec)
-    except ValueError as exc:
-        raise ValueError(f"{dst}: cannot write {spec.name} for keras-hub: {exc}") from None
+    config = config_for(spec)
     count = int(sum(np.asarray(weights[k]).size for k in spec.canonical_shapes()))
     metadata = {
         "keras_version": "3",

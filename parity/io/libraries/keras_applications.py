@@ -32,9 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from parity.backends import adapter_named
 from parity.core.errors import CheckpointError
 from parity.core.layout import KERAS_TO_TORCH_SUFFIX, KERAS_VARIABLES, keras_layout, torch_layout, torch_shape
-from parity.io.weights import match_shapes
+from parity.io.libraries import Library, Read
+from parity.io.weights import WeightMismatchError, match_shapes
 from parity.spec import ResNetSpec, make_spec
 
 FIXED = {"conv1_conv": "conv1", "conv1_bn": "bn1", "post_bn": "post_bn", "predictions": "fc"}
@@ -269,45 +271,65 @@ def _read_weights_h5(path: Path, f: Any, loader: Any) -> tuple[ResNetSpec, dict[
     return spec_for(model), from_keras_applications(model)
 
 
-# -- writing: files keras.applications loads (`ResNet50V2(weights=PATH)`, `keras.models.load_model`) -----------
+# -- the library: reading, the round trip, writing ----------------------------------------------------------
 
 WRITE_FORMATS = (".keras", ".weights.h5", ".h5")
+PRESET_OF = {constructor: preset for preset, constructor in CONSTRUCTOR.items()}
 
 
-def refusal(spec: ResNetSpec) -> str | None:
-    """Why a spec is not a keras.applications ResNet (the first field that differs), or None."""
-    base = spec.name.split(" (")[0]
-    if base not in CONSTRUCTOR:
-        return f"keras.applications builds {', '.join(CONSTRUCTOR)}, not {spec.name}"
-    variant = "torchvision" if base.endswith("v2") else "keras_applications"
-    sizes = {"num_classes": spec.num_classes, "in_channels": spec.in_channels}
-    wanted = make_spec(base, variant, **sizes, **({"pooling": spec.pooling} if not spec.num_classes else {}))
-    for key, value in wanted.to_dict().items():
-        if key not in ("name", "variant") and spec.to_dict()[key] != value:
-            return f"keras.applications' {CONSTRUCTOR[base]} has {key}={value!r}, the network {spec.to_dict()[key]!r}"
-    return None
+class KerasApplications(Library):
+    """keras.applications ResNet50/101/152 and their V2, as `.keras`, legacy `.h5` or `.weights.h5` files."""
 
+    NAME = "keras-applications"
+    WRITES = "a .keras, .weights.h5 or legacy .h5 file keras.applications loads"
+    FOLDER = False
 
-def write_file(spec: ResNetSpec, weights: Mapping[str, Any], dst: str | Path, build: Any, force: bool = False) -> Path:
-    """A keras.applications model file (`.keras`, `.weights.h5` or legacy `.h5`), written atomically.
+    def detect(self, path: Path) -> bool:
+        return path.is_file() and path.name.lower().endswith(WRITE_FORMATS) and is_keras_applications(path)
 
-    Args:
-        spec: a keras.applications layout (`refusal` says why another is not).
-        weights: canonical weights.
-        dst: the file; its extension picks the kind.
-        build: `(constructor, num_classes, in_channels, None, pooling) -> model` (the Keras adapter's).
-        force: replace an existing file.
-    """
-    from parity.core.files import atomic_write
+    def read(self, path: Path) -> Read:
+        try:
+            spec, weights = read_file(path, adapter_named("keras").keras_applications_model)
+        except (CheckpointError, WeightMismatchError):
+            raise
+        except Exception as exc:  # h5py and Keras have their own exception types for a bad file
+            raise CheckpointError(
+                f"cannot read {path} as a keras.applications model: {type(exc).__name__}: {exc}"
+            ) from exc
+        return spec, weights, {}
 
-    name = Path(dst).name.lower()
-    if not name.endswith(WRITE_FORMATS):
-        raise ValueError(f"{dst}: keras.applications files are {', '.join(WRITE_FORMATS)}")
-    why = refusal(spec)
-    if why:
-        raise ValueError(f"{dst}: cannot write {spec.name} for keras.applications: {why}")
-    model = build(CONSTRUCTOR[spec.name.split(" (")[0]], spec.num_classes, spec.in_channels, None, spec.pooling)
-    to_keras_applications(model, weights)
-    if name.endswith(".weights.h5"):
-        return atomic_write(dst, lambda tmp: model.save_weights(str(tmp)), force)
-    return atomic_write(dst, lambda tmp: model.save(str(tmp)), force)
+    def describe(self, spec: ResNetSpec) -> dict[str, Any]:
+        if spec.preset not in CONSTRUCTOR:
+            raise ValueError(f"keras.applications builds {', '.join(CONSTRUCTOR)}, not {spec.name}")
+        pooling = spec.pooling if not spec.num_classes else "avg"
+        return {
+            "constructor": CONSTRUCTOR[spec.preset],
+            "classes": spec.num_classes,
+            "channels": spec.in_channels,
+            "pooling": pooling,
+        }
+
+    def spec_of(self, description: dict[str, Any]) -> ResNetSpec:
+        preset = PRESET_OF[description["constructor"]]
+        variant = "torchvision" if preset.endswith("v2") else "keras_applications"
+        sizes = {"num_classes": description["classes"], "in_channels": description["channels"]}
+        return make_spec(preset, variant, pooling=description["pooling"], **sizes)
+
+    def title(self, description: Any) -> str:
+        return f"keras.applications' {description['constructor']}"
+
+    def write_checked(
+        self, spec: ResNetSpec, weights: Mapping[str, Any], dst: Path, recorded: Mapping[str, Any], force: bool
+    ) -> Path:
+        """A keras.applications model file (`.keras`, `.weights.h5` or legacy `.h5`), written atomically."""
+        from parity.core.files import atomic_write
+
+        name = dst.name.lower()
+        if not name.endswith(WRITE_FORMATS):
+            raise ValueError(f"{dst}: keras.applications files are {', '.join(WRITE_FORMATS)}")
+        build = adapter_named("keras").keras_applications_model
+        model = build(CONSTRUCTOR[str(spec.preset)], spec.num_classes, spec.in_channels, None, spec.pooling)
+        to_keras_applications(model, weights)
+        if name.endswith(".weights.h5"):
+            return atomic_write(dst, lambda tmp: model.save_weights(str(tmp)), force)
+        return atomic_write(dst, lambda tmp: model.save(str(tmp)), force)

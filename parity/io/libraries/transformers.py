@@ -1,4 +1,4 @@
-"""Hugging Face transformers ResNets (`ResNetForImageClassification`, `ResNetModel`) -> canonical weights and spec.
+"""Hugging Face transformers ResNets (`ResNetForImageClassification`, `ResNetModel`) <-> canonical weights and spec.
 
 A `save_pretrained` folder holds `config.json` and `model.safetensors` (or `pytorch_model.bin`). Names map by rule:
 
@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 
 from parity.core.errors import CheckpointError
-from parity.io.infer import name_of
-from parity.spec import BLOCK_EXPANSION, ResNetSpec, make_spec
+from parity.core.files import atomic_folder
+from parity.io.infer import named
+from parity.io.libraries import Library, Read, folder_of, folder_weights, peek_config, read_config
+from parity.io.weights import WeightMismatchError, match_shapes
+from parity.spec import BLOCK_EXPANSION, ResNetSpec
 
 KEY = re.compile(
     r"^(?:resnet\.)?(?:embedder\.embedder\.(?P<stem>convolution|normalization)"
@@ -35,7 +38,6 @@ KEY = re.compile(
     r"(?:shortcut|layer\.(?P<index>\d+))\.(?P<kind>convolution|normalization))\.(?P<tensor>\w+)$"
 )
 CLASSIFIER = re.compile(r"^classifier\.1\.(weight|bias)$")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def is_hf_state(keys: Any) -> bool:
@@ -60,7 +62,7 @@ def canonical_key(key: str) -> str:
     return prefix + ("bn" if norm else "conv") + f"{int(found['index']) + 1}.{found['tensor']}"
 
 
-def to_canonical(state: Mapping[str, Any], source: Any = "the state dict") -> dict[str, np.ndarray]:
+def to_canonical(state: Mapping[str, Any], source: Any = "the state dict") -> dict[str, Any]:
     """Canonical weights of a transformers ResNet state dict; refuses a key that maps to nothing, naming it."""
     weights = {}
     for key, value in state.items():
@@ -69,109 +71,6 @@ def to_canonical(state: Mapping[str, Any], source: Any = "the state dict") -> di
         except KeyError as exc:
             raise CheckpointError(f"{source}: {exc.args[0]}") from None
     return weights
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    """config.json of a transformers folder, refused unless it describes a ResNet (naming the file and key)."""
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not readable JSON ({exc})") from None
-    if config.get("model_type") != "resnet":
-        raise CheckpointError(
-            f'{path}: "model_type" is {config.get("model_type")!r}, not "resnet" (a transformers ResNet)'
-        )
-    return config
-
-
-def spec_from_config(config: Mapping[str, Any], weights: Mapping[str, Any], path: Any) -> ResNetSpec:
-    """The spec a transformers ResNetConfig describes (the head from the weights: a classifier or none)."""
-    try:
-        block = {"basic": "basic", "bottleneck": "bottleneck"}[config.get("layer_type", "bottleneck")]
-        hidden = [int(h) for h in config["hidden_sizes"]]
-        depths = tuple(int(d) for d in config["depths"])
-        expansion = BLOCK_EXPANSION[block]
-        if any(h % expansion for h in hidden):
-            raise ValueError(f"hidden_sizes {hidden} are not multiples of the bottleneck's {expansion}")
-        if config.get("hidden_act", "relu") != "relu":
-            raise ValueError(f"hidden_act is {config['hidden_act']!r}; the spec's blocks use relu")
-        fields = {
-            "block": block,
-            "layers": depths,
-            "widths": tuple(h // expansion for h in hidden),
-            "strides": (2 if config.get("downsample_in_first_stage") else 1,) + (2,) * (len(depths) - 1),
-            "stride_on": "v1" if config.get("downsample_in_bottleneck") else "v1.5",
-            "stem_width": int(config.get("embedding_size", 64)),
-            "in_channels": int(config.get("num_channels", 3)),
-            "num_classes": len(config.get("id2label") or {}) if "fc.weight" in weights else 0,
-        }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: config.json does not describe a ResNet the spec can build ({exc})") from None
-    for arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
-        preset = make_spec(arch, **{k: v for k, v in fields.items() if k in ("num_classes", "in_channels")})
-        if all(getattr(preset, k) == v for k, v in fields.items()):
-            return preset
-    spec = ResNetSpec(name="resnet", variant="transformers", **fields)
-    return spec.replace(name=name_of(spec))
-
-
-def preprocessing(folder: Path) -> dict[str, Any]:
-    """mean, std and size from a folder's preprocessor_config.json (transformers' image processor), if it has one."""
-    path = folder / "preprocessor_config.json"
-    if not path.is_file():
-        return {}
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: not readable JSON ({exc})") from None
-    size = config.get("crop_size") or config.get("size") or {}
-    size = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
-    return {"mean": config.get("image_mean"), "std": config.get("image_std"), "size": size}
-
-
-def labels(config: Mapping[str, Any]) -> list[str] | None:
-    """The class names a transformers config records (`id2label`), in index order, or None."""
-    id2label = config.get("id2label") or {}
-    return [str(id2label.get(str(i), id2label.get(i, i))) for i in range(len(id2label))] or None
-
-
-# -- writing: a folder `ResNetForImageClassification.from_pretrained` loads ------------------------------------
-
-HF_FIXED = {
-    "stem": "imagenet",
-    "stride_at": "first",
-    "shortcut": "projection",
-    "shortcut_norm": True,
-    "conv_bias": False,
-    "bn_eps": 1e-5,
-    "bn_momentum": 0.1,
-    "padding": "symmetric",
-    "stem_padding": None,
-    "pool_padding": 1,
-    "pool_fill": "-inf",
-    "groups": 1,
-    "width_per_group": 64,
-    "avg_down": False,
-    "preact": False,
-    "relu_before_add": False,
-    "stem_bn_eps": None,
-    "pooling": "avg",
-}
-"""What transformers' ResNet always is: a spec field with another value cannot be written for it."""
-
-
-def refusal(spec: ResNetSpec) -> str | None:
-    """Why a spec cannot be written as a transformers ResNet (the first field that does not fit), or None."""
-    for field, value in HF_FIXED.items():
-        if getattr(spec, field) != value:
-            return f"transformers' ResNet has no {field}={getattr(spec, field)!r} (it is always {value!r})"
-    for field in ("stem_bias", "shortcut_bias", "residual_bias"):
-        if getattr(spec, field):
-            return f"transformers' ResNet has no {field}=True (its convs have no bias)"
-    if spec.strides[1:] != (2,) * (len(spec.strides) - 1):
-        return f"transformers' ResNet strides every stage but the first, got strides={spec.strides}"
-    return None
 
 
 def hf_key(key: str) -> str:
@@ -189,9 +88,54 @@ def hf_key(key: str) -> str:
     return prefix + f"layer.{index - 1}." + ("convolution." if kind == "conv" else "normalization.") + tensor
 
 
-def config_for(spec: ResNetSpec, labels: list[str] | None = None) -> dict[str, Any]:
+def spec_from_config(config: Mapping[str, Any], headless: bool, path: Any = "config.json") -> ResNetSpec:
+    """The spec a transformers ResNetConfig describes; `headless`: a `ResNetModel` (no classifier)."""
+    try:
+        block = {"basic": "basic", "bottleneck": "bottleneck"}[config.get("layer_type", "bottleneck")]
+        hidden = [int(h) for h in config["hidden_sizes"]]
+        depths = tuple(int(d) for d in config["depths"])
+        expansion = BLOCK_EXPANSION[block]
+        if any(h % expansion for h in hidden):
+            raise ValueError(f"hidden_sizes {hidden} are not multiples of the bottleneck's {expansion}")
+        if config.get("hidden_act", "relu") != "relu":
+            raise ValueError(f"hidden_act is {config['hidden_act']!r}; the spec's blocks use relu")
+        fields = {
+            "block": block,
+            "layers": depths,
+            "widths": tuple(h // expansion for h in hidden),
+            "strides": (2 if config.get("downsample_in_first_stage") else 1,) + (2,) * (len(depths) - 1),
+            "stride_on": "v1" if config.get("downsample_in_bottleneck") else "v1.5",
+            "stem_width": int(config.get("embedding_size", 64)),
+            "in_channels": int(config.get("num_channels", 3)),
+            "num_classes": 0 if headless else len(config.get("id2label") or {}),
+        }
+        spec = ResNetSpec(variant="transformers", **fields)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: config.json does not describe a ResNet the spec can build ({exc})") from None
+    found = named(spec)
+    return found.replace(variant="torchvision") if found.name == found.preset else found  # a preset as it is
+
+
+def preprocessing(folder: Path) -> dict[str, Any]:
+    """mean, std and size from a folder's preprocessor_config.json (transformers' image processor), if it has one."""
+    path = folder / "preprocessor_config.json"
+    if not path.is_file():
+        return {}
+    config = read_config(path)
+    size = config.get("crop_size") or config.get("size") or {}
+    size = size.get("height") or size.get("shortest_edge") if isinstance(size, dict) else size
+    return {"mean": config.get("image_mean"), "std": config.get("image_std"), "size": size}
+
+
+def labels(config: Mapping[str, Any]) -> list[str] | None:
+    """The class names a transformers config records (`id2label`), in index order, or None."""
+    id2label = config.get("id2label") or {}
+    return [str(id2label.get(str(i), id2label.get(i, i))) for i in range(len(id2label))] or None
+
+
+def config_for(spec: ResNetSpec, names: list[str] | None = None) -> dict[str, Any]:
     """The config.json transformers' `ResNetConfig` reads for a spec."""
-    names = labels or [f"LABEL_{i}" for i in range(spec.num_classes)]
+    names = names or [f"LABEL_{i}" for i in range(spec.num_classes)]
     if len(names) != spec.num_classes:
         raise ValueError(f"{len(names)} labels for a network of {spec.num_classes} classes")
     return {
@@ -210,29 +154,67 @@ def config_for(spec: ResNetSpec, labels: list[str] | None = None) -> dict[str, A
     }
 
 
-def write_folder(
-    spec: ResNetSpec, weights: Mapping[str, Any], dst: str | Path, labels: list[str] | None = None, force: bool = False
-) -> Path:
-    """A `save_pretrained`-style folder (config.json + model.safetensors), written atomically; refuses a spec
-    transformers cannot hold, naming the field. A headless spec is written as `ResNetModel` (no `resnet.` prefix)."""
-    from safetensors.numpy import save_file
+class Transformers(Library):
+    """`ResNetForImageClassification.from_pretrained(folder)` folders, and state dicts named its way."""
 
-    from parity.core.files import atomic_folder
+    NAME = "transformers"
+    WRITES = "a save_pretrained folder (config.json + model.safetensors)"
 
-    why = refusal(spec)
-    if why:
-        raise ValueError(f"{dst}: cannot write {spec.name} for transformers: {why}")
-    config = config_for(spec, labels)
-    tensors = {}
-    for key in spec.canonical_shapes():
-        name = hf_key(key)
-        name = name if spec.num_classes else name.removeprefix("resnet.")
-        tensors[name] = np.ascontiguousarray(weights[key], dtype=np.float32)
-        if key.endswith(".running_var"):  # transformers' state dicts carry torch's counter
-            tensors[name[: -len("running_var")] + "num_batches_tracked"] = np.zeros((), np.int64)
+    def detect(self, path: Path) -> bool:
+        folder = folder_of(path)
+        if not folder.is_dir():
+            return False
+        config = peek_config(folder)
+        # a folder of another transformers model is still transformers': read() says it is not a ResNet
+        return "model_type" in config and (folder == path or config["model_type"] == "resnet")
 
-    def write(folder: Path) -> None:
-        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    def read(self, path: Path) -> Read:
+        folder = folder_of(path)
+        config = read_config(folder / "config.json")
+        if config.get("model_type") != "resnet":
+            raise CheckpointError(
+                f'{folder / "config.json"}: "model_type" is {config.get("model_type")!r}, not "resnet" '
+                "(a transformers ResNet)"
+            )
+        weights = to_canonical(folder_weights(folder), folder)
+        spec = spec_from_config(config, "fc.weight" not in weights, folder / "config.json")
+        try:
+            match_shapes(spec.canonical_shapes(), weights)
+        except WeightMismatchError as exc:
+            raise exc.with_headline(f"{folder}: config.json describes {spec.name}, but the weights differ") from None
+        recorded = {"labels": labels(config), **preprocessing(folder)}
+        return spec, weights, {k: v for k, v in recorded.items() if v}
 
-    return atomic_folder(dst, write, force)
+    def describe(self, spec: ResNetSpec) -> dict[str, Any]:
+        return config_for(spec)
+
+    def spec_of(self, description: dict[str, Any]) -> ResNetSpec:
+        return spec_from_config(description, description["architectures"] == ["ResNetModel"])
+
+    def title(self, description: Any) -> str:
+        return "transformers' ResNet"
+
+    def write_checked(
+        self, spec: ResNetSpec, weights: Mapping[str, Any], dst: Path, recorded: Mapping[str, Any], force: bool
+    ) -> Path:
+        """A `save_pretrained`-style folder (config.json + model.safetensors); a headless spec is written as
+        `ResNetModel` (no `resnet.` prefix)."""
+        from safetensors.numpy import save_file
+
+        config = config_for(spec, recorded.get("labels"))
+        tensors = {}
+        for key in spec.canonical_shapes():
+            name = hf_key(key)
+            name = name if spec.num_classes else name.removeprefix("resnet.")
+            tensors[name] = np.ascontiguousarray(weights[key], dtype=np.float32)
+            if key.endswith(".running_var"):  # transformers' state dicts carry torch's counter
+                tensors[name[: -len("running_var")] + "num_batches_tracked"] = np.zeros((), np.int64)
+
+        def write(folder: Path) -> None:
+            (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+        return atomic_folder(dst, write, force)
+
+    def names(self, state: Mapping[str, Any], source: Any) -> dict[str, Any] | None:
+        return to_canonical(state, source) if is_hf_state(state) else None
