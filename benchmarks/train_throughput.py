@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from parity.backends import adapter_named  # noqa: E402
 from parity.checks.bench import median_seconds  # noqa: E402
-from parity.io.data import Preprocess, batches, digits  # noqa: E402
+from parity.io.data import Preprocess, digits  # noqa: E402
+from parity.io.pipeline import batches  # noqa: E402
 from parity.io.weights import initial_weights, set_weights  # noqa: E402
 from parity.spec import make_spec  # noqa: E402
 

@@ -68,6 +68,10 @@ def broadcast(value: int) -> int:
     return value
 
 
+def check_sync_bn(device: str) -> None:
+    """Nothing to check: under DataParallel BatchNorm already normalises over the global batch (`convert`)."""
+
+
 def finish() -> None:
     """Models built from now on are placed on one device again."""
     keras.distribution.set_distribution(None)

@@ -105,9 +105,9 @@ class PreActBlock(keras.layers.Layer):
 def make_downsample(plan: BlockPlan, layers: Layers = LAYERS) -> Sequential | None:
     """The identity path, named as torchvision (`downsample/0` conv, `/1` BN) and timm's avg-down
     (`/0` pool, `/1` conv, `/2` BN); a strided 1x1 max-pool alone where only the size changes."""
-    if plan.downsample is None and plan.shortcut_pool is None:
-        return None
     if plan.downsample is None:
+        if plan.shortcut_pool is None:
+            return None
         return Sequential([layers.pool(plan.shortcut_pool)], name="downsample")
     conv, norm = plan.downsample
     path = [layers.conv(conv)] + ([layers.norm(norm)] if norm is not None else [])
@@ -122,10 +122,10 @@ def make_stem_conv(plan: StemPlan, layers: Layers = LAYERS) -> keras.layers.Laye
     if not plan.deep:
         return layers.conv(plan.conv)
     path: list[keras.layers.Layer] = []
-    for index, (conv, norm) in enumerate(zip(plan.convs, plan.norms)):
-        path += [layers.pad(conv), layers.conv(conv)]
-        if index < len(plan.convs) - 1:  # timm's Sequential: conv i, norm i + 1, relu i + 2
-            path += [layers.norm(norm), keras.layers.ReLU(name=str(int(local_name(conv)) + 2))]
+    for conv, norm in plan.inner:  # timm's Sequential: conv i, norm i + 1, relu i + 2
+        path += [layers.pad(conv), layers.conv(conv), layers.norm(norm)]
+        path.append(keras.layers.ReLU(name=str(int(local_name(conv)) + 2)))
+    path += [layers.pad(plan.convs[-1]), layers.conv(plan.convs[-1])]
     return Sequential(path, name="conv1")
 
 
@@ -160,8 +160,8 @@ class ResNet(keras.Model):
         head = spec.head_plan()
         self.pad1 = layers.pad(stem.conv) if not stem.deep else keras.layers.Identity(name="conv1_pad")
         self.conv1 = make_stem_conv(stem, layers)
-        if not spec.preact:  # a pre-activation network's first bn is its first block's bn1
-            self.bn1 = layers.norm(stem.norms[-1])
+        if stem.last_norm is not None:  # a pre-activation network's first bn is its first block's bn1
+            self.bn1 = layers.norm(stem.last_norm)
         self.relu = keras.layers.ReLU()
         self.maxpool_pad = make_pool_pad(stem.pool, after_relu=not spec.preact, layers=layers)
         self.maxpool = layers.pool(stem.pool) if stem.pool is not None else keras.layers.Identity()

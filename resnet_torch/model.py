@@ -100,9 +100,9 @@ class PreActBlock(nn.Module):
 def make_downsample(plan: BlockPlan, layers: Layers = LAYERS) -> nn.Sequential | None:
     """The identity path, named as torchvision (`downsample.0` conv, `.1` BN) and timm's avg-down
     (`.0` pool, `.1` conv, `.2` BN); a strided 1x1 max-pool alone where only the size changes."""
-    if plan.downsample is None and plan.shortcut_pool is None:
-        return None
     if plan.downsample is None:
+        if plan.shortcut_pool is None:
+            return None
         return nn.Sequential(layers.pool(plan.shortcut_pool))
     conv, norm = plan.downsample
     path = [layers.conv(conv)] + ([layers.norm(norm)] if norm is not None else [])
@@ -118,7 +118,7 @@ def make_stem_conv(plan: StemPlan, layers: Layers = LAYERS) -> nn.Module:
     if not plan.deep:
         return layers.conv(plan.conv)
     path: list[nn.Module] = []
-    for conv, norm in zip(plan.convs[:-1], plan.norms[:-1]):
+    for conv, norm in plan.inner:
         path += [layers.conv(conv), layers.norm(norm), nn.ReLU(inplace=True)]
     path.append(layers.conv(plan.convs[-1]))
     return nn.Sequential(*path)
@@ -140,8 +140,8 @@ class ResNet(nn.Module):
         stem = spec.stem_plan()
         head = spec.head_plan()
         self.conv1 = make_stem_conv(stem, layers)
-        if not spec.preact:  # a pre-activation network's first bn is its first block's bn1
-            self.bn1 = layers.norm(stem.norms[-1])
+        if stem.last_norm is not None:  # a pre-activation network's first bn is its first block's bn1
+            self.bn1 = layers.norm(stem.last_norm)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = layers.pool(stem.pool) if stem.pool is not None else nn.Identity()
         block = PreActBlock if spec.preact else Block

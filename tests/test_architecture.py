@@ -68,6 +68,18 @@ def test_ruff_lint_and_format_pass():
     assert formatted.returncode == 0, formatted.stdout[-4000:]
 
 
+def test_the_type_checker_passes():
+    """mypy as configured in pyproject.toml: strict on parity.spec and parity.core, default elsewhere."""
+    done = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Success: no issues found" in done.stdout
+
+
+def test_no_parity_module_exceeds_400_lines():
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in (ROOT / "parity").rglob("*.py")}
+    assert max(sizes.values()) <= 400, {p: n for p, n in sizes.items() if n > 400}
+
+
 def test_cli_modules_are_small():
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "parity" / "cli").glob("*.py")}
     assert sizes and max(sizes.values()) <= 300, sizes

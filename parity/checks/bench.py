@@ -284,7 +284,7 @@ def _make_step(name: str, spec: ResNetSpec, weights: dict, x: np.ndarray, folder
     return _train_step(spec, weights, x, name.split("-")[1])
 
 
-def plot_bench(result: BenchResult, path: str | os.PathLike) -> Path:
+def plot_bench(result: BenchResult, path: str | os.PathLike[str]) -> Path:
     """A bar chart of images/s per runtime, each bar labelled with its share of the SGEMM peak."""
     import matplotlib
 
@@ -293,7 +293,7 @@ def plot_bench(result: BenchResult, path: str | os.PathLike) -> Path:
 
     from parity.core.files import save_figure
 
-    ran = [t for t in result.timings if not t.skipped]
+    ran = [(t, t.images_per_s, t.of_peak) for t in result.timings if t.images_per_s is not None and t.of_peak]
     if not ran:
         raise ValueError("no runtime ran: nothing to plot")
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(ran) + 1.6))
@@ -305,13 +305,13 @@ def plot_bench(result: BenchResult, path: str | os.PathLike) -> Path:
         else "tab:blue"
         if t.runtime.startswith("keras")
         else "tab:green"
-        for t in ran
+        for t, _, _ in ran
     ]
-    ax.barh([t.runtime for t in ran], [t.images_per_s for t in ran], color=colors)
-    for i, t in enumerate(ran):
-        ax.text(t.images_per_s, i, f" {t.images_per_s:.1f} img/s, {t.of_peak:.0%} of peak", va="center", fontsize=8)
+    ax.barh([t.runtime for t, _, _ in ran], [speed for _, speed, _ in ran], color=colors)
+    for i, (_, speed, share) in enumerate(ran):
+        ax.text(speed, i, f" {speed:.1f} img/s, {share:.0%} of peak", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(t.images_per_s for t in ran) * 1.45)
+    ax.set_xlim(0, max(speed for _, speed, _ in ran) * 1.45)
     ax.set(
         xlabel="images / s",
         title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "

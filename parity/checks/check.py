@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from parity.backends import adapter, adapter_named
-from parity.checks.compare import Report, compare
+from parity.checks.compare import compare
+from parity.checks.diff import Report
 from parity.io.weights import copy_weights, random_weights, set_weights
 from parity.spec import ResNetSpec
 

@@ -14,7 +14,7 @@ FLOOR = 1e-17
 """Where a zero drift is drawn on the log axis."""
 
 
-def plot_lessons(findings: list[Any], path: str | os.PathLike, title: str = "") -> Path:
+def plot_lessons(findings: list[Any], path: str | os.PathLike[str], title: str = "") -> Path:
     """PNG: per-stage drift of every naive port whose outputs drift, beside the correct port and tolerance.
 
     Two panels: inference in float32, and eval outputs after the training lessons' SGD steps in float64
@@ -67,7 +67,7 @@ def lessons_markdown(
     findings: list[Any], columns: list[str], rows: list[list[str]], command: str, plot: str | None = None
 ) -> str:
     """The whole docs/framework-differences.md page."""
-    from parity.checks.lessons import LESSONS, snippet
+    from parity.checks.lessons import LESSONS
 
     def table(cols, body) -> str:
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -122,3 +122,22 @@ def lessons_markdown(
         ]
     out += ["Regenerate:", "", "```bash", command, "```", ""]
     return "\n".join(out)
+
+
+def snippet(ref: str) -> str:
+    """Source of `module:qualname` (e.g. 'resnet_keras.layers:make_pad'), read from the file (nothing imported)."""
+    import ast
+    import importlib.util
+
+    module_name, qualname = ref.split(":")
+    found = importlib.util.find_spec(module_name)
+    if found is None or found.origin is None:
+        raise ValueError(f"no module {module_name!r}")
+    source = open(found.origin, encoding="utf-8").read()
+    node: Any = ast.parse(source)
+    for part in qualname.split("."):
+        node = next(n for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part)
+    lines = source.splitlines()
+    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    indent = len(lines[start - 1]) - len(lines[start - 1].lstrip())
+    return "\n".join(line[indent:] for line in lines[start - 1 : node.end_lineno]).rstrip()

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from parity.backends import adapter, spec_of
-from parity.checks.compare import Report, StageDiff, check_device, precision, run_stages
+from parity.checks.compare import check_device, precision, run_stages
+from parity.checks.diff import Report, StageDiff
 from parity.core import tolerances
 from parity.core.files import atomic_write
 from parity.core.layout import nchw, nhwc
@@ -40,7 +41,7 @@ LAYOUT_KEY = "resnet_parity.layout"
 
 def export_onnx(
     model: Any,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     nchw: bool | None = None,
     opset: int = DEFAULT_OPSET,
     height: int = 224,
@@ -178,7 +179,7 @@ def providers(device: str, allow_tf32: bool = False) -> list[Any]:
     return ["CPUExecutionProvider"]
 
 
-def onnx_session(path: str | os.PathLike, device: str = "cpu", allow_tf32: bool = False) -> Any:
+def onnx_session(path: str | os.PathLike[str], device: str = "cpu", allow_tf32: bool = False) -> Any:
     """An onnxruntime session; refuses a file that is missing or not ONNX with a clear error."""
     import onnxruntime as ort
 
@@ -212,7 +213,7 @@ def run_onnx(session: Any, x: np.ndarray) -> np.ndarray:
     return nchw(out) if input_layout(session) == "NHWC" and out.ndim == 4 else out
 
 
-def op_histogram(path: str | os.PathLike) -> collections.Counter:
+def op_histogram(path: str | os.PathLike[str]) -> collections.Counter:
     """Node count per op type of an ONNX file (top-level graph)."""
     import onnx
 
@@ -252,7 +253,7 @@ def four_way(
     keras_model: Any,
     x: np.ndarray,
     device: str = "cpu",
-    workdir: str | os.PathLike | None = None,
+    workdir: str | os.PathLike[str] | None = None,
     keras_nchw: bool = True,
     opset: int = DEFAULT_OPSET,
     allow_tf32: bool = False,

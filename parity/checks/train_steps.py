@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from parity.backends import adapter, adapter_named, backend_of, spec_of
-from parity.checks.compare import StageDiff
+from parity.checks.diff import StageDiff
 from parity.core import tolerances
 from parity.io.weights import get_weights, set_weights
 from parity.spec import ResNetSpec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from parity.cli import options, output
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     height, width = options.size(args.size)
     if args.backend == "torch" and args.nchw is False:
         raise ValueError("--nhwc applies to --backend keras only; torch graphs are NCHW")
+    weights: dict[str, Any] | None = None
     if args.weights:
         from parity.io.checkpoints import read_with_spec
 

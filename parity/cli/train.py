@@ -18,7 +18,7 @@ UNSET = argparse.SUPPRESS
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from parity.io.data import NORMALISATIONS
     from parity.spec import OPTIMIZERS
-    from parity.training.trainer import TrainConfig
+    from parity.training.config import TrainConfig
 
     d = TrainConfig(data="")  # the defaults, said in each help text
     p.add_argument("--data", default=UNSET, help="'digits' (bundled), 'cifar10:PATH' or an ImageFolder path")
@@ -88,7 +88,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _fields() -> tuple[str, ...]:
-    from parity.training.trainer import TrainConfig
+    from parity.training.config import TrainConfig
 
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("spec", "backends"))
 
@@ -96,7 +96,8 @@ def _fields() -> tuple[str, ...]:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The TrainConfig of the options given, over run.json's settings with --resume, else over the defaults."""
     from parity.backends import BACKENDS
-    from parity.training.trainer import TrainConfig, stored_config
+    from parity.training.config import TrainConfig
+    from parity.training.run_dir import stored_config
 
     # Every TrainConfig field but spec and backends is an option of the same name.
     given = {name: getattr(args, name) for name in _fields() if hasattr(args, name)}
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 def _launch_torchrun(args: argparse.Namespace, config: Any) -> int:
     """`train --nproc N`: check what can be checked here, then run the same command under torchrun."""
     from parity.training.distributed import check_divisible, launch, without_option
-    from parity.training.trainer import prepare_run_dir
+    from parity.training.run_dir import prepare_run_dir
 
     if config.backends != ("torch",):
         raise ValueError(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 
-def check_target(path: str | os.PathLike, force: bool = False) -> Path:
+def check_target(path: str | os.PathLike[str], force: bool = False) -> Path:
     """Validate an output path before any work is done; return it as a Path.
 
     Raises FileExistsError if it exists and `force` is false, NotADirectoryError /
@@ -34,7 +34,7 @@ def _check_new(target: Path, force: bool) -> Path:
     return target
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], force: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object], force: bool = False) -> Path:
     """Call `write(tmp_path)` and move the result to `path` only if it succeeds.
 
     A failure (an exception in `write`, or nothing written) leaves no file at `path` and no
@@ -64,7 +64,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], force: 
     return target
 
 
-def atomic_folder(path: str | os.PathLike, write: Callable[[Path], None], force: bool = False) -> Path:
+def atomic_folder(path: str | os.PathLike[str], write: Callable[[Path], object], force: bool = False) -> Path:
     """Call `write(tmp_folder)` and rename the folder to `path` only if it succeeds (a model folder: config
     and weights appear together or not at all); an existing folder is replaced only with `force`.
 
@@ -104,12 +104,12 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, force: bool = True) -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str, force: bool = True) -> Path:
     """Atomically write a text file (reports are overwritten by default)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
 
 
-def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
     """Write a matplotlib figure as PNG, atomically, and close it (also when writing fails)."""
     import matplotlib.pyplot as plt
 

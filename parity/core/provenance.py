@@ -41,7 +41,7 @@ def keras_backend() -> str:
     """The Keras backend in use (or that `import keras` would pick)."""
     keras = sys.modules.get("keras")
     if keras is not None:
-        return keras.backend.backend()
+        return str(keras.backend.backend())
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 

@@ -50,7 +50,7 @@ def read_file(path: Path, spec: ResNetSpec | None = None) -> tuple[ResNetSpec | 
     return held, {k: v for k, v in weights.items() if not k.endswith(NUM_BATCHES_TRACKED)}
 
 
-def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> dict[str, np.ndarray]:
+def read_checkpoint(path: str | os.PathLike[str], spec: ResNetSpec | None = None) -> dict[str, np.ndarray]:
     """Canonical weights stored in a file or library folder (`num_batches_tracked` counters dropped).
 
     Args:
@@ -69,11 +69,16 @@ def read_checkpoint(path: str | os.PathLike, spec: ResNetSpec | None = None) -> 
     fmt = format_of(path)
     if fmt.needs_spec and spec is None:
         raise ValueError(f"{path}: a .weights.h5 file holds no architecture; pass --arch (and --variant)")
-    held, weights = read_file(path, spec)
-    if spec is not None and held is not None and held.differences(spec) and _same_shapes(held, spec):
+    recorded_spec, weights = read_file(path, spec)
+    if (
+        spec is not None
+        and recorded_spec is not None
+        and recorded_spec.differences(spec)
+        and _same_shapes(recorded_spec, spec)
+    ):
         # same shapes, another network (v1 vs v1.5, eps): only the file's own spec can say; where the shapes
         # differ, loading names the keys that do not fit
-        raise CheckpointError(f"{path} holds {_describe(held)}, expected {_describe(spec)}")
+        raise CheckpointError(f"{path} holds {_describe(recorded_spec)}, expected {_describe(spec)}")
     return weights
 
 
@@ -82,7 +87,7 @@ def _same_shapes(a: ResNetSpec, b: ResNetSpec) -> bool:
 
 
 def read_with_spec(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     arch: str | None = None,
     variant: str = "torchvision",
     num_classes: int | None = None,
@@ -94,7 +99,7 @@ def read_with_spec(
 
 
 def read_source(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     arch: str | None = None,
     variant: str = "torchvision",
     num_classes: int | None = None,
@@ -212,7 +217,7 @@ def _which_network(weights: Mapping[str, Any], spec: ResNetSpec, path: Any) -> s
 
 def write_checkpoint(
     weights: Mapping[str, np.ndarray],
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     spec: ResNetSpec,
     force: bool = False,
     metadata: Mapping[str, Any] | None = None,
@@ -243,7 +248,7 @@ def write_checkpoint(
 def write_for_library(
     weights: Mapping[str, Any],
     spec: ResNetSpec,
-    dst: str | os.PathLike,
+    dst: str | os.PathLike[str],
     library: str,
     force: bool = False,
     recorded: Mapping[str, Any] | None = None,
@@ -252,13 +257,13 @@ def write_for_library(
     a spec the library cannot hold is refused naming the field, and nothing is written."""
     target = library_named(library)
     arrays = match_shapes(spec.canonical_shapes(), weights)
-    return target.write(spec, arrays, dst, recorded, force)
+    return target.write(spec, arrays, Path(dst), recorded, force)
 
 
 # -- models and conversion -------------------------------------------------------------------------
 
 
-def load_checkpoint(model: Any, path: str | os.PathLike, strict: bool = True) -> None:
+def load_checkpoint(model: Any, path: str | os.PathLike[str], strict: bool = True) -> None:
     """Load a checkpoint file of any format into a model of either backend.
 
     The file is read and checked in full before the model is touched; on any error the model is unchanged.
@@ -277,7 +282,7 @@ def load_checkpoint(model: Any, path: str | os.PathLike, strict: bool = True) ->
 
 
 def load_model(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     backend: str,
     arch: str | None = None,
     variant: str = "torchvision",
@@ -295,12 +300,12 @@ def load_model(
     return model
 
 
-def save_checkpoint(model: Any, path: str | os.PathLike, force: bool = False) -> Path:
+def save_checkpoint(model: Any, path: str | os.PathLike[str], force: bool = False) -> Path:
     """Write a model's canonical weights to a file of any format (atomically)."""
     return write_checkpoint(get_weights(model), path, spec_of(model), force=force)
 
 
-def refuse_same_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+def refuse_same_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     """A conversion never writes over its own source (it would read and replace the file it converts)."""
     same = Path(src).resolve() == Path(dst).resolve()
     if same or (Path(src).exists() and Path(dst).exists() and os.path.samefile(src, dst)):
@@ -308,8 +313,8 @@ def refuse_same_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 
 def convert(
-    src: str | os.PathLike,
-    dst: str | os.PathLike,
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
     to: str | None = None,
     arch: str | None = None,
     variant: str = "torchvision",

@@ -9,7 +9,7 @@ so a bad file fails before any training starts, naming the file):
   unpickler that admits arrays, lists, strings and bytes only) or the binary version.
 - `digits()`: scikit-learn's bundled 8x8 handwritten digits (real data, nothing to download).
 
-`batches` turns a Dataset into (NCHW float32 images, int64 labels) pairs: seeded shuffle per epoch,
+`parity.io.pipeline.batches` turns a Dataset into (NCHW float32 images, int64 labels) pairs: seeded shuffle per epoch,
 seeded random crop (zero padding) and horizontal flip for training, then scale to [0, 1] and
 normalise, as torchvision's `RandomCrop(size, padding)`, `RandomHorizontalFlip`, `ToTensor`,
 `Normalize` do. Keras converts NCHW to NHWC once, at its model's input.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ class Preprocess:
 # -- decoding ----------------------------------------------------------------------------------------
 
 
-def read_image(path: str | os.PathLike, size: int | None) -> np.ndarray:
+def read_image(path: str | os.PathLike[str], size: int | None) -> np.ndarray:
     """One image file as uint8 (H, W, 3) RGB, resized to size x size (bilinear) unless size is None."""
     from PIL import Image, UnidentifiedImageError
 
@@ -178,7 +178,7 @@ def _read_folder(root: Path, size: int | None, classes: Sequence[str] | None = N
 
 
 def image_folder(
-    path: str | os.PathLike, size: int | None, seed: int = 0, val_fraction: float = VAL_FRACTION
+    path: str | os.PathLike[str], size: int | None, seed: int = 0, val_fraction: float = VAL_FRACTION
 ) -> tuple[Dataset, Dataset]:
     """(train, val) from an ImageFolder tree.
 
@@ -287,7 +287,7 @@ def _cifar_binary(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     return nhwc(raw[:, 1:].reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)), raw[:, 0].astype(np.int64)
 
 
-def cifar10(path: str | os.PathLike, size: int | None = None) -> tuple[Dataset, Dataset]:
+def cifar10(path: str | os.PathLike[str], size: int | None = None) -> tuple[Dataset, Dataset]:
     """(train, test) from the official CIFAR-10 download.
 
     Args:
@@ -345,58 +345,3 @@ def load_data(source: str, size: int, seed: int = 0) -> tuple[Dataset, Dataset]:
     if source.startswith("cifar10:"):
         return cifar10(source[len("cifar10:") :], size)
     return image_folder(source, size, seed)
-
-
-# -- batches -----------------------------------------------------------------------------------------
-
-
-def augment(images: np.ndarray, pre: Preprocess, rng: np.random.Generator) -> np.ndarray:
-    """Seeded random crop (after zero padding) and horizontal flip, per image."""
-    out = images
-    if pre.crop_padding:
-        p = pre.crop_padding
-        padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
-        offsets = rng.integers(0, 2 * p + 1, size=(len(images), 2))
-        h, w = images.shape[1:3]
-        out = np.stack([padded[i, y : y + h, x : x + w] for i, (y, x) in enumerate(offsets)])
-    if pre.flip:
-        mirror = rng.random(len(images)) < 0.5
-        out = np.where(mirror[:, None, None, None], out[:, :, ::-1], out)
-    return out
-
-
-def num_batches(n: int, batch: int, train: bool) -> int:
-    """Training drops the last partial batch (BatchNorm cannot train on one image); evaluation keeps it."""
-    return n // batch if train else -(-n // batch)
-
-
-def batches(
-    data: Dataset, pre: Preprocess, batch: int, seed: int = 0, epoch: int = 0, train: bool = True
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(NCHW float32 images, int64 labels) batches of `data`.
-
-    Training batches are shuffled and augmented by a generator seeded with (seed, epoch) alone, so a
-    resumed run and each backend see exactly the batches of an uninterrupted one.
-
-    Args:
-        data: the dataset.
-        pre: resize size (checked), normalisation and augmentation.
-        batch: images per batch.
-        seed, epoch: seed the order and augmentation.
-        train: shuffle, augment and drop the last partial batch.
-    """
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    if data.images.shape[1:3] != (pre.size, pre.size):
-        raise DataError(
-            f"{data.name}: images are {data.images.shape[2]}x{data.images.shape[1]}, "
-            f"preprocessing expects {pre.size}x{pre.size}"
-        )
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(data)) if train else np.arange(len(data))
-    for b in range(num_batches(len(data), batch, train)):
-        index = order[b * batch : (b + 1) * batch]
-        images = data.images[index]
-        if train:
-            images = augment(images, pre, rng)
-        yield pre.normalise_batch(images), data.labels[index]

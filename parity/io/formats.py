@@ -119,7 +119,7 @@ def _write_safetensors(
     save_file({k: np.ascontiguousarray(v) for k, v in with_counters(weights).items()}, str(tmp), metadata=header)
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What `write_checkpoint(metadata=...)` stored in a `.safetensors` header (JSON-decoded, prefix
     dropped, the spec as a dict under 'spec'); {} for other formats or files without it."""
     if Path(path).is_dir() or not str(path).lower().endswith(".safetensors"):
@@ -190,7 +190,7 @@ def format_named(name: str) -> Format:
     raise ValueError(f"unknown format {name!r}; formats are {', '.join(f.name for f in FORMATS)}")
 
 
-def format_of(path: str | os.PathLike) -> Format:
+def format_of(path: str | os.PathLike[str]) -> Format:
     """The format named by a file's extension; ValueError naming the file for any other."""
     name = Path(path).name.lower()
     for extension in EXTENSIONS:

@@ -27,6 +27,14 @@ def _shape(weights: Mapping[str, Any], key: str) -> tuple[int, ...] | None:
     return tuple(np.shape(weights[key])) if key in weights else None
 
 
+def _needed(weights: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    """The shape of a tensor the structure read needs; ValueError naming it where the weights lack it."""
+    shape = _shape(weights, key)
+    if shape is None:
+        raise ValueError(f"no {key} (the structure read needs it)")
+    return shape
+
+
 def held_sizes(weights: Mapping[str, Any]) -> dict[str, Any]:
     """num_classes, in_channels and stem, read off `fc.weight` and the first conv where the file has them."""
     fc = _shape(weights, "fc.weight")
@@ -53,7 +61,7 @@ def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
     held = held_sizes(weights)
     if "in_channels" not in held:
         raise ValueError("cannot tell the architecture: no conv1.weight / conv1.0.weight (the first conv) of rank 4")
-    closest = None
+    closest: tuple[ResNetSpec, WeightMismatchError] | None = None
     for arch in PRESETS:
         for variant in VARIANTS:
             try:
@@ -62,9 +70,9 @@ def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
                 continue
             try:
                 match_shapes(spec.canonical_shapes(), weights)
-            except WeightMismatchError as error:
-                if closest is None or error.count < closest[1].count:
-                    closest = (spec, error)
+            except WeightMismatchError as mismatch:
+                if closest is None or mismatch.count < closest[1].count:
+                    closest = (spec, mismatch)
                 continue
             return spec
     reason = ""
@@ -76,6 +84,9 @@ def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
         pass
     except ValueError as exc:
         reason = f" (read as any depth: {exc})"
+    count = sum(1 for key in weights if not key.endswith(NUM_BATCHES_TRACKED))
+    if closest is None:  # no preset takes these sizes at all
+        raise ValueError(f"no ResNet the spec describes has these {count} keys and shapes{reason}")
     spec, error = closest
     count = sum(1 for key in weights if not key.endswith(NUM_BATCHES_TRACKED))
     raise ValueError(
@@ -107,17 +118,17 @@ def structure_spec(weights: Mapping[str, Any], held: Mapping[str, Any]) -> ResNe
     fields: dict[str, Any] = {"block": block, "layers": layers, "widths": tuple(widths), **held}
     fields["strides"] = (1,) + (2,) * (len(layers) - 1)
     if block == "bottleneck":
-        inner, per_group = _shape(weights, "layer1.0.conv2.weight")[:2]
+        inner, per_group = _needed(weights, "layer1.0.conv2.weight")[:2]
         groups = inner // per_group
         width_per_group = inner * 64 // (widths[0] * groups)
         fields.update(groups=groups, width_per_group=width_per_group)
     if held.get("stem") == "deep":
         fields.update(
-            deep_stem_width=_shape(weights, "conv1.0.weight")[0], stem_width=_shape(weights, "conv1.6.weight")[0]
+            deep_stem_width=_needed(weights, "conv1.0.weight")[0], stem_width=_needed(weights, "conv1.6.weight")[0]
         )
         stem_conv = "conv1.0"
     else:
-        fields["stem_width"] = _shape(weights, "conv1.weight")[0]
+        fields["stem_width"] = _needed(weights, "conv1.weight")[0]
         stem_conv = "conv1"
     fields["preact"] = "post_bn.weight" in weights
     downsample_norm = any(".downsample." in k and k.endswith(".running_mean") for k in weights)

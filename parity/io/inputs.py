@@ -23,7 +23,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 def load_image(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     size: int = 224,
     channels: int = 3,
     mean: Sequence[float] | None = None,
@@ -56,11 +56,11 @@ def load_image(
             array = np.asarray(image, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from None
-    mean = np.asarray(IMAGENET_MEAN if mean is None else mean, np.float32)
-    std = np.asarray(IMAGENET_STD if std is None else std, np.float32)
+    centre = np.asarray(IMAGENET_MEAN if mean is None else mean, np.float32)
+    scale = np.asarray(IMAGENET_STD if std is None else std, np.float32)
     if channels == 1:
-        return ((array - np.float32(mean.mean())) / np.float32(std.mean()))[None]
-    return ((array - mean) / std).transpose(2, 0, 1)
+        return ((array - np.float32(centre.mean())) / np.float32(scale.mean()))[None]
+    return ((array - centre) / scale).transpose(2, 0, 1)
 
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -89,7 +89,7 @@ def to_mode(image: Any, mode: str) -> tuple[Any, str]:
     return image, "; ".join(done) or f"{mode} as is"
 
 
-def describe_images(paths: Sequence[str | os.PathLike], channels: int = 3) -> list[str]:
+def describe_images(paths: Sequence[str | os.PathLike[str]], channels: int = 3) -> list[str]:
     """One line per image file: what `load_image` converts it from (for the user to see)."""
     from PIL import Image
 
@@ -101,7 +101,7 @@ def describe_images(paths: Sequence[str | os.PathLike], channels: int = 3) -> li
     return lines
 
 
-def load_npy(path: str | os.PathLike, channels: int) -> np.ndarray:
+def load_npy(path: str | os.PathLike[str], channels: int) -> np.ndarray:
     """A float NCHW batch from a `.npy` file (never unpickled); a single CHW image gets a batch axis."""
     try:
         array = np.load(path, allow_pickle=False)
@@ -122,7 +122,7 @@ def load_npy(path: str | os.PathLike, channels: int) -> np.ndarray:
 
 
 def load_inputs(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[str | os.PathLike[str]],
     size: int = 224,
     channels: int = 3,
     mean: Sequence[float] | None = None,
@@ -136,21 +136,21 @@ def load_inputs(
         channels: the model's input channels.
         mean, std: the normalisation (default ImageNet's; see `load_image`).
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         raise ValueError("no input file given")
-    for path in paths:
+    for path in files:
         if not path.is_file():
             raise FileNotFoundError(f"no input file at {path}")
-    npys = [p for p in paths if p.suffix.lower() == ".npy"]
+    npys = [p for p in files if p.suffix.lower() == ".npy"]
     if npys:
-        if len(paths) != 1:
+        if len(files) != 1:
             raise ValueError("--input takes one .npy batch, or image files, not both or several .npy files")
-        return load_npy(paths[0], channels)
-    unknown = [str(p) for p in paths if p.suffix.lower() not in IMAGE_EXTENSIONS]
+        return load_npy(files[0], channels)
+    unknown = [str(p) for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]
     if unknown:
         raise ValueError(
             f"unknown input file type: {', '.join(unknown)}; use .npy (NCHW) or an image "
             f"({', '.join(IMAGE_EXTENSIONS)})"
         )
-    return np.stack([load_image(p, size, channels, mean, std) for p in paths])
+    return np.stack([load_image(p, size, channels, mean, std) for p in files])

@@ -96,9 +96,9 @@ def spec_layers(spec: ResNetSpec, shortcut_first: bool = False) -> list[Layer]:
     shapes = spec.canonical_shapes()
     order: list[str] = [layer.name for layer in spec.stem_plan().layers()]
     for plan in spec.block_plans():
-        layers = [f"{plan.name}.{layer.name}" for layer in plan.layers()]
+        names = [f"{plan.name}.{layer.name}" for layer in plan.layers()]
         shortcut = [f"{plan.name}.{layer.name}" for layer in plan.downsample or () if layer is not None]
-        main = layers[: len(layers) - len(shortcut)]
+        main = names[: len(names) - len(shortcut)]
         order += shortcut + main if shortcut_first else main + shortcut
     head = spec.head_plan()
     order += ([head.norm.name] if head.norm is not None else []) + ([head.name] if head.out_features else [])

@@ -8,7 +8,8 @@ Names are torchvision's `state_dict` keys (`layer2.0.downsample.0.weight`), layo
 (conv weights OIHW, dense weights out x in), and BatchNorm momentum is in PyTorch's convention
 (`running = (1 - momentum) * running + momentum * batch`).
 
-- `parity.spec.resnet`: `ResNetSpec`, its fields and what follows from them;
+- `parity.spec.fields`, `parity.spec.planner`, `parity.spec.resnet`: `ResNetSpec` (its fields and validation, its
+  plans, its tables and counts: one dataclass in three modules);
 - `parity.spec.plans`: one conv / norm / pool / attention / block / stem / head, and the layer table's rows;
 - `parity.spec.presets`: the five depths, the families (ResNet-C/D, ResNeXt, Wide, V2, other depths),
   the named variants, `make_spec`.
@@ -16,6 +17,16 @@ Names are torchvision's `state_dict` keys (`layer2.0.downsample.0.weight`), layo
 This package imports only the standard library.
 """
 
+from parity.spec.fields import (
+    BLOCK_EXPANSION,
+    LABELS,
+    PADDINGS,
+    SHORTCUTS,
+    SIZES,
+    STEMS,
+    STRIDE_AT,
+    STRIDE_ON,
+)
 from parity.spec.plans import (
     NORM_SUFFIXES,
     NUM_BATCHES_TRACKED,
@@ -45,17 +56,7 @@ from parity.spec.presets import (
     make_spec,
     parse_archs,
 )
-from parity.spec.resnet import (
-    BLOCK_EXPANSION,
-    LABELS,
-    PADDINGS,
-    SHORTCUTS,
-    SIZES,
-    STEMS,
-    STRIDE_AT,
-    STRIDE_ON,
-    ResNetSpec,
-)
+from parity.spec.resnet import ResNetSpec
 
 __all__ = [
     "ARCHS",

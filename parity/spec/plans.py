@@ -105,6 +105,16 @@ class StemPlan:
     def deep(self) -> bool:
         return len(self.convs) > 1
 
+    @property
+    def inner(self) -> list[tuple[ConvPlan, NormPlan]]:
+        """The deep stem's convs before the last, each with the norm that follows it (every one has one)."""
+        return [(conv, norm) for conv, norm in zip(self.convs[:-1], self.norms[:-1]) if norm is not None]
+
+    @property
+    def last_norm(self) -> NormPlan | None:
+        """`bn1`, after the last conv; None in a pre-activation network (its first block normalises)."""
+        return self.norms[-1]
+
     def layers(self) -> list[ConvPlan | NormPlan]:
         """Layers with weights in forward (and torch registration) order."""
         return [p for pair in zip(self.convs, self.norms) for p in pair if p is not None]

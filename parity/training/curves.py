@@ -10,11 +10,11 @@ from parity.core.files import save_figure
 COLORS = {"torch": "tab:red", "keras": "tab:blue"}
 
 
-def plot_curves(history: dict[str, list[dict]], drift: list[dict], path: str | os.PathLike) -> Path:
+def plot_curves(history: dict[str, list[dict]], drift: list[dict], path: str | os.PathLike[str]) -> Path:
     """Write curves.png: accuracy, loss and (with two backends) the gap between them, per epoch.
 
     Args:
-        history: backend -> history rows (see `parity.training.trainer.HISTORY_FIELDS`).
+        history: backend -> history rows (see `parity.training.config.HISTORY_FIELDS`).
         drift: drift rows (see `parity.training.trainer.DRIFT_FIELDS`); empty with one backend.
         path: the PNG to write (atomically).
     """

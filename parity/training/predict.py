@@ -29,7 +29,7 @@ class Trained:
     metadata: dict
 
 
-def load_trained(path: str | os.PathLike, backend: str) -> Trained:
+def load_trained(path: str | os.PathLike[str], backend: str) -> Trained:
     """A model of `backend` holding a `resnet-parity train` checkpoint, with its classes and preprocessing."""
     from parity.backends import adapter_named
     from parity.io.checkpoints import read_with_spec
@@ -37,7 +37,7 @@ def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     from parity.io.libraries import library_of
     from parity.io.weights import set_weights
 
-    library = library_of(path)
+    library = library_of(Path(path))
     if Path(path).is_dir() or (library is not None and library.FOLDER):  # its own labels and statistics
         return _load_folder(path, backend)
     if not Path(path).is_file():
@@ -57,14 +57,14 @@ def load_trained(path: str | os.PathLike, backend: str) -> Trained:
     return Trained(model, backend, tuple(meta["classes"]), Preprocess.from_dict(meta["preprocess"]), meta)
 
 
-def _load_folder(path: str | os.PathLike, backend: str) -> Trained:
+def _load_folder(path: str | os.PathLike[str], backend: str) -> Trained:
     """A model folder other libraries write, with the class names and preprocessing it records."""
     from parity.backends import adapter_named
     from parity.io.data import NORMALISATIONS
     from parity.io.libraries import read_library
     from parity.io.weights import set_weights
 
-    spec, weights, recorded = read_library(path)
+    spec, weights, recorded = read_library(Path(path))
     if not recorded.get("labels") or len(recorded["labels"]) != spec.num_classes:
         raise ValueError(f"{path}: the folder names no class for each of the {spec.num_classes} outputs")
     mean = tuple(round(float(v), 4) for v in recorded.get("mean") or NORMALISATIONS["imagenet"][0])
@@ -84,7 +84,7 @@ def _load_folder(path: str | os.PathLike, backend: str) -> Trained:
 
 
 def predict_images(
-    trained: Trained, paths: Sequence[str | os.PathLike], topk: int = 5
+    trained: Trained, paths: Sequence[str | os.PathLike[str]], topk: int = 5
 ) -> list[list[tuple[str, float]]]:
     """Per image file, the top-k (class name, softmax probability) pairs, most likely first.
 
@@ -152,7 +152,7 @@ def evaluation_data(source: str, trained: Trained, seed: int | None = None) -> D
     return load_data(source, trained.preprocess.size, seed)[1]
 
 
-def plot_confusion(result: Evaluation, path: str | os.PathLike, title: str = "") -> Path:
+def plot_confusion(result: Evaluation, path: str | os.PathLike[str], title: str = "") -> Path:
     """A confusion-matrix PNG (counts, rows true class), written atomically."""
     import matplotlib
 

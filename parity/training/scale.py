@@ -316,11 +316,11 @@ def _config(text: str) -> ScaleConfig:
 
 def main(argv: list[str]) -> None:
     """`python -m parity.training.scale torch-rank CONFIG OUT` (under torchrun) or `keras CONFIG OUT` (child process)."""
-    role, config, out = argv
+    role, text, out = argv
     if role == "torch-rank":
-        torch_rank(_config(config), Path(out))
+        torch_rank(_config(text), Path(out))
     elif role == "keras":
-        config = _config(config)
+        config = _config(text)
         host_devices_flag(config.parts)
         report = check_keras_here(config)
         Path(out).write_text(json.dumps(report.to_dict()))

@@ -20,120 +20,37 @@ Keras model over N devices with keras.distribution (JAX). `--batch` is always th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from parity.backends import BACKENDS, adapter_named
-from parity.core.files import atomic_write, atomic_write_text
+from parity.backends import adapter_named
+from parity.core.files import atomic_write_text
 from parity.core.provenance import keras_backend, versions
-from parity.io.data import Dataset, Preprocess, batches, load_data, num_batches
+from parity.io.data import Dataset, Preprocess, load_data
+from parity.io.pipeline import batches, num_batches
 from parity.io.weights import initial_weights, set_weights
-from parity.spec import OPTIMIZERS, ResNetSpec, make_spec
+from parity.spec import ResNetSpec, make_spec
+from parity.training.config import DRIFT_FIELDS, HISTORY_FIELDS, TrainConfig
 from parity.training.distributed import check_divisible, shard, state_epochs, torchrun_world
-
-HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
-DRIFT_FIELDS = ("epoch", "val_acc_gap", "val_loss_gap", "weight_distance")
-RESUME_FIXED = (
-    "data",
-    "arch",
-    "spec",
-    "backends",
-    "batch",
-    "lr",
-    "optimizer",
-    "momentum",
-    "weight_decay",
-    "size",
-    "seed",
-    "normalise",
-    "crop_padding",
-    "flip",
-    "sync_bn",
+from parity.training.progress import EpochTable
+from parity.training.run_dir import (
+    epochs_done,
+    load_state,
+    plot_or_skip,
+    prepare_run_dir,
+    save_best,
+    save_state,
+    write_history,
 )
-"""Settings a resumed run must share with the run it continues (epochs may grow; device and the number of
-processes or devices may change)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run.
-
-    Args:
-        data: "digits", "cifar10:PATH" or an ImageFolder path.
-        arch: preset name; `spec` holds field overrides (stem, widths, ...).
-        backends: which models to train, from the same initial weights.
-        epochs, batch, lr: as in every tutorial (constant learning rate).
-        optimizer: "sgd" (momentum, coupled weight decay: torch.optim.SGD) or "adam" (torch.optim.Adam's rule).
-        momentum, weight_decay: torch's conventions.
-        size: images are resized to size x size.
-        seed: seeds initial weights, split, batch order and augmentation.
-        device: torch device ("cpu", "cuda"); Keras places itself.
-        normalise, crop_padding, flip: see `parity.io.data.Preprocess`.
-        devices: Keras only: data parallel over this many devices (keras.distribution on JAX).
-        sync_bn: torch under torchrun: BatchNorm over the global batch (SyncBatchNorm, CUDA only); one
-            process, and Keras on several devices, normalise over the global batch anyway.
-    """
-
-    data: str
-    arch: str = "resnet18"
-    spec: dict = field(default_factory=dict)
-    backends: tuple[str, ...] = BACKENDS
-    epochs: int = 10
-    batch: int = 32
-    lr: float = 0.01
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    size: int = 32
-    seed: int = 0
-    device: str = "cpu"
-    normalise: str = "imagenet"
-    crop_padding: int = 0
-    flip: bool = False
-    devices: int = 1
-    sync_bn: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "backends", tuple(self.backends))
-        unknown = [b for b in self.backends if b not in BACKENDS]
-        if not self.backends or unknown:
-            raise ValueError(f"backends must be torch, keras or both, got {', '.join(self.backends) or 'none'}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        for name in ("epochs", "size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch < 2:
-            raise ValueError(f"--batch must be >= 2 (BatchNorm cannot train on one image), got {self.batch}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ValueError("--weight-decay must be >= 0 and --momentum in [0, 1)")
-        if self.devices < 1:
-            raise ValueError(f"--devices must be >= 1, got {self.devices}")
-        if self.devices > 1 and self.backends != ("keras",):
-            raise ValueError(
-                f"--devices {self.devices} spreads the Keras model over devices (--backend keras); "
-                "torch trains on several devices with --nproc N (torchrun)"
-            )
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return Preprocess(self.size, self.normalise, self.crop_padding, self.flip)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "backends": list(self.backends)}
 
 
 @dataclass
@@ -270,7 +187,7 @@ def train_epoch(
     placement = placement or Placement()
     step_model = placement.step_model if placement.step_model is not None else model
     pre = config.preprocess
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, correct, seen = 0.0, 0.0, 0.0  # floats: summed across processes as one list
     start = time.perf_counter()
     for images, labels in batches(train, pre, config.batch, config.seed, epoch, train=True):
         images, labels = shard(images, labels, placement.rank, placement.processes)
@@ -305,87 +222,6 @@ def weight_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys: li
     return math.sqrt(num / den) if den else math.nan
 
 
-# -- run directory -----------------------------------------------------------------------------------
-
-
-def _write_history(folder: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
-    atomic_write_text(folder.with_suffix(".json"), json.dumps(rows, indent=1))
-    lines = [",".join(fields)] + [
-        ",".join(repr(r[f]) if isinstance(r[f], float) else str(r[f]) for f in fields) for r in rows
-    ]
-    atomic_write_text(folder.with_suffix(".csv"), "\n".join(lines) + "\n")
-
-
-def _save_state(path: Path, side: Any, model: Any, optimizer: Any, metadata: dict) -> None:
-    from safetensors.numpy import save_file
-
-    arrays = {f"model.{k}": np.ascontiguousarray(v) for k, v in side.get_weights(model).items()}
-    arrays.update(
-        {f"optimizer.{k}": np.ascontiguousarray(v) for k, v in side.optimizer_state(model, optimizer).items()}
-    )
-    header = {k: json.dumps(v) for k, v in metadata.items()}
-    atomic_write(path, lambda tmp: save_file(arrays, str(tmp), metadata=header), force=True)
-
-
-def _load_state(path: Path, side: Any, model: Any, optimizer: Any) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as handle:
-        header = {k: json.loads(v) for k, v in (handle.metadata() or {}).items()}
-        arrays = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 - a safetensors handle, not a dict
-    set_weights(model, {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")})
-    side.load_optimizer_state(
-        model, optimizer, {k[len("optimizer.") :]: v for k, v in arrays.items() if k.startswith("optimizer.")}
-    )
-    return header
-
-
-def stored_config(out: Path) -> dict[str, Any]:
-    """The settings a run directory was started with (run.json's config); {} when it holds no run."""
-    run_file = out / "run.json"
-    if not run_file.is_file():
-        return {}
-    try:
-        stored = json.loads(run_file.read_text()).get("config", {})
-    except (json.JSONDecodeError, AttributeError):
-        raise ValueError(f"{run_file} is not a run's JSON; choose another --out") from None
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return {k: v for k, v in stored.items() if k in known}
-
-
-def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
-    """Create or check the run directory; the number of epochs already done (0 for a new run)."""
-    run_file = out / "run.json"
-    if not resume:
-        # A run that never finished an epoch holds nothing to continue: it does not block a new one.
-        if run_file.exists() and epochs_done(out):
-            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        return 0
-    if not run_file.exists():
-        raise FileNotFoundError(f"--resume: no run at {out} (no run.json)")
-    stored = json.loads(run_file.read_text())["config"]
-    now = json.loads(json.dumps(config.to_dict()))  # tuples as JSON lists, as stored
-    changed = [k for k in RESUME_FIXED if stored.get(k) != now[k]]
-    if changed:
-        raise ValueError(
-            f"--resume: {', '.join(f'{k} was {stored.get(k)!r}, now {now[k]!r}' for k in changed)}"
-            f"; a resumed run must use the settings of {out}"
-        )
-    return epochs_done(out, config.backends)
-
-
-def epochs_done(out: Path, backends: Sequence[str] | None = None) -> int:
-    """The last epoch every backend folder (`backends`, default all) of a run directory holds a state for (0: none)."""
-    if backends is not None:
-        folders = [out / b for b in backends]
-    else:
-        folders = [f for f in out.iterdir() if f.is_dir()] if out.is_dir() else []
-    done = [set(state_epochs(f)) for f in folders]
-    common = set.intersection(*done) if done else set()
-    return max(common) if common else 0
-
-
 def check_data(config: TrainConfig, train_data: Dataset) -> None:
     """Refuse data a run cannot learn from, before anything is written."""
     if len(train_data.classes) < 2:
@@ -400,7 +236,7 @@ def check_data(config: TrainConfig, train_data: Dataset) -> None:
         )
 
 
-def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, console: Any = None) -> Run:
+def train(config: TrainConfig, out: str | os.PathLike[str], resume: bool = False, console: Any = None) -> Run:
     """Train per `config`, writing the run directory `out` (see the module docstring).
 
     Args:
@@ -474,7 +310,7 @@ def _train(
                     f"--resume: process {placements[name].rank} cannot read {state}; every "
                     "process needs the run directory (shared storage across machines)"
                 )
-            header = _load_state(state, side, models[name], optimizers[name])
+            header = load_state(state, side, models[name], optimizers[name])
             history[name] = header["history"][:done]
             drift = header.get("drift", [])[:done]
         placement = placements[name]
@@ -543,131 +379,20 @@ def _train(
             )
             table.drift(drift[-1], a, b)
         for name, side in sides.items():
-            _save_state(
+            save_state(
                 out / name / f"state-{epoch + 1}.safetensors",
                 side,
                 models[name],
                 optimizers[name],
                 {"epoch": epoch + 1, "history": history[name], "drift": drift},
             )
-            _write_history(out / name / "history", history[name], HISTORY_FIELDS)
+            write_history(out / name / "history", history[name], HISTORY_FIELDS)
         if drift:
-            _write_history(out / "drift", drift, DRIFT_FIELDS)
+            write_history(out / "drift", drift, DRIFT_FIELDS)
         # Only now is every file of this epoch written: drop the previous epoch's states.
         for name in sides:
             for old in state_epochs(out / name):
                 if old < epoch + 1:
                     (out / name / f"state-{old}.safetensors").unlink()
-        _plot_or_skip(out, history, drift, console)
+        plot_or_skip(out, history, drift, console)
     return Run(out, history, drift, train_data.classes, spec)
-
-
-def save_best(
-    path: Path, weights: dict, spec: ResNetSpec, classes: tuple[str, ...], config: TrainConfig, backend: str, row: dict
-) -> None:
-    """best.safetensors: canonical weights + spec, classes, preprocessing, data, seed, epoch and metrics in its header."""
-    from parity.io.checkpoints import write_checkpoint
-
-    write_checkpoint(
-        weights,
-        path,
-        spec,
-        force=True,
-        metadata={
-            "classes": list(classes),
-            "preprocess": config.preprocess.to_dict(),
-            "trained_with": backend,
-            "data": config.data,
-            "seed": config.seed,
-            "epoch": row["epoch"],
-            "metrics": {k: row[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
-        },
-    )
-
-
-def _plot_or_skip(out: Path, history: dict, drift: list, console: Any) -> None:
-    from parity.training.curves import plot_curves
-
-    try:
-        plot_curves(history, drift, out / "curves.png")
-    except ImportError:  # matplotlib is the `plot` extra: train without curves
-        return
-
-
-# -- printing ----------------------------------------------------------------------------------------
-
-
-class EpochTable:
-    """One printed line per backend per epoch, a transient progress bar during each epoch."""
-
-    def __init__(
-        self,
-        console: Any,
-        config: TrainConfig,
-        n_train: int,
-        n_val: int,
-        spec: ResNetSpec,
-        done: int,
-        notes: list[str] = (),
-    ):
-        self.console = console
-        if console is None:
-            return
-        trainable = spec.param_counts()["trainable"]
-        console.print(
-            f"{spec.name} ({spec.stem} stem, widths {','.join(map(str, spec.widths))}, "
-            f"{trainable:,} parameters) on {config.data}: {n_train} train / {n_val} val images, "
-            f"{config.size}x{config.size}, batch {config.batch}, {config.optimizer} lr {config.lr}, "
-            f"seed {config.seed}" + (f"; resuming after epoch {done}" if done else "")
-        )
-        for note in notes:
-            console.print(note, markup=False)
-        console.print(
-            f"{'backend':8} {'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} "
-            f"{'val acc':>8} {'seconds':>8} {'img/s':>8}"
-        )
-
-    def progress(self, label: str, total: int):
-        if self.console is None or not self.console.is_terminal:
-            return nullcontext(lambda n: None)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        return _Bar(
-            Progress(
-                TextColumn(label),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            ),
-            total,
-        )
-
-    def row(self, backend: str, r: dict) -> None:
-        if self.console is not None:
-            self.console.print(
-                f"{backend:8} {r['epoch']:>5} {r['train_loss']:>10.4f} {r['train_acc']:>9.2%} "
-                f"{r['val_loss']:>9.4f} {r['val_acc']:>8.2%} {r['seconds']:>8.1f} "
-                f"{r['images_per_s']:>8.1f}"
-            )
-
-    def drift(self, d: dict, a: str, b: str) -> None:
-        if self.console is not None:
-            self.console.print(
-                f"{'drift':8} {d['epoch']:>5}  {b} - {a}: val acc {d['val_acc_gap']:+.2%}, "
-                f"val loss {d['val_loss_gap']:+.4f}; weight distance {d['weight_distance']:.3g}"
-            )
-
-
-class _Bar:
-    def __init__(self, progress: Any, total: int):
-        self.progress, self.total = progress, total
-
-    def __enter__(self):
-        self.progress.start()
-        task = self.progress.add_task("", total=self.total)
-        return lambda n: self.progress.advance(task, n)
-
-    def __exit__(self, *exc):
-        self.progress.stop()

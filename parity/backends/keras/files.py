@@ -29,6 +29,8 @@ class KerasFiles(Adapter):
         A `.keras` file loads with safe_mode (no arbitrary code) and must hold a resnet_keras.ResNet.
         """
         if fmt == "keras-weights":
+            if spec is None:  # a weights file names no layer's shape: the model it loads into must exist first
+                raise CheckpointError(f"{path}: a .weights.h5 file holds no architecture; give the spec (--arch)")
             model = self.build(spec)
             model.load_weights(str(path))
             return spec, self.get_weights(model)
@@ -52,6 +54,7 @@ class KerasFiles(Adapter):
             pooling: without a head, "avg", "max" or None (the last map).
         """
         make = getattr(keras.applications, constructor)
+        head: dict[str, Any]
         if num_classes:
             head = {"classes": num_classes, "classifier_activation": None}
         else:

@@ -18,7 +18,7 @@ class TorchTraining(Adapter):
 
     def data_parallel(self) -> DataParallel:
         """The engine of data-parallel training: `resnet_torch.distributed` (torchrun, DDP)."""
-        return resnet_torch.distributed  # type: ignore[return-value]  # a module with the engine's functions
+        return resnet_torch.distributed  # a module with the engine's functions
 
     def make_optimizer(
         self,

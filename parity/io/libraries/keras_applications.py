@@ -127,7 +127,7 @@ def _spec_from_layers(
         raise ValueError(f"{source}: not a keras.applications ResNet50/101/152 (V2) (found depth {depth})")
     in_channels = int(layers["conv1_conv"][0][2])
     if "predictions" in layers:
-        fields = {"num_classes": int(layers["predictions"][0][1])}
+        fields: dict[str, Any] = {"num_classes": int(layers["predictions"][0][1])}
     else:  # include_top=False: the pooled features, or the last map
         fields = {"num_classes": 0, "pooling": pooling}
     variant = "torchvision" if preact else "keras_applications"

@@ -66,7 +66,7 @@ def spec_from_config(config: Mapping[str, Any], path: Any) -> ResNetSpec:
             raise ValueError(f"input convs {filters} x {kernels}: the spec has a 7x7 stem or a 3x3 deep stem (w-w-2w)")
         preact = bool(args.get("use_pre_activation", False))
         shape = args.get("image_shape") or [None, None, 3]
-        fields = {
+        fields: dict[str, Any] = {
             "block": block,
             "layers": tuple(int(n) for n in args["stackwise_num_blocks"]),
             "widths": tuple(int(n) for n in args["stackwise_num_filters"]),

@@ -123,7 +123,7 @@ class Timm(Library):
         """A timm Hub folder (config.json + model.safetensors, timm's names = canonical)."""
         from safetensors.numpy import save_file
 
-        config = {
+        config: dict[str, Any] = {
             "architecture": spec.preset,
             "num_classes": spec.num_classes,
             "num_features": spec.feature_channels,

@@ -99,7 +99,7 @@ def spec_from_config(config: Mapping[str, Any], headless: bool, path: Any = "con
             raise ValueError(f"hidden_sizes {hidden} are not multiples of the bottleneck's {expansion}")
         if config.get("hidden_act", "relu") != "relu":
             raise ValueError(f"hidden_act is {config['hidden_act']!r}; the spec's blocks use relu")
-        fields = {
+        fields: dict[str, Any] = {
             "block": block,
             "layers": depths,
             "widths": tuple(h // expansion for h in hidden),

@@ -62,3 +62,23 @@ def test_only_one_backend_builds_naive_ports_and_the_other_says_so():
     assert adapter_named("torch").naive_ports() == ()
     with pytest.raises(ValueError, match="unknown difference 'same_padding'; the torch adapter builds no naive ports"):
         adapter_named("torch").build_naive(make_spec("resnet18"), "same_padding")
+
+
+def test_a_weights_file_without_its_spec_is_refused_in_one_line(tmp_path):
+    """Found by mypy: the Keras adapter built `ResNet(None)` for a `.weights.h5` read without a spec."""
+    from parity.core.errors import CheckpointError
+
+    path = tmp_path / "w.weights.h5"
+    path.write_bytes(b"not read")
+    with pytest.raises(CheckpointError, match=r"w.weights.h5: a .weights.h5 file holds no architecture"):
+        adapter_named("keras").read_native("keras-weights", path, None)
+
+
+def test_both_data_parallel_engines_answer_every_call_of_the_interface():
+    """Found by mypy: `check_sync_bn` was called on an engine whose interface did not have it."""
+    from parity.backends.interface import DataParallel
+
+    wanted = [name for name in vars(DataParallel) if not name.startswith("_")]
+    for name in BACKENDS:
+        engine = adapter_named(name).data_parallel()
+        assert all(hasattr(engine, member) for member in wanted), (name, [m for m in wanted if not hasattr(engine, m)])

@@ -11,7 +11,8 @@ import pytest
 import resnet_torch
 from parity.backends import adapter_named
 from parity.checks.check import build_pair, random_input
-from parity.checks.compare import StageDiff, compare, precision
+from parity.checks.compare import compare, precision
+from parity.checks.diff import StageDiff
 from parity.core import tolerances
 from parity.io.weights import copy_weights, random_weights, set_weights
 from parity.spec import make_spec

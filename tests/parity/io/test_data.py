@@ -14,13 +14,13 @@ from parity.io.data import (
     DataError,
     Dataset,
     Preprocess,
-    batches,
     cifar10,
     digits,
     image_folder,
     read_cifar_pickle,
     stack_images,
 )
+from parity.io.pipeline import batches
 
 
 def write_folder(root, classes=("cat", "dog"), per_class=5, size=(12, 10)):

@@ -13,7 +13,7 @@ import pytest
 
 import parity
 from parity.backends import adapter_named
-from parity.checks.compare import StageDiff
+from parity.checks.diff import StageDiff
 from parity.cli import main
 from parity.core import tolerances
 from parity.core.errors import CheckpointError

@@ -8,7 +8,8 @@ import pytest
 
 import resnet_keras
 import resnet_torch
-from parity.checks.compare import StageDiff, run_stages
+from parity.checks.compare import run_stages
+from parity.checks.diff import StageDiff
 from parity.core import tolerances
 from parity.io.libraries.keras_applications import (
     canonical_layer_name,

@@ -14,7 +14,7 @@ import pytest
 
 import parity
 from parity.backends import adapter_named
-from parity.checks.compare import StageDiff
+from parity.checks.diff import StageDiff
 from parity.core import tolerances
 from parity.io.checkpoints import read_with_spec, write_for_library
 from parity.io.libraries.keras_hub import layer_names

@@ -12,7 +12,7 @@ import pytest
 
 import parity
 from parity.backends import adapter_named
-from parity.checks.compare import StageDiff
+from parity.checks.diff import StageDiff
 from parity.cli import main
 from parity.core import tolerances
 from parity.io.checkpoints import read_with_spec

@@ -14,7 +14,7 @@ from torch import nn
 
 from parity.backends import adapter, adapter_named
 from parity.checks.check import random_input
-from parity.checks.compare import StageDiff
+from parity.checks.diff import StageDiff
 from parity.core import tolerances
 from parity.io.structure import weights_by_structure
 from parity.io.weights import set_weights

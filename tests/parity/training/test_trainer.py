@@ -12,7 +12,8 @@ from parity.backends import adapter_named
 from parity.checks.train_steps import training_pair
 from parity.cli import main
 from parity.core import tolerances
-from parity.io.data import Preprocess, batches, digits
+from parity.io.data import Preprocess, digits
+from parity.io.pipeline import batches
 from parity.io.weights import get_weights, initial_weights
 from parity.spec import make_spec
 

@@ -1,0 +1,223 @@
+"""What a comparison finds: `StageDiff` (two tensors of one stage, block or layer) and `Report` (every figure
+of one comparison and its verdicts). `parity.checks.compare` measures them; `parity.checks.report` writes the text."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parity.core.formatting import json_safe
+
+
+@dataclass
+class StageDiff:
+    """How far two tensors of one stage (or block, or layer) are apart.
+
+    `max_rel` is max |a - b| over positions finite in both, divided by max |a| (a = reference).
+    NaN/inf positions must match exactly (same mask, same sign of inf) to pass. For fp32 stages,
+    `noise` is the reference's own fp32 rounding there (its fp32 output against its float64 output,
+    same measure) and `ratio` = max_rel / noise; the tolerance is then a multiple of that noise.
+    """
+
+    stage: str
+    shape_a: list[int]
+    shape_b: list[int]
+    max_abs: float
+    ref_max: float
+    max_rel: float
+    nan_a: int
+    nan_b: int
+    nan_mismatch: int
+    inf_mismatch: int
+    tolerance: float
+    passed: bool
+    noise: float | None = None
+    noise_b: float | None = None
+    ratio: float | None = None
+
+    @classmethod
+    def measure(cls, stage: str, a: np.ndarray, b: np.ndarray, tolerance: float, floor: float = 0.0) -> StageDiff:
+        """Compare reference `a` with `b` (any float arrays); `floor` is the least scale the difference is
+        divided by (for a tensor that is zero up to rounding, the scale of its neighbours)."""
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            nan = math.nan
+            return cls(
+                stage,
+                list(a.shape),
+                list(b.shape),
+                nan,
+                nan,
+                nan,
+                int(np.isnan(a).sum()),
+                int(np.isnan(b).sum()),
+                0,
+                0,
+                tolerance,
+                False,
+            )
+        nan_a, nan_b = np.isnan(a), np.isnan(b)
+        nan_mismatch = int(np.count_nonzero(nan_a != nan_b))
+        inf_mismatch = int(np.count_nonzero((a == np.inf) != (b == np.inf)))
+        inf_mismatch += int(np.count_nonzero((a == -np.inf) != (b == -np.inf)))
+        finite = np.isfinite(a) & np.isfinite(b)
+        diff = np.abs(np.where(finite, a, 0.0) - np.where(finite, b, 0.0))
+        max_abs = float(diff.max(initial=0.0))
+        ref_max = max(float(np.max(np.abs(a), where=np.isfinite(a), initial=0.0)), floor)
+        if ref_max > 0:
+            max_rel = max_abs / ref_max
+        else:
+            max_rel = 0.0 if max_abs == 0 else math.inf
+        passed = nan_mismatch == 0 and inf_mismatch == 0 and max_rel <= tolerance
+        return cls(
+            stage,
+            list(a.shape),
+            list(b.shape),
+            max_abs,
+            ref_max,
+            max_rel,
+            int(nan_a.sum()),
+            int(nan_b.sum()),
+            nan_mismatch,
+            inf_mismatch,
+            tolerance,
+            passed,
+        )
+
+    @classmethod
+    def against_noise(
+        cls,
+        stage: str,
+        a32: np.ndarray,
+        b32: np.ndarray,
+        a64: np.ndarray,
+        b64: np.ndarray,
+        multiple: float,
+        floor: float,
+    ) -> StageDiff:
+        """fp32 a vs fp32 b, passing within `multiple` x a's own fp32 noise (never below `floor`)."""
+        noise = cls.measure(stage, a64, a32, math.inf).max_rel
+        noise_b = cls.measure(stage, b64, b32, math.inf).max_rel
+        tolerance = max(multiple * noise, floor) if math.isfinite(noise) else floor
+        diff = cls.measure(stage, a32, b32, tolerance)
+        diff.noise, diff.noise_b = noise, noise_b
+        diff.ratio = diff.max_rel / noise if noise > 0 else (0.0 if diff.max_rel == 0 else math.inf)
+        return diff
+
+
+@dataclass
+class Report:
+    """The result of one comparison; `str(report)` is a readable table, `to_json()` every figure.
+
+    Two verdicts make `passed`:
+    - port: both models in float64 on the same weights and input agree within `tolerances.FP64`,
+      stage by stage end to end and unit by unit in isolation (`float64_stages`, `blocks`). Rounding
+      (about 1e-12 at most, measured) cannot hide or fake a difference at 1e-10.
+    - fp32: each fp32 stage of b is within `tolerances.FP32_NOISE_MULTIPLE` x a's own fp32 rounding
+      (its fp32 output against its float64 one), never below the floor `tolerances.FP32_FLOOR`.
+    Without the float64 pass (`float64=False`), fixed fp32 tolerances decide both (`float64_note` says so).
+    """
+
+    a: str
+    b: str
+    arch: str
+    input_shape: list[int]
+    device: str
+    tf32: bool
+    tolerance: float
+    tolerance_name: str
+    stages: list[StageDiff] = field(default_factory=list)
+    seconds: float = 0.0
+    float64: bool = False
+    float64_note: str = ""
+    float64_seconds: float = 0.0
+    float64_stages: list[StageDiff] = field(default_factory=list)
+    blocks: list[StageDiff] = field(default_factory=list)
+    blocks_dtype: str = ""
+    layers: list[StageDiff] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def port_passed(self) -> bool:
+        """The port verdict: float64 stages and every isolated unit (fp32 ones without float64)."""
+        return all(s.passed for s in self.float64_stages) and all(s.passed for s in self.blocks)
+
+    @property
+    def fp32_passed(self) -> bool:
+        return bool(self.stages) and all(s.passed for s in self.stages)
+
+    @property
+    def passed(self) -> bool:
+        return self.port_passed and self.fp32_passed
+
+    @property
+    def first_divergent(self) -> str | None:
+        """The first stage (stem, layer1, ..., logits) failing in float64 or fp32, or None."""
+        failing = {s.stage for s in self.stages + self.float64_stages if not s.passed}
+        for s in self.stages:
+            if s.stage in failing:
+                return s.stage
+        return None
+
+    @property
+    def first_wrong_block(self) -> str | None:
+        """The first unit (stem, layer3.4, head) that fails on the reference's input to it."""
+        return next((s.stage for s in self.blocks if not s.passed), None)
+
+    @property
+    def first_wrong_layer(self) -> str | None:
+        """Inside the first wrong unit, the first layer that fails on the reference's input to it."""
+        return next((s.stage for s in self.layers if not s.passed), None)
+
+    @property
+    def first_wrong(self) -> str | None:
+        """The most precise place named: the first wrong layer, else block, else stage."""
+        return self.first_wrong_layer or self.first_wrong_block or self.first_divergent
+
+    @property
+    def port_max_rel(self) -> float:
+        """The worst float64 difference, end to end or unit alone (NaN without the float64 pass)."""
+        if not self.float64:
+            return math.nan
+        return max((s.max_rel for s in self.float64_stages + self.blocks), default=math.nan)
+
+    @property
+    def logits(self) -> StageDiff:
+        return self.stages[-1]
+
+    @property
+    def worst_ratio(self) -> float:
+        """The largest fp32 difference in units of the reference's fp32 noise."""
+        return max((s.ratio for s in self.stages if s.ratio is not None), default=math.nan)
+
+    def stage(self, name: str) -> StageDiff:
+        for s in self.stages:
+            if s.stage == name:
+                return s
+        raise KeyError(f"no stage {name!r} in report; stages: {[s.stage for s in self.stages]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            passed=self.passed,
+            port_passed=self.port_passed,
+            fp32_passed=self.fp32_passed,
+            first_divergent=self.first_divergent,
+            first_wrong_block=self.first_wrong_block,
+            first_wrong_layer=self.first_wrong_layer,
+        )
+        return data
+
+    def to_json(self, **kwargs: Any) -> str:
+        # NaN/inf are not JSON: write them as null so any JSON reader parses the file.
+        return json.dumps(json_safe(self.to_dict()), **kwargs)
+
+    def __str__(self) -> str:
+        from parity.checks.report import report_text
+
+        return report_text(self)
