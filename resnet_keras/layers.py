@@ -234,7 +234,66 @@ def make_fc(plan: HeadPlan) -> keras.layers.Layer:
     )
 
 
-ATTENTION: dict[str, Callable[[AttnPlan], keras.layers.Layer]] = {}
+def _spatial_mean(inputs):
+    """The mean over H and W of an NHWC map, (N, C); in float64 for a float64 map, as torch's mean."""
+    # FRAMEWORK: dtype — keras.ops.mean computes float64 maps in float32 under the torch and JAX backends.
+    shape = keras.ops.shape(inputs)
+    count = keras.ops.cast(shape[1] * shape[2], inputs.dtype)
+    return keras.ops.sum(inputs, axis=[1, 2]) / count
+
+
+class SqueezeExcite(keras.layers.Layer):
+    """Squeeze-excitation (timm's SEModule): global average, 1x1 conv down, ReLU, 1x1 conv up, sigmoid gate.
+
+    Args:
+        plan: the block's `AttnPlan` ('se'; its convs `fc1`, `fc2`).
+    """
+
+    def __init__(self, plan: AttnPlan, **kwargs):
+        super().__init__(name=plan.name, **kwargs)
+        squeeze, excite = plan.convs
+        self.fc1 = make_conv(squeeze)
+        self.relu = keras.layers.ReLU()
+        self.fc2 = make_conv(excite)
+
+    def call(self, x):
+        scale = _spatial_mean(x)
+        scale = keras.ops.expand_dims(keras.ops.expand_dims(scale, 1), 1)
+        scale = self.fc1(scale)
+        scale = self.relu(scale)
+        scale = self.fc2(scale)
+        out = x * keras.ops.sigmoid(scale)
+        return out
+
+
+class EfficientChannelAttention(keras.layers.Layer):
+    """ECA (timm's EcaModule): global average, a 1-D conv across the channels, sigmoid gate.
+
+    Args:
+        plan: the block's `AttnPlan` ('eca'; its conv `conv`, rank 1).
+    """
+
+    def __init__(self, plan: AttnPlan, **kwargs):
+        super().__init__(name=plan.name, **kwargs)
+        (conv,) = plan.convs
+        # FRAMEWORK: padding — 'same' on a stride-1 conv of odd kernel pads (k - 1) / 2 on both sides, as torch.
+        self.conv = keras.layers.Conv1D(
+            1, conv.kernel, padding="same", use_bias=conv.bias, kernel_initializer="he_normal", name=local_name(conv)
+        )
+
+    def call(self, x):
+        # FRAMEWORK: layout — the channels are the 1-D conv's length: (N, C, 1) here, (N, 1, C) in torch.
+        scale = keras.ops.expand_dims(_spatial_mean(x), -1)
+        scale = self.conv(scale)
+        scale = keras.ops.sigmoid(scale)
+        out = x * keras.ops.expand_dims(keras.ops.transpose(scale, (0, 2, 1)), 1)
+        return out
+
+
+ATTENTION: dict[str, Callable[[AttnPlan], keras.layers.Layer]] = {
+    "se": SqueezeExcite,
+    "eca": EfficientChannelAttention,
+}
 """Attention kind (`AttnPlan.kind`) -> the layer class that computes it."""
 
 

@@ -112,7 +112,51 @@ def make_fc(plan: HeadPlan) -> nn.Linear:
     return nn.Linear(plan.in_features, plan.out_features)
 
 
-ATTENTION: dict[str, Callable[[AttnPlan], nn.Module]] = {}
+class SqueezeExcite(nn.Module):
+    """Squeeze-excitation (timm's SEModule): global average, 1x1 conv down, ReLU, 1x1 conv up, sigmoid gate.
+
+    Args:
+        plan: the block's `AttnPlan` ('se'; its convs `fc1`, `fc2`).
+    """
+
+    def __init__(self, plan: AttnPlan):
+        super().__init__()
+        squeeze, excite = plan.convs
+        self.fc1 = make_conv(squeeze)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = make_conv(excite)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.mean((2, 3), keepdim=True)
+        scale = self.fc1(scale)
+        scale = self.relu(scale)
+        scale = self.fc2(scale)
+        out = x * torch.sigmoid(scale)
+        return out
+
+
+class EfficientChannelAttention(nn.Module):
+    """ECA (timm's EcaModule): global average, a 1-D conv across the channels, sigmoid gate.
+
+    Args:
+        plan: the block's `AttnPlan` ('eca'; its conv `conv`, rank 1).
+    """
+
+    def __init__(self, plan: AttnPlan):
+        super().__init__()
+        (conv,) = plan.convs
+        self.conv = nn.Conv1d(1, 1, conv.kernel, padding=conv.padding, bias=conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # FRAMEWORK: layout — the channels are the 1-D conv's length: (N, 1, C) here, (N, C, 1) in Keras.
+        scale = x.mean((2, 3)).unsqueeze(1)
+        scale = self.conv(scale)
+        scale = torch.sigmoid(scale)
+        out = x * scale.transpose(1, 2).unsqueeze(-1)
+        return out
+
+
+ATTENTION: dict[str, Callable[[AttnPlan], nn.Module]] = {"se": SqueezeExcite, "eca": EfficientChannelAttention}
 """Attention kind (`AttnPlan.kind`) -> the module class that computes it."""
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from parity.spec import ResNetSpec
+from parity.spec import AttnPlan, ResNetSpec
 
 Run = Callable[[str, np.ndarray], np.ndarray]
 """(unit or layer name, NCHW input) -> output, for one model (see the adapters' `run_unit`)."""
@@ -47,6 +47,33 @@ def stage_outputs(spec: ResNetSpec, trace: list[tuple[str, np.ndarray, np.ndarra
 
 def _relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _squeeze_excite(layer: Run, unit: str, attn: AttnPlan, x: np.ndarray) -> np.ndarray:
+    """'se': each conv judged on the truth's pooled map; the mean, ReLU and gate computed here."""
+    squeeze, excite = attn.convs
+    scale = x.mean(axis=(2, 3), keepdims=True)
+    scale = _relu(layer(f"{unit}.{squeeze.name}", scale))
+    scale = layer(f"{unit}.{excite.name}", scale)
+    return x * _sigmoid(scale)
+
+
+def _efficient_channel(layer: Run, unit: str, attn: AttnPlan, x: np.ndarray) -> np.ndarray:
+    """'eca': the 1-D conv judged on the truth's (N, 1, C) channel means; the gate computed here."""
+    (conv,) = attn.convs
+    scale = layer(f"{unit}.{conv.name}", x.mean(axis=(2, 3))[:, None, :])
+    return x * _sigmoid(scale)[:, 0, :, None, None]
+
+
+ATTENTION_STEPS: dict[str, Callable[[Run, str, AttnPlan, np.ndarray], np.ndarray]] = {
+    "se": _squeeze_excite,
+    "eca": _efficient_channel,
+}
+"""Attention kind -> its layers judged one by one inside a block (`parity.spec.ATTENTION`)."""
 
 
 def trace_layers(spec: ResNetSpec, run: Run, unit: str, x: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -92,8 +119,10 @@ def trace_layers(spec: ResNetSpec, run: Run, unit: str, x: np.ndarray) -> list[t
             continue
         out = layer(f"{unit}.{conv.name}", out)
         out = layer(f"{unit}.{norm.name}", out)
-        if index < len(plan.convs) - 1:
+        if index < len(plan.convs) - 1 or plan.relu_before_add:
             out = _relu(out)
+    if plan.attn is not None:
+        out = ATTENTION_STEPS[plan.attn.kind](layer, unit, plan.attn, out)
     identity = preactivated if plan.preact and plan.downsample is not None else x
     if plan.shortcut_pool is not None:
         identity = layer(f"{unit}.{plan.shortcut_pool.name}", identity)

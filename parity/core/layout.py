@@ -27,14 +27,15 @@ KERAS_VARIABLES = {
 }
 """Each weighted Keras layer's variables in the order Keras stores them (a weights file's `vars/0`, `vars/1`, ...)."""
 
-# FRAMEWORK: weight layout — Keras conv kernels are HWIO, torch's OIHW; Keras dense kernels are
-# in x out, torch's out x in.
-KERAS_FROM_TORCH_AXES = {4: (2, 3, 1, 0), 2: (1, 0)}
-TORCH_FROM_KERAS_AXES = {4: (3, 2, 0, 1), 2: (1, 0)}
+# FRAMEWORK: weight layout — Keras conv kernels are HWIO, torch's OIHW (1-D: WIO and OIW); Keras dense
+# kernels are in x out, torch's out x in.
+KERAS_FROM_TORCH_AXES = {4: (2, 3, 1, 0), 3: (2, 1, 0), 2: (1, 0)}
+TORCH_FROM_KERAS_AXES = {4: (3, 2, 0, 1), 3: (2, 1, 0), 2: (1, 0)}
 
-# FRAMEWORK: layout — torch images are NCHW, Keras images NHWC.
+# FRAMEWORK: layout — torch images are NCHW, Keras images NHWC (1-D: NCL and NLC).
 NHWC_FROM_NCHW = (0, 2, 3, 1)
 NCHW_FROM_NHWC = (0, 3, 1, 2)
+NLC_FROM_NCL = (0, 2, 1)
 
 
 def keras_key(path: str, model_name: str) -> str:
@@ -67,18 +68,22 @@ def keras_layout(value: np.ndarray) -> np.ndarray:
 
 
 def nhwc(x: np.ndarray, dtype: str | None = None) -> np.ndarray:
-    """An NCHW batch as NHWC (contiguous; cast to `dtype` when given); 2-D arrays (features) as they are."""
+    """An NCHW batch as NHWC, an NCL one as NLC (contiguous; cast to `dtype` when given); 2-D arrays (features)
+    as they are."""
     x = np.asarray(x)
     if x.ndim == 4:
         x = x.transpose(NHWC_FROM_NCHW)
+    elif x.ndim == 3:
+        x = x.transpose(NLC_FROM_NCL)
     x = np.ascontiguousarray(x)
     return x.astype(dtype) if dtype is not None else x
 
 
 def nchw(x: np.ndarray) -> np.ndarray:
-    """An NHWC batch as NCHW; 2-D arrays (logits, features) as they are."""
+    """An NHWC batch as NCHW, an NLC one as NCL; 2-D arrays (logits, features) as they are."""
     x = np.asarray(x)
-    return x.transpose(NCHW_FROM_NHWC) if x.ndim == 4 else x
+    axes = {3: NLC_FROM_NCL, 4: NCHW_FROM_NHWC}.get(x.ndim)
+    return x.transpose(axes) if axes else x
 
 
 def flatten_weight_nchw_to_nhwc(weight: np.ndarray, channels: int, height: int, width: int) -> np.ndarray:

@@ -3,8 +3,9 @@
 A file this project wrote carries its spec; a file from elsewhere (torchvision, timm, a converted
 keras.applications model) does not. The preset whose keys and shapes match exactly is taken first
 (names like `resnet50d` or `wide_resnet50_2` in reports); otherwise the structure is read directly:
-the stem (one conv or timm's deep stem), blocks per stage, stage widths, block kind, ResNeXt groups
-and width per group, avg-down and pre-activation, biases, and the head (an fc, or none: features).
+the stem (one conv, timm's deep or tiered stem), blocks per stage, stage widths, block kind, ResNeXt groups
+and width per group, avg-down and pre-activation, channel attention (timm's SE or ECA), biases, and the head
+(an fc, or none: features).
 What no state dict says (BatchNorm epsilon, which conv of a bottleneck strides, where a stage strides)
 takes the torchvision / timm default; pass the preset (`--arch`) where a file follows another.
 """
@@ -50,7 +51,8 @@ def held_sizes(weights: Mapping[str, Any]) -> dict[str, Any]:
         held["stem"] = "imagenet" if conv1[2] == 7 else "cifar"
     elif deep is not None and len(deep) == 4:
         held["in_channels"] = deep[1]
-        held["stem"] = "deep"
+        second = _shape(weights, "conv1.3.weight")
+        held["stem"] = "tiered" if second is not None and second[0] != deep[0] else "deep"
     return held
 
 
@@ -122,15 +124,17 @@ def structure_spec(weights: Mapping[str, Any], held: Mapping[str, Any]) -> ResNe
         groups = inner // per_group
         width_per_group = inner * 64 // (widths[0] * groups)
         fields.update(groups=groups, width_per_group=width_per_group)
-    if held.get("stem") == "deep":
+    if held.get("stem") in ("deep", "tiered"):  # the tiered stem's first conv is narrower: its second says the width
         fields.update(
-            deep_stem_width=_needed(weights, "conv1.0.weight")[0], stem_width=_needed(weights, "conv1.6.weight")[0]
+            deep_stem_width=_needed(weights, "conv1.3.weight")[0], stem_width=_needed(weights, "conv1.6.weight")[0]
         )
         stem_conv = "conv1.0"
     else:
         fields["stem_width"] = _needed(weights, "conv1.weight")[0]
         stem_conv = "conv1"
     fields["preact"] = "post_bn.weight" in weights
+    attention = {"se": "layer1.0.se.fc1.weight", "eca": "layer1.0.se.conv.weight"}
+    fields["attn"] = next((kind for kind, key in attention.items() if key in weights), None)
     downsample_norm = any(".downsample." in k and k.endswith(".running_mean") for k in weights)
     fields["shortcut_norm"] = downsample_norm or not any(".downsample." in k for k in weights) and not fields["preact"]
     fields["avg_down"] = any(

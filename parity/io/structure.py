@@ -45,11 +45,13 @@ def _kind(tensors: Mapping[str, np.ndarray], name: str) -> str:
     weight = tensors.get("weight")
     if weight is None:
         raise ValueError(f"layer {name!r} has no weight tensor (roles: {', '.join(tensors)})")
-    return {4: "conv", 2: "fc"}.get(np.ndim(weight)) or _bad_rank(name, weight)
+    return {4: "conv", 3: "conv", 2: "fc"}.get(np.ndim(weight)) or _bad_rank(name, weight)  # 3: a 1-D conv (ECA)
 
 
 def _bad_rank(name: str, weight: Any) -> str:
-    raise ValueError(f"layer {name!r}: a weight of rank {np.ndim(weight)} is neither a conv (4) nor a dense (2) layer")
+    raise ValueError(
+        f"layer {name!r}: a weight of rank {np.ndim(weight)} is neither a conv (4, 3) nor a dense (2) layer"
+    )
 
 
 def layers_of_state_dict(state: Mapping[str, Any]) -> list[Layer]:

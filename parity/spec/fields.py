@@ -4,6 +4,7 @@ the tables, counts and conversions: one dataclass, written in three modules."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from parity.spec.plans import POOL_FILLS, POOLINGS, _is_int
@@ -15,10 +16,25 @@ STRIDE_ON = ("v1.5", "v1")
 """Where a bottleneck puts its stride: 'v1.5' on the 3x3 conv (torchvision), 'v1' on the first 1x1
 (the original paper, Caffe and keras.applications)."""
 
-STEMS = ("imagenet", "cifar", "deep")
+STEMS = ("imagenet", "cifar", "deep", "tiered")
 """'imagenet': 7x7/2 conv + 3x3/2 max-pool (torchvision); 'cifar': 3x3/1 conv, no pool; 'deep': three
 3x3 convs (stride 2, 1, 1; `deep_stem_width`, `deep_stem_width`, `stem_width` channels) + the max-pool,
-ResNet-C of "Bag of Tricks" (timm `stem_type='deep'`, keras-hub `*_vd`)."""
+ResNet-C of "Bag of Tricks" (timm `stem_type='deep'`, keras-hub `*_vd`); 'tiered': the deep stem with a
+narrower first conv, `3 * (deep_stem_width // 4)` channels (timm `stem_type='deep_tiered'`: 24-32-64)."""
+
+ATTENTION = ("se", "eca")
+"""Channel attention in every block (timm's `attn_layer`), after its last norm, before the addition:
+'se' squeeze-excitation (Hu et al. 2018: global average, 1x1 conv down to `se_channels`, ReLU, 1x1 conv up,
+sigmoid gate), 'eca' efficient channel attention (Wang et al. 2020: global average, a 1-D conv of
+`eca_kernel` taps across the channels, sigmoid gate)."""
+
+SE_RATIO = 1 / 16
+SE_DIVISOR = 8
+"""timm's SEModule: the squeeze keeps `channels * SE_RATIO`, rounded to a multiple of SE_DIVISOR (at least one)."""
+
+ECA_GAMMA = 2
+ECA_BETA = 1
+"""ECA's kernel: t = int(|log2(channels) + ECA_BETA| / ECA_GAMMA), made odd (t + 1 if even), at least 3."""
 
 STRIDE_AT = ("first", "last")
 """Which block of a stage carries its stride: the first (torchvision, timm, keras-hub) or the last
@@ -87,6 +103,7 @@ class SpecFields:
         residual_bias: whether each block's last conv has a bias (None: conv_bias).
         pool_fill: what the stem max-pool pads with: "-inf" or "zero" (keras.applications V2).
         pooling: the head's global pool, "avg", "max" or None (the last stage's map, a backbone).
+        attn: channel attention in every block: None, "se" or "eca" (`ATTENTION`).
     """
 
     block: str
@@ -123,6 +140,7 @@ class SpecFields:
     residual_bias: bool | None = None
     pool_fill: str = "-inf"
     pooling: str | None = "avg"
+    attn: str | None = None
 
     def __post_init__(self) -> None:
         # Normalise lists to tuples so a spec built from JSON compares and hashes equal.
@@ -206,12 +224,18 @@ class SpecFields:
                         f"stage width {width} with width_per_group={self.width_per_group} gives a bottleneck "
                         "no channels (int(width * width_per_group / 64) is 0)"
                     )
+        if self.stem == "tiered" and self.deep_stem_width < 4:
+            raise ValueError(
+                f"a tiered stem's first conv has 3 * (deep_stem_width // 4) channels: deep_stem_width >= 4, got {self.deep_stem_width}"
+            )
         if self.stride_at not in STRIDE_AT:
             raise ValueError(f"stride_at must be one of {STRIDE_AT}, got {self.stride_at!r}")
         if self.pool_fill not in POOL_FILLS:
             raise ValueError(f"pool_fill must be one of {POOL_FILLS}, got {self.pool_fill!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if not (self.attn is None or self.attn in ATTENTION):
+            raise ValueError(f"attn must be None or one of {ATTENTION}, got {self.attn!r}")
         if self.pooling is None and self.num_classes:
             raise ValueError(
                 f"pooling=None keeps the feature map, which an fc cannot take: pass num_classes=0, got {self.num_classes}"
@@ -237,6 +261,15 @@ class SpecFields:
     @property
     def feature_channels(self) -> int:
         return self.widths[-1] * self.expansion
+
+    def se_channels(self, channels: int) -> int:
+        """The squeeze-excitation's inner channels for a block of `channels` outputs (timm's make_divisible)."""
+        return max(SE_DIVISOR, int(channels * SE_RATIO + SE_DIVISOR / 2) // SE_DIVISOR * SE_DIVISOR)
+
+    def eca_kernel(self, channels: int) -> int:
+        """ECA's 1-D kernel across `channels` (odd, at least 3)."""
+        taps = int(abs(math.log(channels, 2) + ECA_BETA) / ECA_GAMMA)  # timm computes it so, not log2
+        return max(taps if taps % 2 else taps + 1, 3)
 
     def inner_width(self, width: int) -> int:
         """A bottleneck's 3x3 channels for a stage of base width `width` (torchvision's rule)."""

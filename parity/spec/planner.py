@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from parity.spec.fields import SpecFields
-from parity.spec.plans import BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, StemPlan
+from parity.spec.plans import AttnPlan, BlockPlan, ConvPlan, HeadPlan, NormPlan, PoolPlan, StemPlan
 
 
 class SpecPlans(SpecFields):
@@ -62,13 +62,28 @@ class SpecPlans(SpecFields):
             return StemPlan((conv,), (last_norm,), None)
         # Deep stem: timm's Sequential conv1 = [conv, bn, relu, conv, bn, relu, conv]; its indices are the names.
         mid = self.deep_stem_width
+        first = 3 * (mid // 4) if self.stem == "tiered" else mid
         convs = (
-            self._conv("conv1.0", self.in_channels, mid, 3, 2, self.stem_bias, self.stem_padding),
-            self._conv("conv1.3", mid, mid, 3, 1, self.stem_bias),
+            self._conv("conv1.0", self.in_channels, first, 3, 2, self.stem_bias, self.stem_padding),
+            self._conv("conv1.3", first, mid, 3, 1, self.stem_bias),
             self._conv("conv1.6", mid, self.stem_width, 3, 1, self.stem_bias),
         )
-        norms = (self._norm("conv1.1", mid), self._norm("conv1.4", mid), last_norm)
+        norms = (self._norm("conv1.1", first), self._norm("conv1.4", mid), last_norm)
         return StemPlan(convs, norms, pool)
+
+    def _attn(self, channels: int) -> AttnPlan | None:
+        """The block's channel attention (timm's names: the module `se`, its convs `fc1`, `fc2` or `conv`)."""
+        if self.attn == "se":
+            inner = self.se_channels(channels)
+            squeeze = ConvPlan("se.fc1", channels, inner, 1, 1, 0, True)
+            excite = ConvPlan("se.fc2", inner, channels, 1, 1, 0, True)
+            return AttnPlan("se", "se", channels, (squeeze, excite))
+        if self.attn == "eca":
+            kernel = self.eca_kernel(channels)
+            return AttnPlan(
+                "se", "eca", channels, (ConvPlan("se.conv", 1, 1, kernel, 1, (kernel - 1) // 2, False, rank=1),)
+            )
+        return None
 
     def _block_stride(self, index: int, count: int, stage_stride: int) -> int:
         carrier = 0 if self.stride_at == "first" else count - 1
@@ -141,6 +156,7 @@ class SpecPlans(SpecFields):
                     self.relu_before_add,
                     self.preact,
                     pool,
+                    self._attn(cout),
                 )
                 cin = cout
 

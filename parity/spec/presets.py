@@ -69,6 +69,7 @@ ARCHS: dict[str, dict[str, Any]] = {
 
 _DEEP = {"stem": "deep"}  # ResNet-C: three 3x3 convs, 32-32-64
 _D = {"stem": "deep", "avg_down": True}  # ResNet-D: deep stem and the avg-down shortcut
+_T = {"stem": "tiered", "avg_down": True}  # timm's ResNet-T: the tiered deep stem (24-32-64) and avg-down
 # keras.applications' ResNet V2: the stride on each stage's *last* block (the last stage has none), a
 # strided 1x1 max-pool as its identity shortcut, a biased stem conv without BN before a zero-padded
 # pool, the projection and each block's last conv biased, BN epsilon 1.001e-5.
@@ -105,6 +106,19 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "resnext101_64x4d": {"block": "bottleneck", "layers": (3, 4, 23, 3), "groups": 64, "width_per_group": 4},
     "wide_resnet50_2": {"block": "bottleneck", "layers": (3, 4, 6, 3), "width_per_group": 128},
     "wide_resnet101_2": {"block": "bottleneck", "layers": (3, 4, 23, 3), "width_per_group": 128},
+    # timm's squeeze-excitation (SENet) and efficient-channel-attention ResNets, and its tiered-stem ResNet-T.
+    "seresnet18": {"block": "basic", "layers": (2, 2, 2, 2), "attn": "se"},
+    "seresnet50": {"block": "bottleneck", "layers": (3, 4, 6, 3), "attn": "se"},
+    "seresnext50_32x4d": {
+        "block": "bottleneck",
+        "layers": (3, 4, 6, 3),
+        "groups": 32,
+        "width_per_group": 4,
+        "attn": "se",
+    },
+    "ecaresnet50d": {"block": "bottleneck", "layers": (3, 4, 6, 3), "attn": "eca", **_D},
+    "resnet26t": {"block": "bottleneck", "layers": (2, 2, 2, 2), **_T},
+    "resnet50t": {"block": "bottleneck", "layers": (3, 4, 6, 3), **_T},
     # keras.applications ResNet50V2 / 101V2 / 152V2.
     "resnet50v2": {"layers": (3, 4, 6, 3), **_KERAS_V2},
     "resnet101v2": {"layers": (3, 4, 23, 3), **_KERAS_V2},

@@ -10,7 +10,7 @@ from typing import Any
 
 from parity.spec.fields import LABELS
 from parity.spec.planner import SpecPlans
-from parity.spec.plans import NORM_SUFFIXES, ConvPlan, LayerRow, NormPlan, PoolPlan, _check_size
+from parity.spec.plans import NORM_SUFFIXES, AttnPlan, ConvPlan, LayerRow, NormPlan, PoolPlan, _check_size
 
 Shape = tuple[int, int, int]
 """(channels, height, width) of one image's activations."""
@@ -80,6 +80,8 @@ class ResNetSpec(SpecPlans):
                 shape = self._conv_row(rows, prefix, conv, shape)
                 if not plan.preact:
                     self._norm_row(rows, prefix, norm, shape)
+            if plan.attn is not None:
+                self._attn_rows(rows, prefix, plan.attn)
             identity = (c, h, w)
             if plan.shortcut_pool is not None:
                 identity = self._pool_row(rows, prefix, plan.shortcut_pool, identity)
@@ -124,6 +126,20 @@ class ResNetSpec(SpecPlans):
             LayerRow(prefix + conv.name, "conv", shape, out, conv.kernel, conv.stride, padding, params, 0, macs)
         )
         return out
+
+    @staticmethod
+    def _attn_rows(rows: list[LayerRow], prefix: str, attn: AttnPlan) -> None:
+        """The attention's convs, on the pooled (C, 1, 1) map ('se') or across the C channels ('eca')."""
+        for conv in attn.convs:
+            params = math.prod(conv.weight_shape) + (conv.out_channels if conv.bias else 0)
+            if conv.rank == 1:
+                shape: tuple[int, ...] = (conv.in_channels, attn.channels)
+                out: tuple[int, ...] = (conv.out_channels, attn.channels)
+                macs = attn.channels * conv.in_channels * conv.kernel
+            else:
+                shape, out = (conv.in_channels, 1, 1), (conv.out_channels, 1, 1)
+                macs = conv.in_channels * conv.out_channels
+            rows.append(LayerRow(prefix + conv.name, "conv", shape, out, conv.kernel, 1, conv.padding, params, 0, macs))
 
     @staticmethod
     def _norm_row(rows: list[LayerRow], prefix: str, norm: NormPlan, shape: Shape) -> None:

@@ -30,6 +30,9 @@ FAMILIES = {
     "resnet50v2": narrow("resnet50v2", layers=(2, 2, 2, 1)),  # stride on each stage's last block
     "preact-backbone": narrow("resnet18", "preact", num_classes=0, pooling=None),  # keras-hub's V2, no head
     "headless-max": narrow("resnet26", layers=(1, 1, 1, 1), num_classes=0, pooling="max"),
+    "seresnet50": narrow("seresnet50", layers=(1, 2, 1, 1)),  # squeeze-excitation in every block
+    "ecaresnet50d": narrow("ecaresnet50d", layers=(1, 1, 1, 1)),  # ECA's 1-D conv across the channels
+    "resnet50t": narrow("resnet50t", layers=(1, 1, 1, 1)),  # the tiered deep stem
 }
 ODD = (35, 33)  # the odd pixel at every stride-2 layer, and the avg-down pool's edge window
 
@@ -63,6 +66,8 @@ def test_family_ports_pass_at_odd_sizes(name):
         ("resnet50d", "layer2.0.downsample.1.weight", "layer2.0", "layer2.0.downsample.1"),  # after the avg pool
         ("resnet50v2", "layer2.1.conv2.weight", "layer2.1", "layer2.1.conv2"),  # a pre-activation block
         ("resnet50v2", "layer3.0.downsample.0.weight", "layer3.0", "layer3.0.downsample.0"),  # reads bn1's output
+        ("resnet50t", "conv1.0.weight", "stem", "conv1.0"),  # the tiered stem's narrow first conv
+        ("seresnet50", "layer2.1.se.fc1.weight", "layer2.1", "layer2.1.se.fc1"),  # inside the SE module
     ],
 )
 def test_a_wrong_channel_is_named_inside_the_family(name, key, block, layer):
@@ -78,9 +83,12 @@ def test_a_wrong_channel_is_named_inside_the_family(name, key, block, layer):
 
 # ResNet-D's four-way (the avg-down pool's ceil mode at an odd size) runs in CI as
 # tests/parity/checks/test_export.py::test_four_way_parity_bottleneck_resnet50; V2 (zero-padded stem pool,
-# strided 1x1 max-pool shortcut) runs the same export code and is the extended tier here.
-@pytest.mark.extended
-@pytest.mark.parametrize("name", ["resnet50d", "resnet50v2"])
+# strided 1x1 max-pool shortcut) and SE (1x1 convs on a pooled map) run the same export code and are the extended
+# tier here; ECA's 1-D conv is the one op no other family exports, so it runs in CI.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.extended) for n in ("resnet50d", "resnet50v2", "seresnet50")] + ["ecaresnet50d"],
+)
 def test_onnx_four_way(name):
     spec = FAMILIES[name]
     result = check_arch(spec, CheckConfig(height=ODD[0], width=ODD[1], onnx=True))
@@ -93,6 +101,16 @@ def test_grouped_conv_onnx_export_is_refused_on_tensorflow_in_one_line():
     refusal = adapter_named("keras").onnx_refusal(FAMILIES["resnext50_32x4d"])
     assert "grouped convs (groups=4)" in refusal and "--keras-backend torch" in refusal
     assert adapter_named("keras").onnx_refusal(FAMILIES["resnet50d"]) is None
+
+
+def test_training_steps_through_the_attention_match_in_float64():
+    for spec in (narrow("seresnet18", layers=(1, 1, 1, 1)), narrow("ecaresnet50d", layers=(1, 1, 1, 1), stem="tiered")):
+        torch_model, keras_model = training_pair(spec, random_weights(spec, 0), "float64")
+        report = compare_training(torch_model, keras_model, steps=2, batch=4, height=ODD[0], seed=0)
+        assert report.passed, report.to_dict()
+        moved = adapter(keras_model).get_weights(keras_model)
+        attention = next(k for k in moved if ".se." in k and k.endswith("weight"))
+        assert not np.allclose(moved[attention], random_weights(spec, 0)[attention]), attention  # it learned
 
 
 def test_training_steps_match_in_float64():

@@ -15,7 +15,7 @@ from parity.backends import adapter_named
 from parity.checks.diff import StageDiff
 from parity.cli import main
 from parity.core import tolerances
-from parity.io.checkpoints import read_with_spec
+from parity.io.checkpoints import read_source, read_with_spec
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "timm"
 OUTPUTS = np.load(FIXTURES / "timm_outputs.npz")
@@ -26,7 +26,16 @@ FILES = {
     "resnet26_tiny.safetensors": ("resnet26 (widths 4-8-16-32)", 7, 3),
     "resnet18d_tiny_gray.pth": ("resnet18d (widths 4-8-16-32, stem 4-4-8)", 3, 1),
     "resnext_tiny_headless.safetensors": ("resnet (bottleneck 1-2-1-1, groups 4)", 0, 3),
+    # timm's squeeze-excitation, ECA and tiered-stem families (each also a Hub folder, `HUBS`)
+    "seresnet18_tiny.pth": ("seresnet18 (widths 4-8-16-32)", 5, 3),
+    "seresnet50_tiny.safetensors": ("seresnet50 (widths 4-8-16-32)", 6, 3),
+    "seresnext50_32x4d_tiny.pth": ("seresnext50_32x4d (widths 16-16-16-16)", 4, 3),
+    "ecaresnet50d_tiny.safetensors": ("ecaresnet50d (widths 4-8-16-32, stem 8-8-16)", 7, 3),
+    "resnet26t_tiny.pth": ("resnet26t (widths 4-8-16-32, stem 6-8-16)", 3, 3),
+    "resnet50t_tiny_gray_headless.safetensors": ("resnet50t (widths 4-8-16-32, stem 6-8-16)", 0, 1),
 }
+HUBS = [name for name in FILES if (FIXTURES / f"{name.split('.')[0]}_hub").is_dir()]
+"""The networks timm also wrote as Hub folders (config.json + model.safetensors, `save_for_hf`)."""
 
 
 @pytest.mark.parametrize("name", list(FILES))
@@ -36,13 +45,23 @@ def test_the_file_says_what_it_is(name):
     assert spec.variant == "inferred"
 
 
+@pytest.mark.parametrize("name", HUBS)
+def test_a_hub_folder_says_what_it_is_and_holds_the_state_dict(name):
+    folder = FIXTURES / f"{name.split('.')[0]}_hub"
+    spec, weights, recorded = read_source(folder)
+    assert (spec.name, spec.num_classes, spec.in_channels) == FILES[name] and spec.variant == "timm"
+    assert spec.preset == json.loads((folder / "config.json").read_text())["architecture"]
+    _, state = read_with_spec(FIXTURES / name)
+    assert all(np.array_equal(weights[k], state[k]) for k in state) and recorded["mean"]
+
+
 @pytest.mark.parametrize("backend", ["torch", "keras"])
-@pytest.mark.parametrize("name", list(FILES))
-def test_both_backends_reproduce_timm(name, backend):
-    stem = name.split(".")[0]
+@pytest.mark.parametrize("source", [*FILES, *(f"{name.split('.')[0]}_hub" for name in HUBS[1:])])
+def test_both_backends_reproduce_timm(source, backend):
+    stem = source.split(".")[0].removesuffix("_hub")
     x, timm64, timm32 = (OUTPUTS[f"{stem}/{k}"] for k in ("input", "fp64", "fp32"))
     side = adapter_named(backend)
-    model = parity.load_model(FIXTURES / name, backend=backend)
+    model = parity.load_model(FIXTURES / source, backend=backend)
     output = model.spec.output_name
     with side.float64(model) as model64:
         ours64 = side.run_stages(model64, x)[output]
@@ -69,3 +88,40 @@ def test_check_passes_on_a_timm_file_with_no_flags(tmp_path, capsys):
     rows = json.loads(report.read_text())["results"]
     assert {row["arch"] for row in rows} == {"resnet50d (widths 4-8-16-32, stem 8-8-16)"}
     assert all(row["passed"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    "name, layer",
+    [
+        ("seresnet50_tiny.safetensors", "layer2.0.se.fc2"),  # the excitation conv inside an SE module
+        ("seresnet18_tiny.pth", "layer3.1.se.fc1"),  # the squeeze conv
+        ("ecaresnet50d_tiny.safetensors", "layer3.1.se.conv"),  # ECA's 1-D conv across the channels
+    ],
+)
+def test_one_channel_scaled_inside_the_attention_is_named(name, layer):
+    from parity.checks.compare import compare
+    from parity.io.weights import set_weights
+
+    spec, weights = read_with_spec(FIXTURES / name)
+    stem = name.split(".")[0]
+    torch_model = parity.load_model(FIXTURES / name, backend="torch")
+    keras_model = adapter_named("keras").build(spec)
+    broken = {**weights, f"{layer}.weight": weights[f"{layer}.weight"].copy()}
+    broken[f"{layer}.weight"][0] *= 1.0001
+    set_weights(keras_model, broken)
+    report = compare(torch_model, keras_model, OUTPUTS[f"{stem}/input"])
+    assert not report.passed
+    assert (report.first_wrong_block, report.first_wrong_layer) == (layer.rsplit(".", 2)[0], layer)
+
+
+@pytest.mark.parametrize("name", HUBS[1:])
+def test_to_timm_writes_them_back_as_timm_wrote_them(tmp_path, name):
+    src = FIXTURES / f"{name.split('.')[0]}_hub"
+    out = tmp_path / "hub"
+    assert main(["convert", str(src), str(out), "--to", "timm", "--quiet"]) == 0
+    theirs, ours = (json.loads((folder / "config.json").read_text()) for folder in (src, out))
+    assert ours["architecture"] == theirs["architecture"]
+    assert ours["model_args"] == {k: v for k, v in theirs["model_args"].items()}  # every size timm recorded
+    back, weights, _ = read_source(out)
+    spec, state, _ = read_source(src)
+    assert not back.differences(spec) and all(np.array_equal(weights[k], state[k]) for k in state)

@@ -18,6 +18,13 @@ TIMM_TRAINABLE = {
     "resnet152d": 60_212_040,
     "resnet26": 15_995_176,
     "resnet200": 64_673_832,
+    # timm 1.0.31's attention and tiered-stem ResNets (issue #26)
+    "seresnet18": 11_779_624,
+    "seresnet50": 28_088_024,
+    "seresnext50_32x4d": 27_559_896,
+    "ecaresnet50d": 25_576_350,
+    "resnet26t": 16_011_872,
+    "resnet50t": 25_573_728,
 }
 TORCHVISION_TRAINABLE = {
     "resnext50_32x4d": 25_028_904,
@@ -99,3 +106,18 @@ def test_every_family_validates_and_counts_consistently():
             if not key.endswith(("running_mean", "running_var"))
         ), arch
     assert set(FAMILIES) < set(PRESETS)
+
+
+def test_attention_and_the_tiered_stem_follow_timms_rules():
+    se = make_spec("seresnet50").canonical_shapes()
+    assert se["layer1.0.se.fc1.weight"] == (16, 256, 1, 1) and se["layer1.0.se.fc1.bias"] == (16,)
+    assert se["layer4.0.se.fc2.weight"] == (2048, 128, 1, 1)
+    assert make_spec("seresnet18").canonical_shapes()["layer1.0.se.fc1.weight"] == (8, 64, 1, 1)  # at least 8
+    eca = make_spec("ecaresnet50d").canonical_shapes()
+    assert [eca[f"layer{s}.0.se.conv.weight"] for s in (1, 2, 3, 4)] == [(1, 1, 5)] * 3 + [(1, 1, 7)]
+    tiered = make_spec("resnet26t").stem_plan()
+    assert [c.out_channels for c in tiered.convs] == [24, 32, 64]
+    keys = list(make_spec("seresnet18").canonical_shapes())
+    assert keys.index("layer2.0.se.fc2.bias") < keys.index("layer2.0.downsample.0.weight")  # timm's order
+    with pytest.raises(ValueError, match="attn must be None or one of"):
+        make_spec("resnet18", attn="cbam")
