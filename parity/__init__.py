@@ -24,7 +24,19 @@ _LAZY = {
 }
 
 __all__ = ["ARCHS", "VARIANTS", "ResNetSpec", "make_spec", *_LAZY]
-__version__ = "0.1.0"
+
+
+def _version() -> str:
+    """The installed distribution's version: pyproject.toml is the one place it is written."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("resnet-parity")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+__version__ = _version()
 
 
 def __getattr__(name: str) -> Any:

@@ -25,3 +25,14 @@ def test_main_job_command_runs_the_check_on_defaults():
     assert main_job.endswith("&& resnet-parity check")
     assert "-c .ci/constraints.txt" in main_job
     assert "torch==2.13.0" in (ROOT / ".ci/constraints.txt").read_text()
+
+
+def test_the_files_contributing_md_names_exist():
+    """CONTRIBUTING.md counts files a change touches; every path it names is a file or folder of the tree."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    named = re.findall(r"`([\w./<>-]+\.(?:py|toml|md))`", text)
+    paths = {p for p in named if "<" not in p and ("/" in p or p == "pyproject.toml")}  # not a bare module name
+    paths |= {p.rstrip("/") for p in re.findall(r"`((?:parity|resnet_\w+|tests)/[\w/]*/)`", text) if "<" not in p}
+    assert len(paths) > 20, paths
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, missing

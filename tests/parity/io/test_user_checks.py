@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,6 +199,12 @@ def test_version_names_every_framework(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("resnet-parity 0.1.0") and "torch 2." in out and "keras 3." in out
     assert "Keras backend tensorflow" in out
+    import tomllib
+
+    import parity
+
+    written = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())["project"]["version"]
+    assert parity.__version__ == written  # written once, in pyproject.toml
 
 
 def test_top_level_api_is_lazy():
