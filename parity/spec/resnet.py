@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -219,8 +220,12 @@ class ResNetSpec(SpecPlans):
     def canonical_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every canonical weight key with its PyTorch-layout shape (num_batches_tracked excluded).
 
-        Order is torchvision's `state_dict()` order (timm's for the deep stem, avg-down and post_bn).
+        Order is torchvision's `state_dict()` order (timm's for the deep stem, avg-down, attention and post_bn).
+        A new dict each call, from a cache per spec (reading a file tries every preset's shapes).
         """
+        return dict(_canonical_shapes(self))
+
+    def _canonical_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes: dict[str, tuple[int, ...]] = {}
 
         def add(prefix: str, plan: ConvPlan | NormPlan) -> None:
@@ -244,3 +249,8 @@ class ResNetSpec(SpecPlans):
             shapes["fc.weight"] = (head.out_features, head.in_features)
             shapes["fc.bias"] = (head.out_features,)
         return shapes
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_shapes(spec: ResNetSpec) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple(spec._canonical_shapes().items())

@@ -25,8 +25,13 @@ DEEP = ("resnet101", "resnet152")
     "arch,direction",
     [
         # keras2torch of the two deepest is the extended tier: the same blocks as resnet50's keras2torch,
-        # and the same depth as their torch2keras run (about 20 s of the suite).
-        pytest.param(arch, direction, marks=EXTENDED if arch in DEEP and direction == "keras2torch" else ())
+        # and the same depth as their torch2keras run (about 20 s of the suite); resnet152's torch2keras too:
+        # tests/parity/checks/test_localise.py checks the same calibrated resnet152 port at 64x64 (15 s).
+        pytest.param(
+            arch,
+            direction,
+            marks=EXTENDED if arch in DEEP and (direction == "keras2torch" or arch == "resnet152") else (),
+        )
         for arch in ARCHS
         for direction in ("torch2keras", "keras2torch")
     ],

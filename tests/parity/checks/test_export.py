@@ -235,8 +235,9 @@ def test_four_way_parity_bottleneck_resnet50():
     # Every bottleneck, stride and shortcut of resnet50 at a quarter of its widths: the same graph for
     # the exporters at 1/16 of the weights, in a fraction of the time. As ResNet-D (timm's resnet50d: deep
     # stem, avg-down shortcuts) at an odd size, so the average pool's ceil-mode edge goes through both
-    # exporters too (the plain stem and projections are exported by the resnet18 test).
-    spec = make_spec("resnet50d", widths=(16, 32, 64, 128), stem_width=16, deep_stem_width=8)
+    # exporters too (the plain stem and projections are exported by the resnet18 test), with ECA in every
+    # block (timm's ecaresnet50d): the one 1-D conv any network exports.
+    spec = make_spec("ecaresnet50d", widths=(16, 32, 64, 128), stem_width=16, deep_stem_width=8)
     result = check_arch(spec, CheckConfig(batch=2, height=97, width=95, onnx=True))
     assert result.passed, result.to_dict()
     assert len(result.onnx_reports) == 6
