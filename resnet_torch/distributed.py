@@ -9,8 +9,6 @@ GPUs, gloo between CPU processes).
 from __future__ import annotations
 
 import os
-import signal
-import sys
 from typing import Any
 
 import torch
@@ -18,12 +16,6 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 ENGINE = "torch DistributedDataParallel"
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    # FRAMEWORK: processes — Keras runs one process; torchrun stops the others with SIGTERM when one
-    # fails, and exiting through SystemExit runs the `finally` blocks that remove half-written temp files.
-    sys.exit(128 + signum)
 
 
 def init(device: str) -> tuple[int, int, str]:
@@ -45,7 +37,6 @@ def init(device: str) -> tuple[int, int, str]:
         device = f"cuda:{local_rank}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     return dist.get_rank(), dist.get_world_size(), device
 
 

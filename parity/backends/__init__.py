@@ -50,8 +50,11 @@ def adapter_named(name: str) -> Adapter:
     if name not in ADAPTERS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name not in _MADE:
+        from parity.core.logs import quiet_imports
+
         module, _, cls = ADAPTERS[name].partition(":")
-        _MADE[name] = getattr(importlib.import_module(module), cls)()
+        with quiet_imports():  # TensorFlow's start-up block, written from C++ as Keras imports it
+            _MADE[name] = getattr(importlib.import_module(module), cls)()
     return _MADE[name]
 
 

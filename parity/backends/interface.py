@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -242,7 +242,14 @@ class Adapter(ABC):
         """Write canonical weights of `spec` to `tmp` in one of `NATIVE_FORMATS`."""
 
     def keras_applications_model(
-        self, constructor: str, num_classes: int, in_channels: int, path: Path | None = None, pooling: str | None = None
+        self,
+        constructor: str,
+        num_classes: int,
+        in_channels: int,
+        path: Path | None = None,
+        pooling: str | None = None,
+        classifier_activation: str | None = None,
+        input_shape: Sequence[int | None] | None = None,
     ) -> Any:
         """A keras.applications ResNet (`ResNet50V2`, ...), with a `.weights.h5` loaded if given."""
         raise Unavailable(f"keras.applications models are Keras models, not {self.NAME} ones")

@@ -17,7 +17,7 @@ from parity.backends import adapter, adapter_named
 from parity.checks.compare import compare
 from parity.checks.diff import Report
 from parity.io.weights import copy_weights, random_weights, set_weights
-from parity.spec import ResNetSpec
+from parity.spec import ResNetSpec, layout_name
 
 DIRECTIONS = ("torch2keras", "keras2torch")
 
@@ -73,6 +73,7 @@ class CheckResult:
     onnx_reports: list[Report] = field(default_factory=list)
     onnx_ops: dict[str, dict[str, int]] = field(default_factory=dict)
     train: Any = None  # parity.checks.train_steps.TrainReport when training steps were compared
+    layout: str = ""  # how reports name its layout (`parity.spec.layout_name`: 'timm' for resnet50d)
 
     @property
     def passed(self) -> bool:
@@ -209,6 +210,7 @@ def check_arch(
         counts["trainable"], t_params, k_params, counts["bn_running"], t_running, k_running, conventions
     )
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
+    result.layout = layout_name(spec)
     if config.onnx:
         from parity.checks.export import four_way
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from parity.backends import adapter, adapter_named, loaded_backends, spec_of
-from parity.checks.diff import Report, StageDiff
+from parity.checks.diff import Report, StageDiff, nonfinite_line
 from parity.core import tolerances
 from parity.spec import ResNetSpec
 
@@ -118,6 +118,14 @@ def compare(
     with precision(device, allow_tf32) as tf32:
         out_a = run_stages(a, x, device)
         out_b = run_stages(b, x, device)
+        labelled = labels or (side_a.NAME, side_b.NAME)
+        if labelled[0] == labelled[1]:  # two models of one framework
+            labelled = (f"{labelled[0]} (reference)", f"{labelled[1]} (under test)")
+        nonfinite = nonfinite_line(
+            x,
+            {labelled[0]: side_a.get_weights(a), labelled[1]: side_b.get_weights(b)},
+            {labelled[0]: out_a, labelled[1]: out_b},
+        )
         report = Report(
             a=labels[0] if labels else side_a.NAME,
             b=labels[1] if labels else side_b.NAME,
@@ -128,6 +136,7 @@ def compare(
             tolerance=tol,
             tolerance_name=name,
             provenance=provenance.collect(device, "float32", tf32, seed, side_a.device_name(device)),
+            nonfinite=nonfinite,
         )
         if not float64:
             report.float64_note = (

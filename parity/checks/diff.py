@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ class StageDiff:
     """How far two tensors of one stage (or block, or layer) are apart.
 
     `max_rel` is max |a - b| over positions finite in both, divided by max |a| (a = reference).
-    NaN/inf positions must match exactly (same mask, same sign of inf) to pass. For fp32 stages,
+    A NaN or inf in either tensor fails it, matched or not (`nan_*`, `*_mismatch` count them). For fp32 stages,
     `noise` is the reference's own fp32 rounding there (its fp32 output against its float64 output,
     same measure) and `ratio` = max_rel / noise; the tolerance is then a multiple of that noise.
     """
@@ -38,6 +39,7 @@ class StageDiff:
     noise: float | None = None
     noise_b: float | None = None
     ratio: float | None = None
+    finite: bool = True
 
     @classmethod
     def measure(cls, stage: str, a: np.ndarray, b: np.ndarray, tolerance: float, floor: float = 0.0) -> StageDiff:
@@ -65,7 +67,8 @@ class StageDiff:
         nan_mismatch = int(np.count_nonzero(nan_a != nan_b))
         inf_mismatch = int(np.count_nonzero((a == np.inf) != (b == np.inf)))
         inf_mismatch += int(np.count_nonzero((a == -np.inf) != (b == -np.inf)))
-        finite = np.isfinite(a) & np.isfinite(b)
+        finite_a, finite_b = np.isfinite(a), np.isfinite(b)
+        finite = finite_a & finite_b
         diff = np.abs(np.where(finite, a, 0.0) - np.where(finite, b, 0.0))
         max_abs = float(diff.max(initial=0.0))
         ref_max = max(float(np.max(np.abs(a), where=np.isfinite(a), initial=0.0)), floor)
@@ -73,7 +76,9 @@ class StageDiff:
             max_rel = max_abs / ref_max
         else:
             max_rel = 0.0 if max_abs == 0 else math.inf
-        passed = nan_mismatch == 0 and inf_mismatch == 0 and max_rel <= tolerance
+        # A value that is not finite, in either tensor, is never agreement: two NaNs are no evidence of a port.
+        all_finite = bool(finite_a.all() and finite_b.all())
+        passed = all_finite and max_rel <= tolerance
         return cls(
             stage,
             list(a.shape),
@@ -87,6 +92,7 @@ class StageDiff:
             inf_mismatch,
             tolerance,
             passed,
+            finite=all_finite,
         )
 
     @classmethod
@@ -141,6 +147,7 @@ class Report:
     blocks_dtype: str = ""
     layers: list[StageDiff] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    nonfinite: str = ""
 
     @property
     def port_passed(self) -> bool:
@@ -221,3 +228,63 @@ class Report:
         from parity.checks.report import report_text
 
         return report_text(self)
+
+
+def _counts(value: Any) -> tuple[int, int, int]:
+    """(NaN, inf, size) of an array."""
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.floating):
+        return 0, 0, int(array.size)
+    return int(np.isnan(array).sum()), int(np.isinf(array).sum()), int(array.size)
+
+
+def _said(nan: int, inf: int, size: int) -> str:
+    parts = ([f"{nan:,} NaN"] if nan else []) + ([f"{inf:,} inf"] if inf else [])
+    return " and ".join(parts) + f" of {size:,}"
+
+
+def _bad(tensors: Mapping[str, Any]) -> dict[str, tuple[int, int, int]]:
+    return {key: found for key, value in tensors.items() if sum((found := _counts(value))[:2])}
+
+
+def nonfinite_line(
+    x: np.ndarray, weights: Mapping[str, Mapping[str, Any]], outputs: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """One line saying what is not finite (the input, which weight tensors, how many values) and what each model
+    made of it (the first stage that is not finite, and how much of its output); "" when everything is finite.
+
+    Args:
+        x: the input batch.
+        weights: label -> that model's canonical weights.
+        outputs: label -> that model's stage outputs, in stage order.
+    """
+    causes = []
+    nan, inf, size = _counts(x)
+    if nan or inf:
+        causes.append(f"the input holds {_said(nan, inf, size)} values")
+    bad = {label: _bad(tensors) for label, tensors in weights.items()}
+    shared = len({tuple(sorted(found.items())) for found in bad.values()}) == 1
+    for label, found in bad.items():
+        if not found:
+            continue
+        whose = "the weights of both models" if shared and len(bad) > 1 else f"{label}'s weights"
+        listed = ", ".join(f"{key} {_said(*counts)}" for key, counts in list(found.items())[:3])
+        more = f" and {len(found) - 3} more tensors" if len(found) > 3 else ""
+        causes.append(f"{whose}: {listed}{more}")
+        if shared:
+            break
+    made = []
+    for label, stages in outputs.items():
+        first = next((stage for stage, value in stages.items() if sum(_counts(value)[:2])), None)
+        last = list(stages)[-1]
+        if first is None:
+            made.append(f"{label}: every stage finite")
+        else:
+            made.append(f"{label}: not finite from {first} on, {last} {_said(*_counts(stages[last]))}")
+    if not causes and all(part.endswith("every stage finite") for part in made):
+        return ""
+    return (
+        "not finite: "
+        + "; ".join(causes or ["no input or weight (it arises in the computation)"])
+        + (" -> " + "; ".join(made))
+    )

@@ -130,10 +130,15 @@ def snippet(ref: str) -> str:
     import importlib.util
 
     module_name, qualname = ref.split(":")
-    found = importlib.util.find_spec(module_name)
+    top, *inner = module_name.split(".")
+    found = importlib.util.find_spec(top)  # a top-level package is found without importing it (a submodule is not)
     if found is None or found.origin is None:
         raise ValueError(f"no module {module_name!r}")
-    source = open(found.origin, encoding="utf-8").read()
+    path = Path(found.origin).parent.joinpath(*inner)
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    if not path.is_file():
+        raise ValueError(f"no module {module_name!r} (no {path})")
+    source = path.read_text(encoding="utf-8")
     node: Any = ast.parse(source)
     for part in qualname.split("."):
         node = next(n for n in node.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part)

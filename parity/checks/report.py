@@ -30,6 +30,8 @@ def report_text(report: Any) -> str:
     """What `str(report)` prints: enough to act on without opening the JSON."""
     shape = "x".join(map(str, report.input_shape))
     lines = [f"{report.a} vs {report.b}, {report.arch}, input {shape}: {_verdict(report.passed)}"]
+    if report.nonfinite:  # said first: what it says makes every figure below moot
+        lines.append(f"  {report.nonfinite}")
     if report.provenance:
         from parity.core.provenance import header
 

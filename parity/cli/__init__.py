@@ -13,8 +13,11 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from parity.cli import options, output
+from parity.core import signals
+from parity.core.logs import set_verbose
 
 COMMANDS = {
     "summary": "per-stage, per-block or per-layer shapes, parameters and MACs from the spec and both models",
@@ -68,9 +71,16 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but a mistake is one line naming the option and where help is, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only `command`'s module is imported and its options added (None: every command's)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resnet-parity",
         description="One ResNet spec, a PyTorch and a Keras model built from it, and proof they agree.",
     )
@@ -83,6 +93,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             module.add_arguments(p)
             options.add_threads(p)  # every command computes
             output.add_quiet(p)
+            output.add_verbose(p)
             p.set_defaults(func=module.run)
     return parser
 
@@ -91,19 +102,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_frameworks()
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command if command in COMMANDS else "")
-    args = parser.parse_args(argv)
-    args.argv = argv
-    output.QUIET[0] = getattr(args, "quiet", False)
+    with signals.interruptible():
+        try:
+            args = build_parser(command if command in COMMANDS else "").parse_args(argv)
+        except KeyboardInterrupt:  # while a command's module was imported
+            print("resnet-parity: interrupted", file=sys.stderr)
+            return signals.exit_status()
+        args.argv = argv
+        output.QUIET[0] = getattr(args, "quiet", False)
+        set_verbose(getattr(args, "verbose", False))
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         options.apply_threads(args)
         return args.func(args)
     except ERRORS as exc:
+        if signals.launched() and signals.RECEIVED:  # a peer's interrupt broke this one's step: the parent speaks
+            return signals.exit_status()
         print(f"resnet-parity {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        # Files are written atomically: an interrupt leaves nothing half-written.
-        print(
-            f"resnet-parity {args.command}: {str(exc) or 'interrupted; nothing half-written was left'}", file=sys.stderr
-        )
-        return 130
+        if not signals.launched():
+            # Files are written atomically: an interrupt leaves nothing half-written.
+            print(
+                f"resnet-parity {args.command}: {str(exc) or 'interrupted; nothing half-written was left'}",
+                file=sys.stderr,
+            )
+        return signals.exit_status()

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         args.runtimes,
         args.warmup,
         args.repeats,
-        progress=lambda name: err.print(f"timing {name} ...") if err.is_terminal else None,
+        progress=lambda name: err.print(f"timing {name} ...", markup=False),
         sgemm_size=args.sgemm_size,
         spec=options.spec_from_args(args.arch, args),
     )

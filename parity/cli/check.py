@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             steps = "build, port, compare in fp32 and float64" + (", export ONNX, run onnxruntime" if args.onnx else "")
             steps += f", {args.train_steps} training steps" if args.train_steps else ""
             shape = "x".join(map(str, x.shape)) if x is not None else f"{args.batch}x{height}x{width}"
-            with err.status(f"{arch} {direction}: {steps} at {shape}"):
+            with output.step(f"{arch} {direction}: {steps} at {shape}"):
                 # The ONNX files and the training steps do not depend on the direction: once per arch.
                 first_pass = direction == directions[0]
                 config = CheckConfig(
@@ -178,10 +178,12 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*row, style=None if row[VERDICT_COLUMN] == "PASS" else "red")
     console = output.console()
+    for said in dict.fromkeys(f"{r.arch}: {r.report.nonfinite}" for r in results if r.report.nonfinite):
+        console.print(said, markup=False, highlight=False, soft_wrap=True)  # first: it makes the table moot
     console.print(table)
     for r in results:
         if r.direction == directions[0] and r.params.line():
-            console.print(f"{r.arch} ({r.variant}) parameters: {r.params.line()}")
+            console.print(f"{r.arch} ({r.layout}) parameters: {r.params.line()}")
     for r in results:
         if not r.report.passed:
             console.print(f"\n{r.arch} {r.direction}:\n{r.report}", highlight=False, markup=False)

@@ -19,7 +19,7 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
                 f"{p.spec:,} / {p.torch:,} / {p.keras:,}",
                 "x".join(map(str, r.output_shape)),
                 fmt_sci(native.port_max_rel) if native.float64 else "off",
-                fmt_sci(native.logits.max_rel),
+                fmt_sci(native.logits.max_rel) if native.logits.finite else "not finite",
                 f"{native.worst_ratio:.1f}x"
                 if native.float64 and native.tolerance_name == "FP32_NOISE_MULTIPLE"
                 else "-",

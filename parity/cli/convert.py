@@ -20,15 +20,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from parity.io.checkpoints import convert
+    from parity.spec import layout_name
 
     err = output.console(stderr=True)
-    with err.status(f"converting {args.src} -> {args.dst}"):
-        path, spec = convert(
+    with output.step(f"converting {args.src} -> {args.dst}"):
+        path, spec, kept = convert(
             args.src, args.dst, args.to, args.arch, args.variant, args.num_classes, args.in_channels, args.force
         )
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    same = [f"{label} {_shown(kept[key])}" for key, label in KEPT.items() if kept.get(key)]
     err.print(
-        f"wrote {path} ({size / 1e6:.1f} MB{', for ' + args.to if args.to else ''}): {spec.name} ({spec.variant}), "
+        f"wrote {path} ({size / 1e6:.1f} MB{', for ' + args.to if args.to else ''}): {spec.name} ({layout_name(spec)}), "
         f"{spec.num_classes} classes, {spec.in_channels} input channels"
+        + (f"; as the source: {', '.join(same)}" if same else ""),
+        markup=False,
+        soft_wrap=True,
     )
     return 0
+
+
+KEPT = {
+    "classifier_activation": "classifier activation",
+    "input_shape": "input",
+    "labels": "class names",
+    "mean": "mean",
+    "std": "std",
+}
+"""What a library's layout keeps from its source, as the line after a conversion says it."""
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list) and value and all(isinstance(v, (int, type(None))) for v in value):
+        return "x".join("any" if v is None else str(v) for v in value)
+    if isinstance(value, list):
+        return f"{len(value)} of them" if all(isinstance(v, str) for v in value) else str(value)
+    return str(value)

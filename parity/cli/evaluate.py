@@ -28,9 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from parity.training.predict import evaluate, evaluation_data, load_trained, plot_confusion
 
     options.select_keras_backend(args.keras_backend)
-    trained = load_trained(args.weights, args.backend)
-    data = evaluation_data(args.data, trained, args.seed)
-    result = evaluate(trained, data, args.batch)
+    with output.step(f"loading {args.weights} into {args.backend}"):
+        trained = load_trained(args.weights, args.backend)
+    with output.step(f"reading {args.data}"):
+        data = evaluation_data(args.data, trained, args.seed)
+    with output.step(f"evaluating {len(data)} images"):
+        result = evaluate(trained, data, args.batch)
     console = output.console()
     console.print(
         f"{args.weights} in {args.backend} on {data.name}: {len(data)} images, "

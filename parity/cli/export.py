@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if weights is not None:
         set_weights(model, weights)
     err = output.console(stderr=True)
-    with err.status(f"exporting {spec.name} ({args.backend}) to {args.out}"):
+    with output.step(f"exporting {spec.name} ({args.backend}) to {args.out}"):
         path = export_onnx(
             model, args.out, nchw=args.nchw, opset=args.opset, height=height, width=width, force=args.force
         )

@@ -72,9 +72,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.json, args.docs, args.plot):
         if path:
             check_target(path, force=True)
-    err = output.console(stderr=True)
     only = [k.strip() for k in args.only.split(",")] if args.only else None
-    with err.status("measuring") as status:
+    with output.step("measuring") as say:
         findings = run_lessons(
             args.arch,
             args.size,
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             args.seed,
             only,
             args.train_steps,
-            progress=lambda title: status.update(f"measuring: {title}"),
+            progress=say,
             spec=options.spec_from_args(args.arch, args),
         )
     table = Table(

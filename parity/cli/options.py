@@ -39,14 +39,11 @@ def even_size(text: str) -> int:
     """A size for the lessons, which also run at size + 1 to make every stride-2 input odd."""
     value = positive(text)
     if value < 8 or value % 2:
-        raise argparse.ArgumentTypeError(
-            f"must be an even number >= 8 (the odd-size lessons use size + 1), got {value}"
-        )
+        raise argparse.ArgumentTypeError(f"must be an even number >= 8 (odd-size lessons use size + 1), got {value}")
     return value
 
 
 def device(text: str) -> str:
-    """'cpu', 'cuda' or 'cuda:N'."""
     if text == "cpu" or text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
         return text
     raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
@@ -168,8 +165,8 @@ def add_threads(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive,
         default=None,
-        help="threads per framework (default: OMP_NUM_THREADS if set, else the CPUs this process may use: "
-        "affinity and cgroup quota); fewer than the free cores runs faster on a busy machine",
+        help="threads per framework (default: OMP_NUM_THREADS if set, else the CPUs this process may use, "
+        "affinity and cgroup quota, less those other processes keep busy at start)",
     )
 
 
@@ -212,20 +209,24 @@ def add_spec_overrides(p: argparse.ArgumentParser, variant: bool = True) -> None
 
 def apply_threads(args: argparse.Namespace) -> int:
     """Use --threads (or its default) for every framework this process starts from now on; the count."""
-    from parity.core.threads import available_cpus, configure, requested
+    from parity.core.threads import available_cpus, configure, default_threads, requested
 
-    count = getattr(args, "threads", None) or requested() or available_cpus()
+    given, cpus = getattr(args, "threads", None), available_cpus()
+    if given is not None and given > cpus:
+        raise ValueError(
+            f"--threads {given}: this process may use {cpus} CPUs (affinity and cgroup quota), and threads "
+            f"beyond them only wait for one another; use --threads {cpus} or fewer"
+        )
+    count = given or requested() or default_threads()
     configure(count)
     return count
 
 
 def size(values: Sequence[int]) -> tuple[int, int]:
     """(H, W) from --size H or --size H W."""
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise ValueError(f"--size takes H or H W, got {len(values)} numbers")
+    if len(values) not in (1, 2):
+        raise ValueError(f"--size takes H or H W, got {len(values)} numbers")
+    return values[0], values[-1]
 
 
 def parse_set(items: Sequence[str] | None) -> dict[str, Any]:
@@ -276,7 +277,10 @@ def select_keras_backend(name: str | None) -> None:
     if name not in KERAS_BACKENDS:
         raise ValueError(f"--keras-backend must be one of {', '.join(KERAS_BACKENDS)}, got {name!r}")
     if importlib.util.find_spec(name) is None:  # each backend is the package of the same name
-        raise ValueError(f"--keras-backend {name} needs the {name} package, which is not installed")
+        extra = {"jax": "jax", "tensorflow": "keras", "torch": "torch"}[name]
+        raise ValueError(
+            f"--keras-backend {name} needs the {name} package, which is not installed: pip install 'resnet-parity[{extra}]'"
+        )
     from parity.core.provenance import keras_backend
 
     if "keras" in sys.modules and keras_backend() != name:

@@ -46,7 +46,15 @@ def run(args: argparse.Namespace) -> int:
         check_target(args.json, force=True)
     backends = ["torch", "keras"] if args.backend == "both" else [args.backend]
     if "keras" in backends:
+        import importlib.util
+
         from parity.core.provenance import keras_backend
+
+        if importlib.util.find_spec("jax") is None:  # before the torch part runs: nothing of it would be shown
+            raise ValueError(
+                "the Keras scale check runs Keras on JAX (keras.distribution is JAX-only), and jax is not installed: "
+                "pip install 'resnet-parity[jax]', or --backend torch"
+            )
 
         if keras_backend() != "jax":  # said, not silent: the check itself runs in a JAX child process
             output.console(stderr=True).print(
@@ -74,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     console, err = output.console(), output.console(stderr=True)
     reports = []
     for backend, config in configs.items():
-        if err.is_terminal:
-            err.print(f"{backend}: {config.parts} {'processes' if backend == 'torch' else 'devices'} ...")
+        err.print(f"{backend}: {config.parts} {'processes' if backend == 'torch' else 'devices'} ...", markup=False)
         report = check_scale(backend, config)
         reports.append(report)
         table = Table(

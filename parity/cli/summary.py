@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from parity.core.files import atomic_write_text
-    from parity.spec import input_size
+    from parity.spec import input_size, layout_name
 
     spec = options.spec_from_args(args.arch, args)
     height, width = options.size(args.size or [input_size(spec.variant)])
@@ -86,9 +86,13 @@ def run(args: argparse.Namespace) -> int:
         group["macs"] += row.macs
         if ".downsample" not in row.name:
             group["output"] = row.output_shape
-    built = {b: built_stage_counts(spec, b) for b in args.backends} if args.depth == "stage" else {}
+    built = {}
+    if args.depth == "stage":
+        for backend in args.backends:
+            with output.step(f"building {spec.name} in {backend}"):
+                built[backend] = built_stage_counts(spec, backend)
     built_totals = {b: built_totals_of(spec, b) for b in args.backends}
-    title = f"{spec.name} ({spec.variant}) at {spec.in_channels}x{height}x{width}, by {args.depth}"
+    title = f"{spec.name} ({layout_name(spec)}) at {spec.in_channels}x{height}x{width}, by {args.depth}"
     table = Table(title=title)
     columns = [args.depth, "output (C, H, W)"] + (["kernel / stride / pad"] if args.depth == "layer" else [])
     columns += ["params (spec)"] + [f"params ({b})" for b in built] + ["MACs"]

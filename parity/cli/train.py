@@ -107,6 +107,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     for field in ("num_classes", "in_channels"):
         if field in overrides:
             raise ValueError(f"--set {field}: train takes it from the data (classes, RGB images)")
+    if args.resume and not (Path(args.out) / "run.json").is_file():
+        raise FileNotFoundError(f"--resume: no run at {args.out} (no run.json in it)")
     base = stored_config(Path(args.out)) if args.resume else {}
     if overrides:
         given["spec"] = {**base.get("spec", {}), **overrides}
@@ -151,6 +153,7 @@ def _launch_torchrun(args: argparse.Namespace, config: Any) -> int:
         from parity.backends import adapter_named
 
         adapter_named("torch").data_parallel().check_sync_bn(config.device)
+    created = not Path(args.out).exists()
     prepare_run_dir(Path(args.out), config, args.resume)  # refuses an existing run or changed settings now
-    launch(args.nproc, without_option(args.argv, "--nproc"), Path(args.out))
+    launch(args.nproc, without_option(args.argv, "--nproc"), Path(args.out), created)
     return 0

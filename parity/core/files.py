@@ -98,6 +98,20 @@ def atomic_folder(path: str | os.PathLike[str], write: Callable[[Path], object],
     return target
 
 
+def make_writable_folder(path: str | os.PathLike[str], option: str) -> Path:
+    """Create a folder for a command's output (parents too) and prove it takes a file, or refuse in one line
+    naming `option`, the folder and the system's reason (a read-only file system, a file in the way)."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-")
+        probe.close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PermissionError(f"{option} {folder}: cannot write there ({reason})") from None
+    return folder
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from parity.backends import adapter_named, spec_of
-from parity.core.errors import CheckpointError
+from parity.core.errors import CheckpointError, one_line
 from parity.core.files import atomic_write, check_target
 from parity.io.formats import Format, format_of
 from parity.io.infer import held_sizes, infer_spec
 from parity.io.libraries import LIBRARIES, Read, folder_refusal, library_named, library_of
 from parity.io.structure import weights_by_structure
 from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights
-from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec, make_spec
+from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec, layout_name, make_spec
 
 # -- reading ---------------------------------------------------------------------------------------
 
@@ -46,7 +46,7 @@ def read_file(path: Path, spec: ResNetSpec | None = None) -> tuple[ResNetSpec | 
     except (WeightMismatchError, CheckpointError, ValueError):
         raise
     except Exception as exc:  # every library has its own exception types for a bad file
-        raise CheckpointError(f"cannot read {path} as a {fmt.name} checkpoint: {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(f"cannot read {path} as a {fmt.name} checkpoint: {one_line(exc)}") from exc
     return held, {k: v for k, v in weights.items() if not k.endswith(NUM_BATCHES_TRACKED)}
 
 
@@ -200,7 +200,7 @@ def _check_held(path: Path, weights: Mapping[str, Any], num_classes: int | None,
 
 
 def _describe(spec: ResNetSpec) -> str:
-    return f"{spec.name} ({spec.variant}, {spec.num_classes} classes, {spec.in_channels} channels)"
+    return f"{spec.name} ({layout_name(spec)}, {spec.num_classes} classes, {spec.in_channels} channels)"
 
 
 def _which_network(weights: Mapping[str, Any], spec: ResNetSpec, path: Any) -> str:
@@ -289,7 +289,9 @@ def load_model(
     num_classes: int | None = None,
     in_channels: int | None = None,
 ) -> Any:
-    """A new model of `backend` ("torch" or "keras") holding a checkpoint's weights.
+    """A new model of `backend` ("torch" or "keras") holding a checkpoint's weights, ready for inference: a torch
+    module comes in eval mode (BatchNorm on its running statistics), as transformers' `from_pretrained` and
+    `timm.create_model(pretrained=True)` return theirs; call `.train()` to train it.
 
     The architecture comes from the source (see `read_with_spec`) unless `arch` is given. A `.keras`
     file loads with safe_mode, and needs no prior `import resnet_keras`.
@@ -321,8 +323,9 @@ def convert(
     num_classes: int | None = None,
     in_channels: int | None = None,
     force: bool = False,
-) -> tuple[Path, ResNetSpec]:
-    """Convert a checkpoint between any two formats, or into a library's own layout; (written path, spec).
+) -> tuple[Path, ResNetSpec, dict[str, Any]]:
+    """Convert a checkpoint between any two formats, or into a library's own layout; (written path, spec, what
+    the source recorded beside its weights and the library's layout kept: labels, preprocessing, head, input).
 
     Everything that can be refused is refused before the source is read: an unknown format, the source itself
     as target, an existing target without `force`.
@@ -337,7 +340,7 @@ def convert(
     if to is None:
         format_of(dst)
     else:
-        library_named(to)
+        library_named(to).check_target(Path(dst))
     refuse_same_file(src, dst)
     if to is None or not library_named(to).FOLDER:
         check_target(dst, force)
@@ -345,5 +348,5 @@ def convert(
         raise FileExistsError(f"{dst} exists; pass --force to overwrite it")
     spec, weights, recorded = read_source(src, arch, variant, num_classes, in_channels)
     if to is None:
-        return write_checkpoint(weights, dst, spec, force=force), spec
-    return write_for_library(weights, spec, dst, to, force, recorded), spec
+        return write_checkpoint(weights, dst, spec, force=force), spec, {}
+    return write_for_library(weights, spec, dst, to, force, recorded), spec, recorded

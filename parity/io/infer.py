@@ -93,7 +93,8 @@ def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
     count = sum(1 for key in weights if not key.endswith(NUM_BATCHES_TRACKED))
     raise ValueError(
         f"no ResNet the spec describes has exactly these {count} keys and shapes{reason}; the closest is "
-        f"{spec.name} ({spec.variant}), which differs by: {error.details}; pass --arch/--variant (or fix the file)"
+        f"{spec.name} ({spec.variant}), which differs by: {error.details}; every preset and variant was tried, so "
+        "no --arch or --variant reads it: it is a family the spec does not describe (or a damaged file)"
     )
 
 

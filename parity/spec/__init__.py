@@ -53,6 +53,7 @@ from parity.spec.presets import (
     VARIANT_INPUT_SIZE,
     VARIANTS,
     input_size,
+    layout_name,
     make_spec,
     parse_archs,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "ResNetSpec",
     "StemPlan",
     "input_size",
+    "layout_name",
     "make_spec",
     "parse_archs",
 ]

@@ -129,6 +129,23 @@ FAMILIES: dict[str, dict[str, Any]] = {
 PRESETS: dict[str, dict[str, Any]] = {**ARCHS, **FAMILIES}
 """Every named architecture `make_spec` builds: the five depths, then the families."""
 
+SOURCES: dict[str, str] = {
+    **{arch: "torchvision" for arch in ARCHS},
+    **{arch: "timm" for arch in FAMILIES},
+    **{arch: "torchvision" for arch in FAMILIES if arch.startswith(("resnext", "wide_resnet"))},
+    **{arch: "keras.applications" for arch in FAMILIES if arch.endswith("v2")},
+}
+"""The library whose layout each preset is, as it names it: what a report calls its default variant."""
+
+
+def layout_name(spec: ResNetSpec) -> str:
+    """How reports name a network's layout: its variant, where the default variant ('torchvision') would misname
+    a preset of another library ('timm' for resnet50d, 'keras.applications' for resnet50v2)."""
+    if spec.variant == "torchvision" and spec.preset in SOURCES:
+        return SOURCES[spec.preset]
+    return spec.variant
+
+
 OPTIMIZERS = ("sgd", "adam")
 """Update rules both backends train with, in torch's conventions (`resnet_torch.train`, `resnet_keras.train`)."""
 

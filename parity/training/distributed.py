@@ -10,12 +10,16 @@ Keras: `--devices N` in one process (`resnet_keras.distributed`, through `parity
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from parity.core import signals
+from parity.core.logs import verbose
 
 
 def host_devices_flag(devices: int) -> None:
@@ -67,11 +71,14 @@ def state_epochs(folder: Path) -> list[int]:
 
 
 def torchrun_command(nproc: int, argv: Sequence[str], module: str = "parity.cli") -> list[str]:
-    """The torchrun command line that runs `python -m <module> <argv>` in `nproc` local processes."""
+    """The torchrun command line that runs `python -m <module> <argv>` in `nproc` local processes.
+
+    torchrun runs through `parity.backends.torch.launcher`, which ends on a signal without a traceback.
+    """
     return [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "parity.backends.torch.launcher",
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
@@ -80,18 +87,36 @@ def torchrun_command(nproc: int, argv: Sequence[str], module: str = "parity.cli"
     ]
 
 
-def launch(nproc: int, argv: Sequence[str], out: Path) -> None:
+def launch(nproc: int, argv: Sequence[str], out: Path, created: bool) -> None:
     """Run `resnet-parity <argv>` under torchrun in `nproc` processes; a failed process is one clear error.
+
+    torchrun and its processes run in their own process group: Ctrl-C or SIGTERM here goes to the whole
+    group and this process waits until every one of them has exited, then says in one line what the run
+    directory holds. The processes stay quiet on an interrupt (this one speaks for them), and torchrun's
+    own warnings are silenced unless --verbose or LOGLEVEL asks for them.
 
     Args:
         nproc: processes on this machine.
         argv: the train command line without --nproc.
         out: its run directory (named in the error with the checkpoint to resume from).
+        created: `out` was made for this run (an interrupt before epoch 1 removes it, as one process does).
     """
-    code = subprocess.call(torchrun_command(nproc, argv))
+    env = {**os.environ, signals.LAUNCHED: "1"}
+    if not verbose():
+        env.setdefault("LOGLEVEL", "ERROR")  # torch.distributed.elastic's logger: its W lines on every start and stop
+    child = subprocess.Popen(torchrun_command(nproc, argv), env=env, start_new_session=True)
+    with signals.forwarded(child.pid) as received:
+        code = child.wait()
+    epochs = state_epochs(out / "torch")
+    if received:
+        if epochs:
+            raise KeyboardInterrupt(f"interrupted; {out} holds epoch {epochs[-1]}, continue with --resume")
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+            raise KeyboardInterrupt(f"interrupted before epoch 1 ended; {out} was removed")
+        raise KeyboardInterrupt(f"interrupted before epoch 1 ended; {out} holds no epoch to resume from")
     if code == 0:
         return
-    epochs = state_epochs(out / "torch")
     keep = (
         f"the last good checkpoint is {out / 'torch' / f'state-{epochs[-1]}.safetensors'}; continue with --resume"
         if epochs

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.core.files import atomic_write, atomic_write_text
+from parity.core.files import atomic_write, atomic_write_text, make_writable_folder
 from parity.io.weights import set_weights
 from parity.spec import ResNetSpec
 from parity.training.config import RESUME_FIXED, TrainConfig
@@ -70,7 +70,7 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool) -> int:
         # A run that never finished an epoch holds nothing to continue: it does not block a new one.
         if run_file.exists() and epochs_done(out):
             raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
+        make_writable_folder(out, "--out")
         return 0
     if not run_file.exists():
         raise FileNotFoundError(f"--resume: no run at {out} (no run.json)")

@@ -29,8 +29,9 @@ class TorchRun(Adapter):
     # -- building and placing
 
     def build(self, spec: ResNetSpec, dtype: str = "float32") -> Any:
-        """A resnet_torch model of `spec` (torchvision's init), its parameters in `dtype`."""
-        return resnet_torch.ResNet(spec).to(getattr(torch, dtype))
+        """A resnet_torch model of `spec` (torchvision's init), its parameters in `dtype`, in eval mode: ready for
+        inference as `from_pretrained` returns a model (training steps switch it to train mode themselves)."""
+        return resnet_torch.ResNet(spec).to(getattr(torch, dtype)).eval()
 
     @contextlib.contextmanager
     def dtype_scope(self, dtype: str) -> Iterator[None]:

@@ -88,6 +88,16 @@ class Library(ABC):
             f"(it builds {field}={getattr(back, field)!r})"
         )
 
+    def check_target(self, dst: Path) -> None:
+        """Refuse a folder library's target named like a checkpoint file (`out.safetensors`): nothing is written."""
+        from parity.io.formats import EXTENSIONS, format_of
+
+        if self.FOLDER and dst.name.lower().endswith(EXTENSIONS):
+            raise ValueError(
+                f"{dst}: {self.NAME} writes a folder (config.json beside the weights), and this name is a "
+                f"{format_of(dst).name} file's; give the folder a name without a file extension"
+            )
+
     def write(
         self,
         spec: ResNetSpec,
@@ -98,6 +108,7 @@ class Library(ABC):
     ) -> Path:
         """Write canonical weights of `spec` in the library's own layout; refused naming the field it cannot hold,
         with nothing written."""
+        self.check_target(Path(dst))
         why = self.refusal(spec)
         if why:
             raise ValueError(f"{dst}: cannot write {spec.name} for {self.NAME}: {why}")

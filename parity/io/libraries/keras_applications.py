@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from parity.backends import adapter_named
-from parity.core.errors import CheckpointError
+from parity.core.errors import CheckpointError, one_line
 from parity.core.layout import KERAS_TO_TORCH_SUFFIX, KERAS_VARIABLES, keras_layout, torch_layout, torch_shape
 from parity.io.libraries import Library, Read
 from parity.io.weights import WeightMismatchError, match_shapes
@@ -155,8 +155,54 @@ def is_keras_applications(path: str | Path) -> bool:
         return False
 
 
-def read_file(path: str | Path, keras_model_loader: Any = None) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
-    """(spec, canonical weights) of a keras.applications ResNet saved as `.keras`, legacy `.h5` or `.weights.h5`.
+LAYER_CLASSES = (
+    "InputLayer",
+    "ZeroPadding2D",
+    "Conv2D",
+    "BatchNormalization",
+    "Activation",
+    "MaxPooling2D",
+    "Add",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "Dense",
+)
+"""Every layer class keras.applications' ResNets (v1 and V2, any head) are made of: a file holding any other layer
+(a Lambda, a Rescaling, a nested model) is refused naming it, never read as if the layer were not there."""
+
+
+def _architecture(path: Path, configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The head's pooling, the classifier's activation and the input shape a model's layer configs record;
+    a layer no keras.applications ResNet has, or an activation other than its ReLU, refused naming the layer."""
+    found: dict[str, Any] = {"pooling": None}
+    for layer in configs:
+        kind, config = layer.get("class_name"), layer.get("config") or {}
+        name = config.get("name")
+        if kind not in LAYER_CLASSES:
+            raise CheckpointError(
+                f"{path}: layer {name!r} is a {kind}, which no keras.applications ResNet has; the file is refused "
+                "rather than read without it (it changes what the network computes)"
+            )
+        activation = config.get("activation", "linear")
+        if (kind == "Activation" and activation != "relu") or (kind == "Conv2D" and activation != "linear"):
+            raise CheckpointError(
+                f"{path}: layer {name!r} applies {activation!r}, where keras.applications' ResNets use relu"
+            )
+        if kind == "InputLayer":
+            shape = config.get("batch_shape") or config.get("batch_input_shape") or [None, None, None, None]
+            found["input_shape"] = list(shape[1:])
+        if name in POOLING_LAYERS:
+            found["pooling"] = POOLING_LAYERS[name]
+        if name == "predictions":
+            found["classifier_activation"] = activation
+    return found
+
+
+def read_file(
+    path: str | Path, keras_model_loader: Any = None
+) -> tuple[ResNetSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """(spec, canonical weights, recorded) of a keras.applications ResNet saved as `.keras`, legacy `.h5` or
+    `.weights.h5`; recorded: its classifier's activation and input shape, where the file says (`_architecture`).
 
     Args:
         path: the file.
@@ -165,20 +211,22 @@ def read_file(path: str | Path, keras_model_loader: Any = None) -> tuple[ResNetS
     """
     path = Path(path)
     if zipfile.is_zipfile(path):
-        layers, pooling = _read_keras_archive(path)
+        layers, configs = _read_keras_archive(path)
     else:
         import h5py
 
         with h5py.File(path, "r") as f:
             if "model_weights" in f:
-                layers, pooling = _read_legacy_h5(f)
+                layers, configs = _read_legacy_h5(f)
             else:
-                return _read_weights_h5(path, f, keras_model_loader)
+                spec, weights = _read_weights_h5(path, f, keras_model_loader)
+                return spec, weights, {}
+    found = _architecture(path, configs)
     try:
-        spec = _spec_from_layers(str(path), {k: [a.shape for a in v] for k, v in layers.items()}, pooling)
+        spec = _spec_from_layers(str(path), {k: [a.shape for a in v] for k, v in layers.items()}, found.pop("pooling"))
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
-    return spec, _canonical(path, layers, spec.preact)
+    return spec, _canonical(path, layers, spec.preact), found
 
 
 def _canonical(path: Path, layers: Mapping[str, list[np.ndarray]], preact: bool) -> dict[str, np.ndarray]:
@@ -196,7 +244,7 @@ def _canonical(path: Path, layers: Mapping[str, list[np.ndarray]], preact: bool)
     return weights
 
 
-def _read_keras_archive(path: Path) -> tuple[dict[str, list[np.ndarray]], str | None]:
+def _read_keras_archive(path: Path) -> tuple[dict[str, list[np.ndarray]], list[dict[str, Any]]]:
     """A `.keras` archive: layer names and classes from config.json, arrays from model.weights.h5 in that order.
 
     Keras stores a Functional's layers as `layers/<class in snake_case>[_k]` (the k-th of its class)."""
@@ -221,8 +269,7 @@ def _read_keras_archive(path: Path) -> tuple[dict[str, list[np.ndarray]], str | 
             if group not in f:
                 raise CheckpointError(f"{path}: model.weights.h5 has no {group} for layer {name!r}")
             layers[name] = [f[group][str(i)][()] for i in range(len(f[group]))]
-    pooling = next((POOLING_LAYERS[n] for _, n in entries if n in POOLING_LAYERS), None)
-    return layers, pooling
+    return layers, list(config["config"]["layers"])
 
 
 def _snake_case(name: str) -> str:
@@ -233,9 +280,9 @@ def _snake_case(name: str) -> str:
     return name.lower()
 
 
-def _read_legacy_h5(f: Any) -> tuple[dict[str, list[np.ndarray]], str | None]:
+def _read_legacy_h5(f: Any) -> tuple[dict[str, list[np.ndarray]], list[dict[str, Any]]]:
     """A legacy full-model `.h5` (`model.save("x.h5")`): every layer named, its weights named inside, and
-    the model's config (for the head's pooling) in an attribute."""
+    the model's config (each layer's class and settings) in an attribute."""
     group = f["model_weights"]
     layers = {}
     for raw in group.attrs["layer_names"]:
@@ -244,8 +291,7 @@ def _read_legacy_h5(f: Any) -> tuple[dict[str, list[np.ndarray]], str | None]:
         layers[name] = [group[name][w][()] for w in names]
     config = f.attrs.get("model_config")
     config = json.loads(config.decode() if isinstance(config, bytes) else config) if config is not None else {}
-    names = [layer["config"]["name"] for layer in config.get("config", {}).get("layers", [])]
-    return layers, next((POOLING_LAYERS[n] for n in names if n in POOLING_LAYERS), None)
+    return layers, list(config.get("config", {}).get("layers", []))
 
 
 def _read_weights_h5(path: Path, f: Any, loader: Any) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
@@ -289,14 +335,11 @@ class KerasApplications(Library):
 
     def read(self, path: Path) -> Read:
         try:
-            spec, weights = read_file(path, adapter_named("keras").keras_applications_model)
+            return read_file(path, adapter_named("keras").keras_applications_model)
         except (CheckpointError, WeightMismatchError):
             raise
         except Exception as exc:  # h5py and Keras have their own exception types for a bad file
-            raise CheckpointError(
-                f"cannot read {path} as a keras.applications model: {type(exc).__name__}: {exc}"
-            ) from exc
-        return spec, weights, {}
+            raise CheckpointError(f"cannot read {path} as a keras.applications model: {one_line(exc)}") from exc
 
     def describe(self, spec: ResNetSpec) -> dict[str, Any]:
         if spec.preset not in CONSTRUCTOR:
@@ -328,7 +371,8 @@ class KerasApplications(Library):
         if not name.endswith(WRITE_FORMATS):
             raise ValueError(f"{dst}: keras.applications files are {', '.join(WRITE_FORMATS)}")
         build = adapter_named("keras").keras_applications_model
-        model = build(CONSTRUCTOR[str(spec.preset)], spec.num_classes, spec.in_channels, None, spec.pooling)
+        head = {k: recorded[k] for k in ("classifier_activation", "input_shape") if recorded.get(k) is not None}
+        model = build(CONSTRUCTOR[str(spec.preset)], spec.num_classes, spec.in_channels, None, spec.pooling, **head)
         to_keras_applications(model, weights)
         if name.endswith(".weights.h5"):
             return atomic_write(dst, lambda tmp: model.save_weights(str(tmp)), force)

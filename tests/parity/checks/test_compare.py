@@ -29,9 +29,10 @@ def test_stage_diff_figures():
     assert not StageDiff.measure("x", a, b, 1e-7).passed
 
 
-def test_matching_nan_and_inf_masks_pass_mismatched_fail():
+def test_a_value_that_is_not_finite_never_passes_matched_or_not():
     a = np.array([np.nan, 1.0, np.inf, -np.inf])
-    assert StageDiff.measure("x", a, a.copy(), 1e-6).passed
+    matched = StageDiff.measure("x", a, a.copy(), 1e-6)
+    assert not matched.passed and not matched.finite and matched.nan_mismatch == matched.inf_mismatch == 0
     nan_moved = StageDiff.measure("x", a, np.array([1.0, np.nan, np.inf, -np.inf]), 1e-6)
     assert not nan_moved.passed and nan_moved.nan_mismatch == 2
     inf_sign = StageDiff.measure("x", a, np.array([np.nan, 1.0, -np.inf, -np.inf]), 1e-6)
@@ -74,11 +75,17 @@ def test_nan_input_verdicts(ported18, spec18):
     t, k = ported18
     x = random_input(spec18, 2, 64, 64, 0)
     x[0, 1, 10, 20] = np.nan
-    # Same framework: NaN spreads identically, masks match, so it is not a mismatch.
+    # Same framework: NaN spreads identically and the masks match, yet two NaNs are no evidence of anything:
+    # a FAIL, said first in one line.
     t2 = resnet_torch.ResNet(spec18)
     copy_weights(t, t2)
     same = compare(t, t2, x)
-    assert same.passed and same.logits.nan_a == same.logits.nan_b == 1000
+    assert not same.passed and same.logits.nan_a == same.logits.nan_b == 1000 and same.logits.nan_mismatch == 0
+    assert same.nonfinite == (
+        "not finite: the input holds 1 NaN of 24,576 values -> torch (reference): not finite from stem on, logits "
+        "1,000 NaN of 2,000; torch (under test): not finite from stem on, logits 1,000 NaN of 2,000"
+    )
+    assert str(same).splitlines()[1] == "  " + same.nonfinite
     # torch vs Keras/TF: torch's max-pool propagates NaN, TF's drops it, so masks differ from the
     # stem on. The correct verdict is a mismatch that names the stem.
     cross = compare(t, k, x)
@@ -95,7 +102,8 @@ def test_inf_input_masks_match(ported18, spec18):
     x[0, 0, 5, 5] = np.inf
     report = compare(t, k, x)
     assert report.stage("layer1").nan_a > 0  # inf - inf somewhere downstream
-    assert report.passed, report.to_json()
+    assert report.stage("layer1").nan_mismatch == report.stage("layer1").inf_mismatch == 0  # the masks agree
+    assert not report.passed and report.nonfinite.startswith("not finite: the input holds 1 inf of 12,288 values")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from parity.cli import main
 
@@ -168,10 +169,12 @@ def test_threads_reach_every_framework_and_the_report(tmp_path):
         "import torch, tensorflow as tf\n"
         "print(json.dumps([torch.get_num_threads(), tf.config.threading.get_intra_op_parallelism_threads()]))\n"
     )
-    result = run_python(code, env={"OMP_NUM_THREADS": "2"})
+    # TF_CPP_MIN_LOG_LEVEL unset, as a user has it: TensorFlow's C++ start-up block (twice per process) is not shown
+    result = run_python(code, env={"OMP_NUM_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": ""})
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [1, 1]
     assert json.loads(out.read_text())["provenance"]["threads"] == 1
+    assert "absl::InitializeLog" not in result.stderr and "oneDNN" not in result.stderr, result.stderr
 
 
 def test_threads_of_the_machine_by_default():
@@ -195,6 +198,26 @@ def test_resume_takes_the_settings_from_the_run_directory(tmp_path, capsys):
     assert "lr was 0.05, now 0.1" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "new")]) == 2
     assert "--data is required" in capsys.readouterr().err
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
+    """SIGTERM killed Python without its cleanup (a temporary file left, no word); now it is Ctrl-C's one line."""
+    import os
+    import signal
+
+    from parity.checks import export
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(export, "_write_checked", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--backend", "torch", "--arch", "resnet18", "--size", "32", "--out", str(out)]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "resnet-parity export: interrupted; nothing half-written was left"
+    )
+    assert list(tmp_path.iterdir()) == [] and signal.getsignal(signal.SIGTERM) is before
 
 
 def test_check_refuses_sizes_the_network_cannot_take_or_the_machine_cannot_hold(capsys, monkeypatch):
@@ -226,7 +249,173 @@ def test_ctrl_c_during_an_export_is_one_line_and_leaves_nothing(tmp_path, capsys
     monkeypatch.setattr(export, "_write_checked", interrupted)
     out = tmp_path / "m.onnx"
     assert main(["export", "--backend", "torch", "--arch", "resnet18", "--size", "32", "--out", str(out)]) == 130
-    assert capsys.readouterr().err.strip().splitlines() == [
+    lines = capsys.readouterr().err.strip().splitlines()
+    # the step line (stderr is not a terminal here), then the one line of the interrupt
+    assert lines[0].startswith("exporting resnet18 (torch) to ") and lines[1:] == [
         "resnet-parity export: interrupted; nothing half-written was left"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+# -- issue 29: what a new user hit, second round ------------------------------------------------------------------
+
+TINY = {"widths": (4, 8, 16, 32), "stem_width": 4, "num_classes": 20}
+
+
+def _tiny_file(tmp_path, name, change):
+    from parity.io.checkpoints import write_checkpoint
+    from parity.io.weights import random_weights
+    from parity.spec import make_spec
+
+    spec = make_spec("resnet18", **TINY)
+    weights = random_weights(spec, 0)
+    change(weights)
+    return write_checkpoint(weights, tmp_path / name, spec)
+
+
+def test_a_nan_weight_is_said_first_and_never_passes(tmp_path, capsys):
+    def one_nan(w):
+        w["layer2.0.conv1.weight"] = w["layer2.0.conv1.weight"].copy()
+        w["layer2.0.conv1.weight"][0, 0, 0, 0] = np.nan
+
+    path = _tiny_file(tmp_path, "nan.safetensors", one_nan)
+    assert main(["check", "--weights", str(path), "--size", "32", "--direction", "torch2keras", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (
+        "resnet18: not finite: the weights of both models: layer2.0.conv1.weight 1 NaN of "
+        "288 -> torch: not finite from layer2 on, logits 40 NaN of 40; keras: not finite from layer2 on, logits 40 "
+        "NaN of 40"
+    )
+    row = next(line for line in out.splitlines() if "torch2keras" in line)
+    assert "FAIL" in row and "not finite" in row  # the table's verdict and its logits cell
+
+
+def test_an_inf_weight_in_the_fc_never_passes(tmp_path, capsys):
+    def one_inf(w):
+        w["fc.weight"] = w["fc.weight"].copy()
+        w["fc.weight"][3, 5] = np.inf
+
+    path = _tiny_file(tmp_path, "inf.safetensors", one_inf)
+    assert main(["check", "--weights", str(path), "--size", "32", "--direction", "torch2keras", "--quiet"]) == 1
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "fc.weight 1 inf of 640" in first and "torch: not finite from logits on" in first
+
+
+def test_train_into_a_folder_it_cannot_write_is_one_line(tmp_path, capsys, monkeypatch):
+    """A read-only folder (errno 30) escaped as an OSError traceback from the run directory's mkdir."""
+    import errno
+    import pathlib
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    (tmp_path / "afile").write_text("not a folder")
+    args = ["train", "--data", "digits", *NARROW, "--backend", "torch", "--epochs", "1", "--out"]
+    assert main([*args, str(tmp_path / "afile" / "run")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"resnet-parity train: error: --out {tmp_path / 'afile' / 'run'}: cannot write there (Not a directory)"
+    )
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    assert main([*args, str(tmp_path / "ro" / "run")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"resnet-parity train: error: --out {tmp_path / 'ro' / 'run'}: cannot write there (Read-only file system)"
+    )
+
+
+def test_scale_without_jax_says_so_before_anything_runs(capsys, monkeypatch):
+    """After `pip install .[all]` (no jax) the torch part ran, then the JAX child's traceback, cut mid-word."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
+    assert main(["scale"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        "resnet-parity scale: error: the Keras scale check runs Keras on JAX (keras.distribution is JAX-only), and jax "
+        "is not installed: pip install 'resnet-parity[jax]', or --backend torch"
+    )
+    assert captured.out == ""  # nothing ran
+    assert main(["check", "--keras-backend", "jax"]) == 2
+    assert "pip install 'resnet-parity[jax]'" in capsys.readouterr().err
+
+
+def test_resume_of_a_run_that_is_not_there_says_so(tmp_path, capsys):
+    """It said "--data is required" instead."""
+    assert main(["train", "--resume", "--out", str(tmp_path / "no_such_run")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"resnet-parity train: error: --resume: no run at {tmp_path / 'no_such_run'} (no run.json in it)"
+    )
+
+
+def test_a_library_refusal_is_decided_before_a_framework_loads(tmp_path):
+    """`convert r18.safetensors r18.keras --to keras-applications` refused resnet18 only after importing TensorFlow."""
+    from tests.conftest import run_python
+
+    path = _tiny_file(tmp_path, "r18.safetensors", lambda w: None)
+    code = (
+        "import sys\nfrom parity.cli import main\n"
+        f"code = main(['convert', {str(path)!r}, {str(tmp_path / 'r18.keras')!r}, '--to', 'keras-applications'])\n"
+        "print(code, ','.join(m for m in ('torch', 'keras', 'tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    done = run_python(code)
+    assert done.stdout.split() == ["2"], done.stdout + done.stderr  # refused, and no framework was imported
+    assert "cannot write resnet18 for keras-applications: keras.applications builds resnet50" in done.stderr
+
+
+def test_long_commands_say_each_step_where_stderr_is_a_log_and_quiet_silences(tmp_path, capsys):
+    """With stderr not a terminal (a CI log), summary, convert and the others printed nothing for minutes."""
+    assert main(["summary", "--arch", "resnet18", "--set", "widths=4,8,16,32"]) == 0
+    assert capsys.readouterr().err.splitlines() == ["building resnet18 in torch ...", "building resnet18 in keras ..."]
+    path = _tiny_file(tmp_path, "r18.safetensors", lambda w: None)
+    assert main(["convert", str(path), str(tmp_path / "r18.npz")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == f"converting {path} -> {tmp_path / 'r18.npz'} ..."
+    assert main(["convert", str(path), str(tmp_path / "again.npz"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_smaller_things(tmp_path, capsys):
+    import parity
+    from parity.spec import layout_name, make_spec
+
+    path = _tiny_file(tmp_path, "r18.safetensors", lambda w: None)
+    # a folder library into a file's name made a folder called r18.safetensors
+    assert main(["convert", str(path), str(tmp_path / "hf.safetensors"), "--to", "transformers"]) == 2
+    assert "transformers writes a folder (config.json beside the weights), and this name is a safetensors file's" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "hf.safetensors").exists()
+    # timm's and keras.applications' presets were labelled "(torchvision)"
+    assert [layout_name(make_spec(a)) for a in ("resnet50", "resnet50d", "resnet50v2", "seresnet50")] == [
+        "torchvision",
+        "timm",
+        "keras.applications",
+        "timm",
+    ]
+    # load_model gave a torch module in training mode (100 % off timm's output until .eval())
+    assert not parity.load_model(path, backend="torch").training
+    # --threads beyond the CPUs was taken without a word
+    assert main(["summary", "--threads", "999"]) == 2
+    assert "--threads 999: this process may use" in capsys.readouterr().err
+    # an argparse mistake printed the whole usage
+    with pytest.raises(SystemExit) as info:
+        main(["check", "--size", "x"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        "resnet-parity check: error: argument --size: invalid positive value: 'x' (see resnet-parity check --help)\n"
+    )
+
+
+def test_a_family_the_spec_does_not_describe_is_not_sent_to_the_flags(tmp_path, capsys):
+    """The advice "pass --arch/--variant" was given where no flag can help: every preset was already tried."""
+    from safetensors.numpy import save_file
+
+    from parity.io.weights import random_weights
+    from parity.spec import make_spec
+
+    weights = random_weights(make_spec("seresnet18", widths=(4, 8, 16, 32)), 0)
+    save_file({k.replace(".se.fc", ".se.conv_"): v for k, v in weights.items()}, str(tmp_path / "other_se.safetensors"))
+    assert main(["check", "--weights", str(tmp_path / "other_se.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "no --arch or --variant reads it: it is a family the spec does not describe" in err and "pass --arch" not in err
+    )

@@ -94,11 +94,29 @@ def test_pickled_code_is_never_executed(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:
         pickle.dump({"conv1.weight": Payload()}, handle)
-    with pytest.raises(CheckpointError, match="evil.pt is not a PyTorch checkpoint") as info:
-        read_checkpoint(path)
-    assert not (tmp_path / "pwned").exists()
-    message = str(info.value)
-    assert "weights_only" not in message and "nothing in it was unpickled" in message
+    torch.save({"conv1.weight": Payload()}, tmp_path / "evil_zip.pt")  # torch 2.13: "unsupported GLOBAL posix.system"
+    for name in ("evil.pt", "evil_zip.pt"):
+        with pytest.raises(CheckpointError, match=f"{name} is not a PyTorch checkpoint") as info:
+            read_checkpoint(tmp_path / name)
+        assert not (tmp_path / "pwned").exists()
+        message = str(info.value)
+        assert "weights_only" not in message
+        assert "it holds code: a pickled call to posix.system" in message and "so nothing ran" in message
+
+
+def test_a_plain_pickle_is_one_line_without_torchs_warning(tmp_path):
+    """torch printed its UserWarning about the pickle protocol before the error line (a fresh process: pytest
+    would catch the warning itself)."""
+    from tests.conftest import run_python
+
+    with open(tmp_path / "plain.pth", "wb") as handle:
+        pickle.dump({"conv1.weight": np.zeros((2, 2), np.float32)}, handle, protocol=4)
+    done = run_python(
+        f"import sys\nfrom parity.cli import main\nsys.exit(main(['check', '--weights', {str(tmp_path / 'plain.pth')!r}]))"
+    )
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1, done.stderr
+    assert "plain.pth is not a PyTorch checkpoint of tensors" in err[0]
 
 
 @pytest.mark.parametrize("extension", [".pt", ".safetensors", ".npz", ".weights.h5", ".keras"])

@@ -180,3 +180,57 @@ def test_resnet101v2_file_reproduces_keras_applications(tmp_path):
         ours = parity.load_model(tmp_path / "r101v2.keras", backend=backend)
         diff = StageDiff.measure("logits", expected, run_stages(ours, x)["logits"], tolerances.FP32_CPU)
         assert diff.passed, (backend, diff)
+
+
+def test_convert_to_keras_applications_keeps_the_sources_head_and_input(tmp_path, capsys):
+    """A keras.applications file's softmax head and its input size are part of the network it describes: written
+    back for keras.applications, they stay (its outputs are the source's probabilities, at its 64x64 input)."""
+    from parity.cli import main
+
+    model = keras.applications.ResNet50V2(weights=None, classes=5, input_shape=V2_HWC)  # softmax, keras' default
+    spec = spec_for(model)
+    to_keras_applications(model, random_weights(spec, 7))
+    model.save(tmp_path / "v2.h5")
+    assert main(["convert", str(tmp_path / "v2.h5"), str(tmp_path / "back.keras"), "--to", "keras-applications"]) == 0
+    assert "as the source: classifier activation softmax, input 64x64x3" in capsys.readouterr().err
+    back = keras.models.load_model(tmp_path / "back.keras", compile=False)
+    assert back.input_shape == (None, *V2_HWC) and back.get_layer("predictions").activation.__name__ == "softmax"
+    x = np.random.default_rng(4).standard_normal((2, *V2_HWC)).astype(np.float32)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(back(x)), keras.ops.convert_to_numpy(model(x)))
+
+
+def test_a_layer_no_keras_applications_resnet_has_is_refused_naming_it(tmp_path):
+    """A Lambda on the input of a keras.applications ResNet was skipped: the file read as the bare ResNet."""
+    import parity
+    from parity.io.checkpoints import CheckpointError, read_with_spec
+
+    inputs = keras.Input((32, 32, 3))
+    doubled = keras.layers.Lambda(lambda t: t * 2, name="double")(inputs)
+    resnet = keras.applications.ResNet50V2(weights=None, classes=3, input_tensor=doubled)
+    wrapped = keras.Model(inputs, resnet.output)
+    for ext in (".keras", ".h5"):
+        wrapped.save(tmp_path / f"wrapped{ext}")
+        with pytest.raises(
+            CheckpointError, match=rf"wrapped{ext}: layer 'double' is a Lambda, which no keras.applications"
+        ):
+            read_with_spec(tmp_path / f"wrapped{ext}")
+        with pytest.raises(CheckpointError, match="layer 'double' is a Lambda"):
+            parity.load_model(tmp_path / f"wrapped{ext}", backend="torch")
+
+
+def test_a_keras_file_of_another_model_is_refused_before_keras_rebuilds_it(tmp_path, capsys):
+    """A Sequential with a Lambda: Keras' TypeError ('Could not locate function') escaped as a traceback."""
+    from parity.cli import main
+
+    def double(t):
+        return t * 2
+
+    keras.Sequential([keras.Input((8,)), keras.layers.Lambda(double), keras.layers.Dense(2)]).save(
+        tmp_path / "seq.keras"
+    )
+    assert main(["check", "--weights", str(tmp_path / "seq.keras"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"resnet-parity check: error: {tmp_path / 'seq.keras'} holds a Keras Sequential of Dense, InputLayer, Lambda, "
+        "neither a resnet_keras.ResNet nor a keras.applications ResNet; nothing in it was loaded or run"
+    ]

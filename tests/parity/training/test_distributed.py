@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from parity.cli import main
-from parity.training.distributed import check_divisible, shard, without_option
+from parity.training.distributed import check_divisible, shard, state_epochs, without_option
 from tests.parity.training.test_trainer import NARROW
 
 AUDIT = textwrap.dedent("""
@@ -61,9 +63,8 @@ def _rank_log(audit, rank):
     return pids[-1], [line for line in lines if not line.startswith("pid ")]
 
 
-def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path):
-    """Only process 0 writes; SIGKILL of process 1 in epoch 2 ends the run with one clear error, the
-    epoch-1 checkpoint intact; --resume over 2 processes finishes the run."""
+def _audited(tmp_path):
+    """(environment whose processes log every write under the run folder, the log folder, the run folder)."""
     hook, audit, out = tmp_path / "hook", tmp_path / "audit", tmp_path / "run"
     hook.mkdir(), audit.mkdir()
     (hook / "sitecustomize.py").write_text(AUDIT)
@@ -73,6 +74,13 @@ def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path
         "AUDIT_DIR": str(audit),
         "AUDIT_RUN_DIR": str(out),
     }
+    return env, audit, out
+
+
+def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path):
+    """Only process 0 writes; SIGKILL of process 1 in epoch 2 ends the run with one clear error, the
+    epoch-1 checkpoint intact; --resume over 2 processes finishes the run."""
+    env, audit, out = _audited(tmp_path)
     command = [sys.executable, "-m", "parity.cli", "train", *TINY, "--nproc", "2", "--out", str(out)]
     run = subprocess.Popen(
         [*command, "--epochs", "3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -107,6 +115,78 @@ def test_two_process_run_writes_once_survives_a_killed_rank_and_resumes(tmp_path
     assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["val_acc"] > 0.8, rows
     assert (out / "torch" / "state-2.safetensors").exists() and not state.exists()
     assert _rank_log(audit, 1)[1] == []  # the resumed process 1 wrote nothing either
+
+
+def _descendants(pid):
+    """The processes below `pid` (Linux /proc): torchrun and the processes it started."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while listed
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids):
+    return [p for p in pids if Path(f"/proc/{p}").exists()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through Linux's /proc")
+def test_sigterm_or_ctrl_c_stops_every_process_and_says_once_what_the_run_holds(tmp_path):
+    """SIGTERM to `train --nproc 2` left torchrun and both processes running (a new state file appeared 100 s
+    later); Ctrl-C printed torch's warnings and "interrupted" twice, without the epoch the folder held."""
+    env, audit, out = _audited(tmp_path)
+    smaller = [
+        "--size",
+        "8",
+        "--set",
+        "widths=4,8,16,32",
+        "--set",
+        "stem_width=4",
+        "--batch",
+        "128",
+    ]  # epochs of 12 steps
+    command = [sys.executable, "-m", "parity.cli", "train", *TINY, *smaller, "--nproc", "2", "--epochs", "90"]
+    command += ["--out", str(out)]
+
+    # SIGTERM to the command alone (a job scheduler, `kill`), after epoch 1 was written
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "torch" / "history.json").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    family = _descendants(run.pid)
+    assert len(family) >= 3, run.communicate()  # torchrun and its two processes
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert _alive(family) == []  # every one had exited when the command did
+    held = state_epochs(out / "torch")
+    assert run.returncode == 128 + signal.SIGTERM and held
+    assert stderr.splitlines() == [
+        f"resnet-parity train: interrupted; {out} holds epoch {held[-1]}, continue with --resume"
+    ]
+    time.sleep(2)
+    assert state_epochs(out / "torch") == held
+
+    # Ctrl-C on a terminal (SIGINT to the foreground group) while the two processes start: before epoch 1
+    shutil.rmtree(out), shutil.rmtree(audit), audit.mkdir()
+    run = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    while len(list(audit.glob("rank-*.log"))) < 2 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    family = _descendants(run.pid)
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert _alive(family) == []
+    assert run.returncode == 128 + signal.SIGINT
+    assert stderr.splitlines() == [f"resnet-parity train: interrupted before epoch 1 ended; {out} was removed"]
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
