@@ -21,6 +21,7 @@ _LAZY = {
     "save_checkpoint": "parity.io.checkpoints",
     "load_model": "parity.io.checkpoints",
     "assert_parity": "parity.testing",
+    "port": "parity.checks.live",
 }
 
 __all__ = ["ARCHS", "VARIANTS", "ResNetSpec", "make_spec", *_LAZY]

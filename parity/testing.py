@@ -3,6 +3,7 @@
     from parity.testing import assert_parity
     assert_parity(torch_model, keras_model)          # seeded input of the spec's usual size
     assert_parity(torch_model, keras_model, x=batch)  # your NCHW float batch
+    assert_parity(your_torch_module, your_keras_model)  # any two ResNets, neither built by this project
 
 The pytest plugin (entry point `resnet_parity`, active once the package is installed) gives a test
 the fixtures `parity_input` (a seeded-input factory) and `assert_parity`.
@@ -21,16 +22,18 @@ def seeded_input(model: Any, batch: int = 2, size: int | tuple[int, int] = DEFAU
     """A seeded standard-normal NCHW batch shaped for `model` (its spec's input channels).
 
     Args:
-        model: a resnet_torch or resnet_keras model.
+        model: a resnet_torch or resnet_keras model, or any torch module or Keras model that is a ResNet.
         batch: images in the batch.
         size: H or (H, W).
         seed: numpy seed.
     """
-    from parity.backends import spec_of
-    from parity.checks.check import random_input
+    from parity.checks.live import carries_spec
+    from parity.io.inputs import random_input
+    from parity.io.live import read_live
 
     height, width = (size, size) if isinstance(size, int) else size
-    return random_input(spec_of(model), batch, height, width, seed)
+    spec = model.spec if carries_spec(model) else read_live(model).spec
+    return random_input(spec, batch, height, width, seed)
 
 
 def assert_parity(
@@ -50,8 +53,9 @@ def assert_parity(
     wrong stage, block (`layer3.4`) and layer (`layer3.4.bn2`). Returns the report when it passes.
 
     Args:
-        model_a: the reference model (either backend).
-        model_b: the model under test (either backend), same spec and weights.
+        model_a: the reference model: this project's (either backend), or any torch module or Keras model that is
+            a ResNet (torchvision's, timm's, a tutorial's, yours: read off its layers, proved by running it).
+        model_b: the model under test, the same network (either backend, yours or this project's).
         x: NCHW float input; default `seeded_input(model_a, seed=seed)`.
         device: "cpu" or "cuda".
         float64: run the float64 pass (default); off, fixed fp32 tolerances decide.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +24,24 @@ import numpy as np
 from parity.core import threads
 from parity.core.errors import Unavailable
 from parity.spec import ResNetSpec
+
+
+@dataclass
+class LiveLayer:
+    """One layer of a user's model as `Adapter.live_layers` reads it (the model's own name, in its order).
+
+    kind: 'conv', 'bn', 'fc', 'maxpool', 'avgpool', 'globalpool', 'pad', 'act', 'add', 'passive' (computes
+    nothing at inference) or 'other' (not understood); cls: its class name. attrs: the hyperparameters, in
+    PyTorch's conventions (BatchNorm momentum as torch's, kernels and strides as (h, w) pairs; padding as (h, w) or
+    Keras' 'same' / 'valid'). tensors: its weights by torchvision's roles ('weight', 'bias', 'running_mean',
+    'running_var') in PyTorch layout.
+    """
+
+    name: str
+    kind: str
+    cls: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class DataParallel(Protocol):
@@ -284,6 +303,25 @@ class Adapter(ABC):
     def zero_padded_pool(self, x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
         """What a naive port does with torch's padded max-pool: zero padding, then a 'valid' pool (NCHW)."""
         raise Unavailable(f"the {self.NAME} adapter pads its max-pool itself")
+
+    # -- any model of the framework, as the user has it (`parity.io.live`)
+
+    @abstractmethod
+    def owns(self, model: Any) -> bool:
+        """True for any model of this framework, built by this project or not."""
+
+    @abstractmethod
+    def live_layers(self, model: Any) -> list[LiveLayer]:
+        """Every layer of the model that computes, with its hyperparameters and tensors, in the model's order."""
+
+    @abstractmethod
+    def run_live(self, model: Any, x: np.ndarray, dtype: str = "float32") -> np.ndarray:
+        """The model's output (logits) for NCHW `x` in `dtype`, inference mode, the model itself unchanged."""
+
+    @abstractmethod
+    def load_live(self, model: Any, path: Path, weights: Mapping[str, np.ndarray] | None) -> None:
+        """Load a weights file saved from the model into it: `weights` (its arrays under the model's own names,
+        read by `parity.io.formats`) or, where None, the file read by the framework itself (Keras' own files)."""
 
     def assign_reshaped(self, model: Any, arrays: Mapping[str, np.ndarray]) -> None:
         """Copy canonical weights by reshaping instead of transposing the kernels (a naive port)."""

@@ -16,6 +16,7 @@ import numpy as np
 from parity.backends import adapter, adapter_named
 from parity.checks.compare import compare
 from parity.checks.diff import Report
+from parity.io.inputs import random_input
 from parity.io.weights import copy_weights, random_weights, set_weights
 from parity.spec import ResNetSpec, layout_name
 
@@ -122,12 +123,6 @@ def default_weights(spec: ResNetSpec, seed: int, height: int, width: int, calibr
     return {k: v.copy() for k, v in _calibrated(spec, seed, height, width).items()}
 
 
-def random_input(spec: ResNetSpec, batch: int, height: int, width: int, seed: int) -> np.ndarray:
-    """A seeded standard-normal NCHW batch (roughly what a normalised image looks like)."""
-    rng = np.random.default_rng(seed + 1_000_003)
-    return rng.standard_normal((batch, spec.in_channels, height, width)).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class CheckConfig:
     """How one network is checked (`check_arch`; `resnet-parity check` builds it from its options).
@@ -173,6 +168,7 @@ def check_arch(
     config: CheckConfig | None = None,
     weights: dict[str, np.ndarray] | None = None,
     x: np.ndarray | None = None,
+    source: Any = None,
 ) -> CheckResult:
     """Build both models of `spec`, fill the source with weights, copy across, compare.
 
@@ -182,6 +178,8 @@ def check_arch(
         weights: canonical weights to check (e.g. a user's checkpoint); default seeded random
             weights with calibrated BN statistics (`default_weights`).
         x: NCHW input to compare on (e.g. a user's images); default a seeded standard-normal batch.
+        source: the user's own model these weights and spec were read from (`parity.checks.live`): it is the
+            reference, the port is judged against it (its backend must be the direction's source).
     """
     config = config or CheckConfig()
     device, seed, direction = config.device, config.seed, config.direction
@@ -196,7 +194,15 @@ def check_arch(
     src, dst = (torch_model, keras_model) if direction == "torch2keras" else (keras_model, torch_model)
     set_weights(src, weights)
     copy_weights(src, dst)
-    report = compare(src, dst, x, device=device, allow_tf32=config.allow_tf32, float64=config.float64, seed=seed)
+    report = compare(
+        src if source is None else source,
+        dst,
+        x,
+        device=device,
+        allow_tf32=config.allow_tf32,
+        float64=config.float64,
+        seed=seed,
+    )
     torch_side, keras_side = adapter(torch_model), adapter(keras_model)
     t_params, t_running = torch_side.count_params(torch_model)
     k_params, k_running = keras_side.count_params(keras_model)

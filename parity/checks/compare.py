@@ -93,8 +93,9 @@ def compare(
     inside the first unit that fails, every layer alone. See `Report` for the verdicts.
 
     Args:
-        a: reference model (either backend).
-        b: model under test (either backend), same spec.
+        a: reference model (either backend): this project's, or any torch module or Keras model that is a ResNet
+            (read off its layers and proved by running it, `parity.checks.live`; layers named by its own names).
+        b: model under test (either backend), the same network.
         x: input batch, NCHW float (numpy).
         device: "cpu" or "cuda"; on CUDA, TF32 is off unless `allow_tf32`.
         tolerance: a fixed max relative difference per fp32 stage instead of the noise-aware one.
@@ -105,9 +106,12 @@ def compare(
         seed: recorded in the report's provenance when weights/input were seeded.
     """
     from parity.checks import localise
+    from parity.checks.live import stand_in
     from parity.core import provenance
 
     x = np.asarray(x)
+    a, proof_a = stand_in(a)
+    b, proof_b = stand_in(b)
     spec = _check_pair(a, b, x)
     name, tol = tolerances.for_run(device, allow_tf32, spec.name, spec.depth)
     fixed = tolerance is not None or allow_tf32
@@ -137,6 +141,8 @@ def compare(
             tolerance_name=name,
             provenance=provenance.collect(device, "float32", tf32, seed, side_a.device_name(device)),
             nonfinite=nonfinite,
+            names={side: p.reading.names for side, p in (("a", proof_a), ("b", proof_b)) if p is not None},
+            proofs=[p.line() for p in (proof_a, proof_b) if p],
         )
         if not float64:
             report.float64_note = (

@@ -148,6 +148,10 @@ class Report:
     layers: list[StageDiff] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     nonfinite: str = ""
+    names: dict[str, dict[str, str]] = field(default_factory=dict)
+    """{'a' or 'b': {canonical layer: that model's own layer name}} for a user's model (`parity.checks.live`)."""
+    proofs: list[str] = field(default_factory=list)
+    """How each user's model was read and proved (`parity.checks.live.Proof.line`)."""
 
     @property
     def port_passed(self) -> bool:
@@ -180,6 +184,10 @@ class Report:
     def first_wrong_layer(self) -> str | None:
         """Inside the first wrong unit, the first layer that fails on the reference's input to it."""
         return next((s.stage for s in self.layers if not s.passed), None)
+
+    def own_name(self, layer: str | None) -> str | None:
+        """The user's own name of a canonical layer, in the model under test (else the reference), if it has one."""
+        return next((self.names[s][layer] for s in ("b", "a") if layer in self.names.get(s, {})), None)
 
     @property
     def first_wrong(self) -> str | None:
@@ -217,6 +225,7 @@ class Report:
             first_divergent=self.first_divergent,
             first_wrong_block=self.first_wrong_block,
             first_wrong_layer=self.first_wrong_layer,
+            first_wrong_layer_own_name=self.own_name(self.first_wrong_layer),
         )
         return data
 

@@ -32,6 +32,7 @@ def report_text(report: Any) -> str:
     lines = [f"{report.a} vs {report.b}, {report.arch}, input {shape}: {_verdict(report.passed)}"]
     if report.nonfinite:  # said first: what it says makes every figure below moot
         lines.append(f"  {report.nonfinite}")
+    lines += [f"  {line}" for line in report.proofs]
     if report.provenance:
         from parity.core.provenance import header
 
@@ -82,7 +83,10 @@ def report_text(report: Any) -> str:
         )
     if report.first_wrong_block:
         layer = report.first_wrong_layer
-        where = layer or "no single layer: the unit's wiring (ReLU, residual add) differs"
+        own = report.own_name(layer)
+        where = (f"{layer} ({own!r} in the model under test)" if own else layer) or (
+            "no single layer: the unit's wiring (ReLU, residual add) differs"
+        )
         lines.append(f"  first wrong block: {report.first_wrong_block}; first wrong layer: {where}")
         rows = [[s.stage, fmt_sci(s.max_rel), _verdict(s.passed)] for s in report.layers]
         lines += _table(["layer", f"max rel ({report.blocks_dtype})", "verdict"], rows)

@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     options.add_weights(p, help="check your own checkpoint (.pth/.pt, .safetensors, .npz, .weights.h5, .keras)")
     p.add_argument(
+        "--module",
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="check your own model: a callable returning a torch module or Keras model (e.g. "
+        "torchvision.models:resnet50, mynet:build); --weights loads a file saved from it; judged against it",
+    )
+    p.add_argument(
         "--input",
         nargs="+",
         metavar="FILE",
@@ -72,11 +78,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
 
 
-def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any]:
-    """(one spec per architecture, weights or None, x or None) from --arch, --weights and --input."""
+def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any, dict[str, Any]]:
+    """(one spec per architecture, weights or None, x or None, what the source records beside them: a folder's
+    normalisation, a weights-only file's assumptions, the user's --module model) from the options."""
     weights = x = None
     recorded: dict[str, Any] = {}  # a model folder's own normalisation
-    if args.weights:
+    if args.module:
+        from parity.checks.live import from_factory, prove
+
+        if args.arch or args.set or args.stem or args.num_classes is not None or args.in_channels is not None:
+            raise ValueError("--module: the model decides the architecture; drop --arch, --set, --stem and the sizes")
+        model = from_factory(args.module, args.weights)
+        with output.step(f"reading {args.module} off its layers and proving the reading"):
+            proof = prove(model)
+        output.console(stderr=True).print(proof.line(), markup=False, highlight=False, soft_wrap=True)
+        recorded["module"] = model
+        specs, weights = [proof.reading.spec], proof.reading.weights
+    elif args.weights:
         from parity.io.checkpoints import read_source
 
         if args.set or args.stem:
@@ -98,13 +116,13 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
         images = [p for p in args.input if p.lower().endswith(IMAGE_EXTENSIONS)]
         for line in describe_images(images, specs[0].in_channels):
             output.console(stderr=True).print(line, markup=False, highlight=False)
-    return specs, weights, x
+    return specs, weights, x, recorded
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from parity.backends import adapter_named
+    from parity.backends import adapter_named, backend_of
     from parity.checks.check import DIRECTIONS, CheckConfig, check_arch, check_input_size
     from parity.core.files import atomic_write_text, check_target
     from parity.core.provenance import header
@@ -120,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.json, args.markdown):
         if path:
             check_target(path, force=True)
-    specs, weights, x = _check_subject(args, height)
+    specs, weights, x, recorded = _check_subject(args, height)
     if args.onnx:  # a refusal that depends on the network (grouped convs on tensorflow), still before any work
         for spec in specs:
             refusal = adapter_named("keras").onnx_refusal(spec)
@@ -131,6 +149,13 @@ def run(args: argparse.Namespace) -> int:
     check_input_size(specs, batch, height, width, CHECK_ACTIVATION_COPIES)
     archs = [spec.name for spec in specs]
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
+    module = recorded.get("module")
+    if module is not None:  # the user's model is the reference: one direction, from its framework
+        own = backend_of(module)
+        wanted = f"{own}2{'keras' if own == 'torch' else 'torch'}"
+        if args.direction not in ("both", wanted):
+            raise ValueError(f"--direction {args.direction}: your {type(module).__name__} is a {own} model; {wanted}")
+        directions = [wanted]
     err = output.console(stderr=True)
     results = []
     for arch_spec in specs:
@@ -155,12 +180,14 @@ def run(args: argparse.Namespace) -> int:
                     calibrate=not args.uncalibrated,
                     float64=not args.no_float64,
                 )
-                result = check_arch(arch_spec, config, weights, x)
+                result = check_arch(arch_spec, config, weights, x, source=module)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     first = results[0].report
     source = (
-        f"weights {args.weights}"
+        f"your model {args.module}" + (f" with weights {args.weights}" if args.weights else "")
+        if args.module
+        else f"weights {args.weights}"
         if args.weights
         else (f"seeded weights (seed {args.seed}, BN {'uncalibrated' if args.uncalibrated else 'calibrated'})")
     )
@@ -184,6 +211,15 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         if r.direction == directions[0] and r.params.line():
             console.print(f"{r.arch} ({r.layout}) parameters: {r.params.line()}")
+    if recorded.get("assumed"):  # a weights-only file: what it does not hold was taken from the spec
+        console.print(
+            f"assumed, as {args.weights} holds weights only: {recorded['assumed']}. To check your model itself: "
+            f"resnet-parity check --module PACKAGE.MODULE:FACTORY --weights {args.weights} (in Python: "
+            "parity.assert_parity(model, parity.port(model)))",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     for r in results:
         if not r.report.passed:
             console.print(f"\n{r.arch} {r.direction}:\n{r.report}", highlight=False, markup=False)
@@ -217,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
                 "onnx": args.onnx,
                 "train_steps": args.train_steps,
                 "weights": args.weights,
+                "module": args.module,
+                "assumed": recorded.get("assumed"),
                 "input": args.input,
                 "float64": not args.no_float64,
                 "calibrated": not args.uncalibrated,

@@ -21,6 +21,7 @@ from parity.core.files import atomic_write, check_target
 from parity.io.formats import Format, format_of
 from parity.io.infer import held_sizes, infer_spec
 from parity.io.libraries import LIBRARIES, Read, folder_refusal, library_named, library_of
+from parity.io.live import assumptions
 from parity.io.structure import weights_by_structure
 from parity.io.weights import WeightMismatchError, get_weights, match_shapes, set_weights
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec, layout_name, make_spec
@@ -130,7 +131,9 @@ def read_source(
     elif path.is_dir():
         raise folder_refusal(path)
     else:
-        spec, weights = _file_with_spec(path, format_of(path), arch, variant, num_classes, in_channels)
+        spec, weights, from_file = _file_with_spec(path, format_of(path), arch, variant, num_classes, in_channels)
+        if not from_file:
+            recorded["assumed"] = assumptions(spec)
     _check_held(path, weights, num_classes, in_channels)
     try:
         match_shapes(spec.canonical_shapes(), weights)
@@ -141,8 +144,9 @@ def read_source(
 
 def _file_with_spec(
     path: Path, fmt: Format, arch: str | None, variant: str, num_classes: int | None, in_channels: int | None
-) -> tuple[ResNetSpec, dict[str, np.ndarray]]:
-    """A checkpoint file's spec (recorded, inferred, or the preset given) and weights."""
+) -> tuple[ResNetSpec, dict[str, np.ndarray], bool]:
+    """(a checkpoint file's spec: recorded, inferred, or the preset given; its weights; whether the file held the
+    spec)."""
     given = None
     if fmt.needs_spec:
         if arch is None:
@@ -155,9 +159,9 @@ def _file_with_spec(
         )
     held, weights = read_file(path, given)
     if given is not None:
-        return given, weights
+        return given, weights, False
     if held is not None and (arch is None or fmt.name == "keras"):  # a .keras file is its model: its spec decides
-        return held, weights
+        return held, weights, True
     if arch is None:
         try:
             found = infer_spec(weights)
@@ -171,7 +175,7 @@ def _file_with_spec(
         # Variants with the same shapes (torchvision / v1, keras_applications / conv_bias) look alike in a file:
         # inference takes the first, a given --variant overrides it.
         if variant == "torchvision" or found.variant == "inferred" or found.preset is None:
-            return found, weights
+            return found, weights, False
         arch = found.preset
     spec = make_spec(arch, variant, **held_sizes(weights))
     if f"{spec.stem_plan().conv.name}.weight" not in weights:
@@ -180,7 +184,7 @@ def _file_with_spec(
             weights, _ = weights_by_structure(weights, spec)
         except ValueError as exc:
             raise ValueError(f"{path}: not named as torchvision, and {exc}") from None
-    return spec, weights
+    return spec, weights, False
 
 
 _HELD_BY = {"num_classes": ("fc.weight",), "in_channels": ("conv1.weight", "conv1.0.weight")}

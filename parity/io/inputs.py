@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from parity.spec import ResNetSpec
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_RATIO = 256 / 224
@@ -154,3 +156,9 @@ def load_inputs(
             f"({', '.join(IMAGE_EXTENSIONS)})"
         )
     return np.stack([load_image(p, size, channels, mean, std) for p in files])
+
+
+def random_input(spec: ResNetSpec, batch: int, height: int, width: int, seed: int) -> np.ndarray:
+    """A seeded standard-normal NCHW batch (roughly what a normalised image looks like)."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    return rng.standard_normal((batch, spec.in_channels, height, width)).astype(np.float32)
