@@ -59,9 +59,14 @@ def _input_size(model: Any) -> tuple[int, int]:
 
 def _alternatives(spec: ResNetSpec) -> list[ResNetSpec]:
     """The reading first, then what no layer shows: the ReLU's place around the addition, Keras' 'same' padding."""
-    found = [spec, spec.replace(relu_before_add=not spec.relu_before_add)]
     other = "symmetric" if spec.padding == "same" else "same"
-    found += [s.replace(padding=other) for s in list(found)]
+    found = [spec]
+    for change in ({"relu_before_add": not spec.relu_before_add}, {"padding": other}):
+        for known in list(found):
+            try:
+                found.append(known.replace(**change))
+            except ValueError:  # a field this family has no place for
+                continue
     return found
 
 
@@ -76,7 +81,7 @@ def prove(model: Any) -> Proof:
         theirs64: np.ndarray | None = side.run_live(model, x.astype(np.float64), "float64")
     except Unavailable:
         theirs64 = None
-    closest: tuple[ResNetSpec, StageDiff] | None = None
+    closest: tuple[ResNetSpec, StageDiff, StageDiff | None] | None = None
     for spec in _alternatives(reading.spec):
         try:
             ours = side.build(spec)
@@ -98,14 +103,16 @@ def prove(model: Any) -> Proof:
         if fp32.passed and (f64 is None or f64.passed):
             reading.spec = spec
             return Proof(reading, ours, f64.max_rel if f64 else None, fp32)
-        if closest is None or fp32.max_rel < closest[1].max_rel:
-            closest = (spec, fp32)
+        if closest is None or (f64 or fp32).max_rel < (closest[2] or closest[1]).max_rel:
+            closest = (spec, fp32, f64)
     assert closest is not None
+    spec, fp32, f64 = closest
     unread = f"; layers this reader does not know: {', '.join(reading.unread)}" if reading.unread else ""
+    in64 = f"{f64.max_rel:.1e} in float64, " if f64 is not None else ""
     raise ValueError(
-        f"{reading.label}: read as {closest[0].name}, but the model built from its layers is {closest[1].max_rel:.1e} "
-        f"from its output ({closest[1].ratio or 0:.0f}x fp32 noise): it computes something no layer shows (an "
-        f"activation written as a function, the order inside a block){unread}"
+        f"{reading.label}: read as {spec.name}, but the model built from its layers is {in64}{fp32.max_rel:.1e} in fp32 "
+        f"({fp32.ratio or 0:.0f}x fp32 noise) from its output: it computes something no layer shows (an activation "
+        f"written as a function, the order inside a block){unread}"
     )
 
 

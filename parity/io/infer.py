@@ -64,7 +64,8 @@ def infer_spec(weights: Mapping[str, Any]) -> ResNetSpec:
     if "in_channels" not in held:
         raise ValueError("cannot tell the architecture: no conv1.weight / conv1.0.weight (the first conv) of rank 4")
     closest: tuple[ResNetSpec, WeightMismatchError] | None = None
-    for arch in PRESETS:
+    # A preset of the file's own stem first: resnet26d given timm's tiered stem fits resnet26t's shapes too.
+    for arch in sorted(PRESETS, key=lambda a: "stem" in held and make_spec(a).stem != held["stem"]):
         for variant in VARIANTS:
             try:
                 spec = make_spec(arch, variant, **held)

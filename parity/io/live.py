@@ -15,7 +15,7 @@ running both: `parity.checks.live`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,20 +74,26 @@ def read_live(model: Any) -> Reading:
     records = side.live_layers(model)
     _refuse_unknown(records, label)
     layers = [Layer(r.name, r.kind, r.tensors) for r in records if r.kind in WITH_WEIGHTS]
-    spec, names = _structure(layers, label)
     by_name = {r.name: r for r in records}
-    mine = {canonical: by_name[name] for canonical, name in names.items()}
-    spec = spec.replace(**_hyperparameters(spec, mine, records, names, label))
-    ours = side.build(spec)
-    theirs = _canonical_records(side.live_layers(ours), backend_of(model), getattr(ours, "name", ""))
-    for canonical, record in mine.items():
-        for attr, value, expected in _differences(record, theirs.get(canonical)):
-            raise ValueError(f"{label}: {record.name}.{attr} is {_shown(value)}; {spec.name} builds {_shown(expected)}")
-    weights = {
-        f"{c}.{role}": np.ascontiguousarray(v, np.float32) for c, r in mine.items() for role, v in r.tensors.items()
-    }
-    unread = [f"{r.name!r} ({r.cls})" for r in records if r.kind == "other"]
-    return Reading(spec, weights, names, backend_of(model), label, unread)
+    refusal = None
+    # Several specs can fit the same order and shapes (an avg-down shortcut's pool has no weights): the first
+    # whose every conv, BatchNorm and fc has the model's attributes is the reading.
+    for spec, names in _structures(layers, label):
+        mine = {canonical: by_name[name] for canonical, name in names.items()}
+        spec = spec.replace(**_hyperparameters(spec, mine, records, names, label))
+        ours = side.build(spec)
+        theirs = _canonical_records(side.live_layers(ours), backend_of(model), getattr(ours, "name", ""))
+        differ = [(r.name, *d) for c, r in mine.items() for d in _differences(r, theirs.get(c))]
+        if differ:
+            name, attr, value, expected = differ[0]
+            refusal = refusal or f"{label}: {name}.{attr} is {_shown(value)}; {spec.name} builds {_shown(expected)}"
+            continue
+        weights = {
+            f"{c}.{role}": np.ascontiguousarray(v, np.float32) for c, r in mine.items() for role, v in r.tensors.items()
+        }
+        unread = [f"{r.name!r} ({r.cls})" for r in records if r.kind == "other"]
+        return Reading(spec, weights, names, backend_of(model), label, unread)
+    raise ValueError(refusal)
 
 
 def _shown(value: Any) -> str:
@@ -113,14 +119,16 @@ def _refuse_unknown(records: list[LiveLayer], label: str) -> None:
             )
 
 
-def _structure(layers: list[Layer], label: str) -> tuple[ResNetSpec, dict[str, str]]:
-    """(the spec whose layers with weights the model's fit, in order and shape; {canonical: the model's name})."""
+def _structures(layers: list[Layer], label: str) -> Iterator[tuple[ResNetSpec, dict[str, str]]]:
+    """Each (spec whose layers with weights the model's fit, in order and shape; {canonical: the model's name});
+    ValueError where none does."""
     if not layers or layers[0].kind != "conv" or np.ndim(layers[0].tensors["weight"]) != 4:
         raise ValueError(f"{label}: its first layer with weights is no 2-D conv, so it is no ResNet the spec describes")
     kinds = [layer.kind for layer in layers]
     fc = layers[-1].tensors["weight"].shape[0] if kinds[-1] == "fc" else 0
     held = {"num_classes": fc, "in_channels": layers[0].tensors["weight"].shape[1]}
     tried = set()
+    given: list[ResNetSpec] = []
     for arch in PRESETS:
         for variant in VARIANTS:
             try:
@@ -139,8 +147,14 @@ def _structure(layers: list[Layer], label: str) -> tuple[ResNetSpec, dict[str, s
                 except (ValueError, WeightMismatchError):
                     continue
                 fitted = spec_layers(spec, shortcut_first)
-                if len(fitted) == len(layers) and all(s.signature() == t.signature() for s, t in zip(layers, fitted)):
-                    return spec, {t.name: s.name for s, t in zip(layers, fitted)}
+                fits = len(fitted) == len(layers) and all(
+                    s.signature() == t.signature() for s, t in zip(layers, fitted)
+                )
+                if fits and spec not in given:
+                    given.append(spec)
+                    yield spec, {t.name: s.name for s, t in zip(layers, fitted)}
+    if given:
+        return
     count = Counter(kinds)
     raise ValueError(
         f"{label}: its {len(layers)} layers with weights ({count['conv']} convs, {count['bn']} BatchNorms, "
@@ -194,7 +208,8 @@ def _hyperparameters(
         and stem.attrs["padding"][0] != stem.attrs["kernel"][0] // 2
     ):
         fields["stem_padding"] = stem.attrs["padding"][0]
-    for pool in (r for r in records if r.kind == "maxpool"):
+    pools = [r for r in records if r.kind == "maxpool"]
+    for pool in pools[:1]:  # the stem's; later ones are V2's strided 1x1 shortcuts (`shortcut="subsample"`)
         if pool.attrs.get("ceil_mode"):
             raise ValueError(f"{label}: {pool.name}.ceil_mode is True; the spec's stem pool floors, as torchvision's")
         if pool.attrs["kernel"] != (3, 3) or pool.attrs["stride"] != (2, 2):

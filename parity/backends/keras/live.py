@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from parity.backends.interface import Adapter, LiveLayer
+from parity.backends.keras.run import floatx
 from parity.core.errors import Unavailable
 from parity.core.layout import KERAS_TO_TORCH_SUFFIX, nchw, nhwc, torch_layout
 
@@ -83,12 +84,59 @@ def _layer(layer: Any) -> LiveLayer:
     return LiveLayer(name, "other", cls, {}, tensors)
 
 
+def _graph_order(model: Any) -> list[Any]:
+    """A Functional model's layers in the order a forward pass can run them, one branch to its end before the next
+    (the first-created branch first): Keras lists them by depth from the output, which interleaves a block's
+    shortcut with its main path."""
+    ops = list(model.operations)
+    index = {id(op): i for i, op in enumerate(ops)}
+    parents = {
+        id(op): {id(n.operation) for node in op._inbound_nodes for n in node.parent_nodes if id(n.operation) in index}
+        for op in ops
+    }
+    done: set[int] = set()
+    order = []
+    stack = [op for op in reversed(ops) if not parents[id(op)]]
+    while stack:
+        op = stack.pop()
+        if id(op) in done:
+            continue
+        done.add(id(op))
+        order.append(op)
+        ready = [c for c in ops if id(c) not in done and id(op) in parents[id(c)] and parents[id(c)] <= done]
+        stack.extend(sorted(ready, key=lambda c: -index[id(c)]))  # the first-created is taken first
+    return order + [op for op in ops if id(op) not in done]
+
+
+def _children(layer: Any) -> list[Any]:
+    if hasattr(layer, "operations") and hasattr(layer, "_inbound_nodes") and getattr(layer, "inputs", None):
+        return [op for op in _graph_order(layer) if op is not layer]
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
 def _depth_first(model: Any) -> Iterator[tuple[Any, list[Any]]]:
     """(layer, its sublayers) depth first, each in its parent's order (Keras' own flattening is breadth first)."""
-    for layer in model._flatten_layers(include_self=False, recursive=False):
-        inner = list(layer._flatten_layers(include_self=False, recursive=False))
+    for layer in _children(model):
+        inner = _children(layer)
         yield layer, inner
         yield from _depth_first(layer)
+
+
+def _float64_clone(model: Any) -> Any:
+    """A float64 copy of a Functional or Sequential model (`clone_model` rebuilds it from its graph under a float64
+    policy, then the weights are copied); a subclassed model has no graph to rebuild: Unavailable."""
+    if not (isinstance(model, keras.Sequential) or type(model).__name__ == "Functional"):
+        raise Unavailable(
+            f"a subclassed {type(model).__name__} cannot be rebuilt in float64; its float32 output is read"
+        )
+
+    def in_float64(layer: Any) -> Any:  # each layer's config names its dtype policy: the global one is not enough
+        return type(layer).from_config({**layer.get_config(), "dtype": "float64"})
+
+    with floatx("float64"):
+        clone = keras.models.clone_model(model, clone_function=in_float64)
+    clone.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
+    return clone
 
 
 class KerasLive(Adapter):
@@ -109,10 +157,8 @@ class KerasLive(Adapter):
     def run_live(self, model: Any, x: np.ndarray, dtype: str = "float32") -> np.ndarray:
         """The model's output for NCHW `x`, called with `training=False` (logits, or an NCHW map)."""
         if dtype != "float32":
-            raise Unavailable(
-                "a Keras model computes in the dtype policy it was built with; its float32 output is read"
-            )
-        out = keras.ops.convert_to_numpy(model(nhwc(np.asarray(x, np.float32)), training=False))
+            model = _float64_clone(model)
+        out = keras.ops.convert_to_numpy(model(nhwc(np.asarray(x, dtype)), training=False))
         return nchw(out) if out.ndim == 4 else out
 
     def load_live(self, model: Any, path: Path, weights: Mapping[str, np.ndarray] | None) -> None:

@@ -9,9 +9,7 @@ ported, and compared with their own layer names.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from torch import nn
 
 import parity
 from parity.checks.live import prove
+from parity.cli import main
 from parity.io.live import read_live
 
 WIDTHS = (8, 16, 32, 64)
@@ -268,85 +267,85 @@ def test_one_channel_bug_in_a_users_keras_port_is_named_by_the_users_layer():
     assert bad.startswith("mine/block2_0/") and bad.endswith("/conv_b")  # the user's block, Keras' path
 
 
-def _cli(tmp_path, *args):
-    (tmp_path / "usernet.py").write_text(
-        textwrap.dedent(
-            """
-            import sys
-            sys.path.insert(0, {tests!r})
-            from tests.parity.checks.test_live import TutorialNet, tutorial
-
-            def build():
-                return TutorialNet()
-
-            def changed():
-                model = tutorial()
-                model.body[4].n2.eps = 1e-3
-                return model
-            """
-        ).format(tests=str(__import__("pathlib").Path(__file__).resolve().parents[3]))
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "parity.cli", "check", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+USERNET = """
+from tests.parity.checks.test_live import TutorialNet, tutorial
 
 
-def test_check_module_judges_the_users_model_and_refuses_in_one_line(tmp_path):
-    torch.save(tutorial().state_dict(), tmp_path / "mine.pth")
-    done = _cli(tmp_path, "--module", "usernet:build", "--weights", "mine.pth", "--size", "64")
-    assert done.returncode == 0, done.stderr
-    assert "your model usernet:build with weights mine.pth" in done.stdout and "PASS" in done.stdout
-    assert "your TutorialNet (torch) read as resnet18" in done.stderr
-    refused = _cli(tmp_path, "--module", "usernet:changed", "--size", "64")
-    assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines()[-1] == (
+def build():
+    return TutorialNet()
+
+
+def changed():
+    model = tutorial()
+    model.body[4].n2.eps = 1e-3
+    return model
+"""
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """A user's folder holding `usernet.py`, as the current folder (sys.path restored after)."""
+    (tmp_path / "usernet.py").write_text(USERNET)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    return tmp_path
+
+
+def test_check_module_judges_the_users_model_and_refuses_in_one_line(in_tmp, capsys):
+    torch.save(tutorial().state_dict(), in_tmp / "mine.pth")
+    assert main(["check", "--module", "usernet:build", "--weights", "mine.pth", "--size", "64"]) == 0
+    done = capsys.readouterr()
+    assert "your model usernet:build with weights mine.pth" in " ".join(done.out.split()) and "PASS" in done.out
+    assert "your TutorialNet (torch) read as resnet18" in done.err
+    assert main(["check", "--module", "usernet:changed", "--size", "64"]) == 2
+    refused = capsys.readouterr().err
+    assert refused.strip().splitlines()[-1] == (
         "resnet-parity check: error: your TutorialNet: body.4.n2.eps (layer3.0.bn2.eps) is 0.001 where the rest use "
         "1e-05; the spec has one BatchNorm eps for the network (and one eps for the stem)"
     )
-    assert "Traceback" not in refused.stderr
-    wrong = _cli(tmp_path, "--module", "usernet")
-    assert wrong.returncode == 2 and "give PACKAGE.MODULE:FACTORY" in wrong.stderr
+    assert "Traceback" not in refused
+    assert main(["check", "--module", "usernet"]) == 2
+    assert "give PACKAGE.MODULE:FACTORY" in capsys.readouterr().err
 
 
-def test_a_weights_only_file_says_what_it_assumed(tmp_path):
+def test_a_weights_only_file_says_what_it_assumed(in_tmp, capsys):
     import resnet_torch
 
-    torch.save(resnet_torch.ResNet(parity.make_spec("resnet18", num_classes=10)).state_dict(), tmp_path / "r18.pth")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parity.cli",
-            "check",
-            "--weights",
-            "r18.pth",
-            "--size",
-            "32",
-            "--direction",
-            "torch2keras",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    said = " ".join(done.stdout.split())
+    torch.save(resnet_torch.ResNet(parity.make_spec("resnet18", num_classes=10)).state_dict(), in_tmp / "r18.pth")
+    assert main(["check", "--weights", "r18.pth", "--size", "32", "--direction", "torch2keras"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
     assert "assumed, as r18.pth holds weights only: BatchNorm eps 1e-05 and momentum 0.1" in said
     assert "ceil_mode False" in said and "--module PACKAGE.MODULE:FACTORY --weights r18.pth" in said
 
 
-@pytest.mark.parametrize("variant", ["torchvision", "v1"])
-def test_torchvision_named_bottlenecks_read_their_stride_and_name_the_eps_layer(variant):
-    """A torchvision-layout resnet50 (narrow) that carries no spec, as torchvision's own object: the stride's place
-    (v1.5 or v1) comes from the layers, a changed eps is named with torchvision's name."""
+@pytest.mark.parametrize(
+    "arch,variant", [("resnet50", "torchvision"), ("resnet50", "v1"), ("resnet50d", "torchvision")]
+)
+def test_torchvision_named_bottlenecks_read_their_stride_and_name_the_eps_layer(arch, variant):
+    """A torchvision-layout network (narrow) that carries no spec, as torchvision's and timm's own objects: the
+    stride's place (v1.5 or v1) and an avg-down shortcut (its pool has no weights: plain resnet50's order and
+    shapes fit too) come from the layers; a changed eps is named with torchvision's name."""
     import resnet_torch
 
-    spec = parity.make_spec("resnet50", variant, widths=(8, 16, 32, 64), stem_width=8, num_classes=10)
+    spec = parity.make_spec(arch, variant, widths=(8, 16, 32, 64), stem_width=8, num_classes=10)
     model = calibrated(resnet_torch.ResNet(spec))
     del model.spec  # now just an nn.Module with torchvision's names
     reading = read_live(model)
-    assert reading.spec.stride_on == spec.stride_on and reading.spec.differences(spec) == []
+    assert reading.spec.differences(spec) == []
     model.layer3[0].bn2.eps = 1e-3
     with pytest.raises(ValueError, match=re.escape("ResNet: layer3.0.bn2.eps is 0.001 where the rest use 1e-05")):
         read_live(model)
+
+
+def test_a_keras_applications_object_is_read_with_its_hyperparameters_and_proved_in_float64():
+    """keras.applications' ResNet50 as built in memory (a Functional: its layers come in graph order, a block's
+    shortcut conv interleaved with its main path): eps 1.001e-5, biased convs and the v1 stride read off the
+    layers; the reading proved in float64 on a float64 rebuild of the user's graph."""
+    import keras
+
+    model = keras.applications.ResNet50(weights=None, classes=3, classifier_activation=None, input_shape=(32, 32, 3))
+    proof = prove(model)
+    spec = proof.reading.spec
+    assert (spec.preset, spec.stride_on, spec.conv_bias, spec.bn_eps) == ("resnet50", "v1", True, 1.001e-5)
+    assert proof.float64_rel is not None and proof.float64_rel < 1e-12
+    assert proof.reading.names["layer2.0.downsample.0"] == "conv3_block1_0_conv"

@@ -124,3 +124,14 @@ def test_to_timm_writes_them_back_as_timm_wrote_them(tmp_path, name):
     back, weights, _ = read_source(out)
     spec, state, _ = read_source(src)
     assert not back.differences(spec) and all(np.array_equal(weights[k], state[k]) for k in state)
+
+
+@pytest.mark.parametrize("arch", ["resnet26t", "resnet50t"])
+def test_a_full_width_tiered_stem_is_named_as_its_own_preset(arch):
+    """Given the file's tiered stem, resnet26d fits resnet26t's shapes too: it was named resnet26d."""
+    from parity.io.infer import infer_spec
+    from parity.spec import make_spec
+
+    shapes = make_spec(arch, num_classes=10).canonical_shapes()
+    spec = infer_spec({key: np.zeros(shape, np.float32) for key, shape in shapes.items()})
+    assert (spec.preset, spec.name, spec.stem) == (arch, arch, "tiered")
