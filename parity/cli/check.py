@@ -154,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
         own = backend_of(module)
         wanted = f"{own}2{'keras' if own == 'torch' else 'torch'}"
         if args.direction not in ("both", wanted):
-            raise ValueError(f"--direction {args.direction}: your {type(module).__name__} is a {own} model; {wanted}")
+            raise ValueError(
+                f"--direction {args.direction}: your {type(module).__name__} is a {own} model, the reference of its "
+                f"check: use --direction {wanted} (or leave it out)"
+            )
         directions = [wanted]
     err = output.console(stderr=True)
     results = []

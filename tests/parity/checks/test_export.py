@@ -275,6 +275,9 @@ def test_pool_padding_folds_only_after_relu(source, folds):
     assert [n.op_type for n in model.graph.node].count("Pad") == (0 if folds else 1)
 
 
+# The extended tier: every export test runs the lean export; this proves it equal to Keras' own call once per
+# Keras / tf2onnx version (CI pins both), 12 s.
+@pytest.mark.extended
 def test_lean_keras_export_is_keras_default_export(tmp_path):
     """`_lean_tf2onnx` (large_model, fresh NodeProtos) writes what Keras' own tf2onnx call writes."""
     import collections

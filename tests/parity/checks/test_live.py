@@ -306,6 +306,10 @@ def test_check_module_judges_the_users_model_and_refuses_in_one_line(in_tmp, cap
     assert "Traceback" not in refused
     assert main(["check", "--module", "usernet"]) == 2
     assert "give PACKAGE.MODULE:FACTORY" in capsys.readouterr().err
+    assert main(["check", "--module", "usernet:build", "--direction", "keras2torch"]) == 2
+    assert "is a torch model, the reference of its check: use --direction torch2keras" in capsys.readouterr().err
+    assert main(["check", "--module", "usernet:build", "--arch", "resnet18"]) == 2
+    assert "the model decides the architecture" in capsys.readouterr().err
 
 
 def test_a_weights_only_file_says_what_it_assumed(in_tmp, capsys):
