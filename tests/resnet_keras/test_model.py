@@ -139,9 +139,11 @@ print("max_rel", report.logits.max_rel)
 
 
 # TensorFlow, the suite's own Keras backend, runs `check` in-process throughout tests/parity/checks/test_check.py.
-# The torch Keras backend's check is the extended tier: test_runs_under_torch_backend_and_matches_torch
-# runs the same port and comparison under it in CI.
-@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=pytest.mark.extended)])
+# The other two Keras backends' check is the extended tier (CI time): test_runs_under_torch_backend_and_matches_torch
+# runs the same port and comparison under the torch backend in CI, and tests/parity/training/test_scale.py the same
+# Keras model on JAX in float64 (one device against two).
+@pytest.mark.extended
+@pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_check_runs_on_every_keras_backend(backend):
     """`check --keras-backend B`: float64 truth and the fp32 verdict on each Keras backend (JAX needs x64)."""
     import json
