@@ -84,11 +84,19 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
     weights = x = None
     recorded: dict[str, Any] = {}  # a model folder's own normalisation
     if args.module:
+        from parity.backends import backend_of
         from parity.checks.live import from_factory, prove
 
         if args.arch or args.set or args.stem or args.num_classes is not None or args.in_channels is not None:
             raise ValueError("--module: the model decides the architecture; drop --arch, --set, --stem and the sizes")
         model = from_factory(args.module, args.weights)
+        own = backend_of(model)  # the user's model is the reference: one direction, from its framework
+        recorded["direction"] = f"{own}2{'keras' if own == 'torch' else 'torch'}"
+        if args.direction not in ("both", recorded["direction"]):
+            raise ValueError(
+                f"--direction {args.direction}: your {type(model).__name__} is a {own} model, the reference of its "
+                f"check: use --direction {recorded['direction']} (or leave it out)"
+            )
         with output.step(f"reading {args.module} off its layers and proving the reading"):
             proof = prove(model)
         output.console(stderr=True).print(proof.line(), markup=False, highlight=False, soft_wrap=True)
@@ -122,7 +130,7 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from parity.backends import adapter_named, backend_of
+    from parity.backends import adapter_named
     from parity.checks.check import DIRECTIONS, CheckConfig, check_arch, check_input_size
     from parity.core.files import atomic_write_text, check_target
     from parity.core.provenance import header
@@ -150,15 +158,8 @@ def run(args: argparse.Namespace) -> int:
     archs = [spec.name for spec in specs]
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
     module = recorded.get("module")
-    if module is not None:  # the user's model is the reference: one direction, from its framework
-        own = backend_of(module)
-        wanted = f"{own}2{'keras' if own == 'torch' else 'torch'}"
-        if args.direction not in ("both", wanted):
-            raise ValueError(
-                f"--direction {args.direction}: your {type(module).__name__} is a {own} model, the reference of its "
-                f"check: use --direction {wanted} (or leave it out)"
-            )
-        directions = [wanted]
+    if module is not None:
+        directions = [recorded["direction"]]
     err = output.console(stderr=True)
     results = []
     for arch_spec in specs:
