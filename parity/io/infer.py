@@ -123,6 +123,8 @@ def structure_spec(weights: Mapping[str, Any], held: Mapping[str, Any]) -> ResNe
     fields["strides"] = (1,) + (2,) * (len(layers) - 1)
     if block == "bottleneck":
         inner, per_group = _needed(weights, "layer1.0.conv2.weight")[:2]
+        if per_group < 1 or inner % per_group or inner < per_group:
+            raise ValueError(f"layer1.0.conv2.weight {inner} x {per_group}: not a grouped conv's shape")
         groups = inner // per_group
         width_per_group = inner * 64 // (widths[0] * groups)
         fields.update(groups=groups, width_per_group=width_per_group)

@@ -135,3 +135,16 @@ def test_a_full_width_tiered_stem_is_named_as_its_own_preset(arch):
     shapes = make_spec(arch, num_classes=10).canonical_shapes()
     spec = infer_spec({key: np.zeros(shape, np.float32) for key, shape in shapes.items()})
     assert (spec.preset, spec.name, spec.stem) == (arch, arch, "tiered")
+
+
+def test_a_conv_that_cannot_be_grouped_is_refused_not_a_crash():
+    """Read in a wrong order (the live reader tries several), a bottleneck's 3x3 had fewer outputs than inputs per
+    group: ZeroDivisionError escaped `infer_spec`."""
+    from parity.io.infer import infer_spec
+    from parity.spec import make_spec
+
+    shapes = make_spec("resnet50", widths=(8, 16, 32, 64), stem_width=8, num_classes=10).canonical_shapes()
+    weights = {key: np.zeros(shape, np.float32) for key, shape in shapes.items()}
+    weights["layer1.0.conv2.weight"] = np.zeros((4, 8, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="not a grouped conv's shape"):
+        infer_spec(weights)
