@@ -178,8 +178,8 @@ def check_arch(
         weights: canonical weights to check (e.g. a user's checkpoint); default seeded random
             weights with calibrated BN statistics (`default_weights`).
         x: NCHW input to compare on (e.g. a user's images); default a seeded standard-normal batch.
-        source: the user's own model these weights and spec were read from (`parity.checks.live`): it is the
-            reference, the port is judged against it (its backend must be the direction's source).
+        source: the `parity.checks.live.Proof` of the user's own model these weights and spec were read from: the
+            user's model is the reference, the port is judged against it (its backend is the direction's source).
     """
     config = config or CheckConfig()
     device, seed, direction = config.device, config.seed, config.direction

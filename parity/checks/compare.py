@@ -94,7 +94,8 @@ def compare(
 
     Args:
         a: reference model (either backend): this project's, or any torch module or Keras model that is a ResNet
-            (read off its layers and proved by running it, `parity.checks.live`; layers named by its own names).
+            (read off its layers and proved by running it, `parity.checks.live`; layers named by its own names), or
+            such a model's `parity.checks.live.Proof`.
         b: model under test (either backend), the same network.
         x: input batch, NCHW float (numpy).
         device: "cpu" or "cuda"; on CUDA, TF32 is off unless `allow_tf32`.

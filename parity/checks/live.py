@@ -137,7 +137,10 @@ def port(model: Any, to: str = "keras") -> Any:
 
 
 def stand_in(model: Any) -> tuple[Any, Proof | None]:
-    """(a model `compare` can run: the model itself when this project built it, else its proved stand-in)."""
+    """(a model `compare` can run: the model itself when this project built it, else its proved stand-in; a
+    `Proof` already made is used as it is, so a model is read and run once)."""
+    if isinstance(model, Proof):
+        return model.model, model
     if carries_spec(model):
         return model, None
     proof = prove(model)

@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], Any, Any, dict[str, Any]]:
     """(one spec per architecture, weights or None, x or None, what the source records beside them: a folder's
-    normalisation, a weights-only file's assumptions, the user's --module model) from the options."""
+    normalisation, a weights-only file's assumptions, the proof of the user's --module model) from the options."""
     weights = x = None
     recorded: dict[str, Any] = {}  # a model folder's own normalisation
     if args.module:
@@ -100,7 +100,7 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
         with output.step(f"reading {args.module} off its layers and proving the reading"):
             proof = prove(model)
         output.console(stderr=True).print(proof.line(), markup=False, highlight=False, soft_wrap=True)
-        recorded["module"] = model
+        recorded["proof"] = proof
         specs, weights = [proof.reading.spec], proof.reading.weights
     elif args.weights:
         from parity.io.checkpoints import read_source
@@ -157,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
     check_input_size(specs, batch, height, width, CHECK_ACTIVATION_COPIES)
     archs = [spec.name for spec in specs]
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
-    module = recorded.get("module")
-    if module is not None:
+    proof = recorded.get("proof")
+    if proof is not None:
         directions = [recorded["direction"]]
     err = output.console(stderr=True)
     results = []
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
                     calibrate=not args.uncalibrated,
                     float64=not args.no_float64,
                 )
-                result = check_arch(arch_spec, config, weights, x, source=module)
+                result = check_arch(arch_spec, config, weights, x, source=proof)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     first = results[0].report

@@ -166,9 +166,7 @@ def _named(own: str, canonical: str, attr: str) -> str:
     return f"{own}.{attr}" if own == canonical else f"{own}.{attr} ({canonical}.{attr})"
 
 
-def _uniform(
-    found: list[tuple[str, float]], attr: str, names: Mapping[str, str], label: str, first: str | None = None
-) -> float:
+def _uniform(found: list[tuple[str, float]], attr: str, names: Mapping[str, str], label: str) -> float:
     common = Counter(v for _, v in found).most_common(1)[0][0]
     for canonical, value in found:
         if not np.isclose(value, common, rtol=1e-9, atol=0):
