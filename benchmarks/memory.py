@@ -22,7 +22,7 @@ import time
 
 JOBS = {
     "check": ["resnet-parity", "check"],
-    "check --onnx": ["resnet-parity", "check", "--onnx"],
+    "check --runtime onnxruntime": ["resnet-parity", "check", "--runtime", "onnxruntime"],
     "export torch resnet18": [
         "resnet-parity",
         "export",

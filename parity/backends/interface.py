@@ -72,6 +72,10 @@ class Adapter(ABC):
     """Checkpoint formats this framework reads and writes itself (`parity.io.formats`)."""
     INFERENCE_VARIANTS: tuple[str, ...] = ()
     """How `inference_step` can run a model (`bench`)."""
+    LAYOUT: str = "NCHW"
+    """The layout this framework's models take images in ('NCHW' torch, 'NHWC' Keras); what its exports take."""
+    EXPORT_FORMATS: tuple[str, ...] = ()
+    """Deployment formats the framework writes itself (`export_format`): Keras' `model.export` formats."""
 
     def __init__(self) -> None:
         count = threads.configured()
@@ -187,13 +191,29 @@ class Adapter(ABC):
         tmp: Path,
         nchw: bool,
         opset: int,
-        height: int,
-        width: int,
+        shape: tuple[int, ...],
+        dynamic: bool,
         input_name: str,
         output_name: str,
         batch_axis: str,
     ) -> None:
-        """The framework's own ONNX export of `model` to `tmp`."""
+        """The framework's own ONNX export of `model` (or of one unit, `unit_model`) to `tmp`, traced at `shape`
+        (in the graph's layout); batch, height and width left open with `dynamic`."""
+
+    @abstractmethod
+    def unit_model(self, model: Any, unit: str) -> Any:
+        """A model of this framework computing one unit of `model` alone ('stem', a block 'layer2.0', 'head'), in
+        inference mode, sharing its weights: what a runtime exports to find the first wrong unit inside it."""
+
+    def export_program(self, model: Any, shape: tuple[int, ...], dynamic: bool) -> Any:
+        """A `torch.export` program of `model` traced at `shape` (batch, and height and width where the network
+        allows, dynamic with `dynamic`): what ExecuTorch, AOTInductor and OpenVINO compile."""
+        raise Unavailable(f"a {self.NAME} model has no torch.export program")
+
+    def export_format(self, model: Any, fmt: str, path: Path, shape: tuple[int, ...] | None, dynamic: bool) -> None:
+        """The framework's own export of `model` in `fmt` (one of `EXPORT_FORMATS`) to `path`, taking `shape`
+        (batch, height and width left open with `dynamic`; None: the framework's own default signature)."""
+        raise Unavailable(f"a {self.NAME} model does not export {fmt} itself")
 
     # -- training
 

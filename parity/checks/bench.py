@@ -2,9 +2,11 @@
 
 Inference runtimes: torch eager (NCHW and channels_last), `torch.compile`, Keras on TensorFlow
 (`tf.function`, and XLA `jit_compile`), Keras on the torch and JAX backends (each in a child process:
-a process holds one Keras backend), onnxruntime on the torch and the Keras export. Training: one SGD
-step of `resnet-parity train` per backend. Each figure is the median of timed repetitions after
-warm-up; GFLOP/s counts 2 x the spec's multiply-accumulates; "of peak" divides by this machine's fp32
+a process holds one Keras backend), and every deployment runtime on each model it takes (`DEPLOYED`:
+'onnxruntime-torch', 'openvino-keras', ...; `parity.backends.runtimes`), each asked for fp32. Training: one SGD
+step of `resnet-parity train` per backend. The in-process runtimes are timed interleaved: one batch of each in
+turn, `repeats` rounds, so a busy moment on a shared machine slows all of them alike; each figure is the median.
+GFLOP/s counts 2 x the spec's multiply-accumulates; "of peak" divides by this machine's fp32
 SGEMM rate (best of torch and numpy matmuls, before and after the runtimes), measured in the same run:
 a runtime near or above 100 % runs its convolutions as fast as a plain GEMM of the same operation
 count. Absent runtimes are skipped with the reason.
@@ -27,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from parity.backends import adapter_named
+from parity.backends.runtimes import RUNTIMES as DEPLOYMENT_RUNTIMES
+from parity.backends.runtimes import runtime_named
 from parity.core.errors import Unavailable
 from parity.io.weights import set_weights
 from parity.spec import ResNetSpec, make_spec
@@ -39,11 +43,27 @@ INFERENCE = (
     "keras-tf-xla",
     "keras-torch",
     "keras-jax",
-    "ort-torch-export",
-    "ort-keras-export",
 )
+DEPLOYED = tuple(
+    f"{name}-{source}"
+    for name, entry in DEPLOYMENT_RUNTIMES.items()
+    for source in ("torch", "keras")
+    if source in entry.takes or "onnx" in entry.takes
+)
+"""Deployment runtimes on each model they take (directly or through the ONNX file): '<runtime>-<source>'."""
 TRAINING = ("train-torch", "train-keras")
-RUNTIMES = INFERENCE + TRAINING
+RUNTIMES = INFERENCE + DEPLOYED + TRAINING
+DEFAULT = INFERENCE + ("onnxruntime-torch", "onnxruntime-keras") + TRAINING
+"""What `bench` times unless told: the frameworks, onnxruntime on both exports, training."""
+BASELINES = ("torch", "keras-tf")
+"""What `bench --runtime ...` times beside the deployment runtimes: each framework as it runs natively."""
+
+
+def deployed(names: list[str]) -> list[str]:
+    """The `DEPLOYED` rows of deployment runtimes `names` ('openvino' -> 'openvino-torch', 'openvino-keras')."""
+    return [row for row in DEPLOYED if row.rsplit("-", 1)[0] in names]
+
+
 SGEMM_SIZE = 2048
 
 
@@ -63,18 +83,26 @@ class Timing:
 
 def repeat_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
     """Seconds of each of `repeats` timed calls of `step`, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
+    return interleaved_seconds({"step": step}, warmup, repeats)["step"]
 
 
 def median_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> float:
     return statistics.median(repeat_seconds(step, warmup, repeats))
+
+
+def interleaved_seconds(steps: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each call of each step, timed one call of each in turn for `repeats` rounds (after `warmup`
+    untimed rounds): on a shared machine a busy moment slows every step alike."""
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def sgemm_peak(repeats: int = 8, size: int = SGEMM_SIZE) -> float:
@@ -100,23 +128,23 @@ def _inference_step(backend: str, spec: ResNetSpec, weights: dict, x: np.ndarray
     return side.inference_step(model, x, variant)
 
 
-def _ort_step(spec: ResNetSpec, weights: dict, x: np.ndarray, backend: str, folder: Path) -> Callable[[], Any]:
-    import importlib.util
+def _deployed_step(name: str, spec: ResNetSpec, weights: dict, x: np.ndarray, folder: Path) -> Callable[[], Any]:
+    """'openvino-keras': the Keras model exported to OpenVINO (as `check --runtime` does), loaded asking for fp32."""
+    from parity.checks.runtimes import route
 
-    from parity.checks.export import export_onnx, onnx_session, run_onnx
-
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise Unavailable("onnxruntime is not installed")
-    side = adapter_named(backend)
-    refusal = side.onnx_refusal(spec)
-    if refusal:
-        raise Unavailable(refusal)
+    runtime_name, source = name.rsplit("-", 1)
+    runtime = runtime_named(runtime_name)  # Unavailable, saying what to install, where it is not installed
+    side = adapter_named(source)
     model = side.build(spec)
     set_weights(model, weights)
-    path = export_onnx(model, folder / f"{backend}.onnx", height=x.shape[2], width=x.shape[3], force=True)
-    session = onnx_session(path)
-    # Each export keeps its default layout: NCHW (torch), NHWC (Keras); `run_onnx` feeds it its own.
-    return lambda: run_onnx(session, x)
+    way, why = route(runtime, model)
+    if way is None:
+        raise Unavailable(why)
+    place = folder / name
+    place.mkdir()
+    session = way.load(way.export(model, place, x.shape, unit=False), "fp32")
+    inp = way.layout(x)
+    return lambda: session.run(inp)
 
 
 def _train_step(spec: ResNetSpec, weights: dict, x: np.ndarray, backend: str) -> Callable[[], Any]:
@@ -208,7 +236,7 @@ def run_bench(
     from parity.core.provenance import versions
     from parity.io.weights import random_weights
 
-    chosen = list(RUNTIMES) if not runtimes else list(runtimes)
+    chosen = list(DEFAULT) if not runtimes else list(runtimes)
     unknown = [r for r in chosen if r not in RUNTIMES]
     if unknown:
         raise ValueError(f"unknown runtime(s) {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
@@ -221,12 +249,14 @@ def run_bench(
     progress("SGEMM peak")
     peak = sgemm_peak(size=sgemm_size)
     timings = []
+    seconds: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         weights_file, x_file = folder / "weights.safetensors", folder / "x.npy"
+        steps: dict[str, Callable[[], Any]] = {}
         for name in chosen:
             progress(name)
-            kind = "training" if name in TRAINING else "inference"
             try:
                 if name in ("keras-torch", "keras-jax"):
                     if not weights_file.exists():
@@ -234,24 +264,30 @@ def run_bench(
 
                         save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(weights_file))
                         np.save(x_file, x)
-                    seconds = _in_child(name, spec, weights_file, x_file, warmup, repeats)
+                    seconds[name] = _in_child(name, spec, weights_file, x_file, warmup, repeats)
                 else:
-                    step = _make_step(name, spec, weights, x, folder)
-                    seconds = median_seconds(step, warmup, repeats)
+                    steps[name] = _make_step(name, spec, weights, x, folder)
             except Unavailable as reason:  # a runtime that cannot run here says why
-                timings.append(Timing(name, kind, skipped=str(reason)))
-                continue
+                skipped[name] = str(reason)
             except ImportError as exc:
-                timings.append(Timing(name, kind, skipped=f"{exc.name} is not installed"))
+                skipped[name] = f"{exc.name} is not installed"
+        if steps:
+            progress(f"{len(steps)} runtimes, interleaved")
+            times = interleaved_seconds(steps, warmup, repeats)
+            seconds.update({name: statistics.median(values) for name, values in times.items()})
+        for name in chosen:
+            kind = "training" if name in TRAINING else "inference"
+            if name in skipped:
+                timings.append(Timing(name, kind, skipped=skipped[name]))
                 continue
             flops = gflop * batch * (3 if kind == "training" else 1)  # backward ~ 2x forward
             timings.append(
                 Timing(
                     name,
                     kind,
-                    seconds * 1e3,
-                    batch / seconds,
-                    flops / seconds,
+                    seconds[name] * 1e3,
+                    batch / seconds[name],
+                    flops / seconds[name],
                     note="GFLOP/s counts forward + 2x for backward" if kind == "training" else "",
                 )
             )
@@ -279,8 +315,8 @@ INFERENCE_STEPS = {
 def _make_step(name: str, spec: ResNetSpec, weights: dict, x: np.ndarray, folder: Path) -> Callable[[], Any]:
     if name in INFERENCE_STEPS:
         return _inference_step(*INFERENCE_STEPS[name][:1], spec, weights, x, INFERENCE_STEPS[name][1])
-    if name in ("ort-torch-export", "ort-keras-export"):
-        return _ort_step(spec, weights, x, name.split("-")[1], folder)
+    if name in DEPLOYED:
+        return _deployed_step(name, spec, weights, x, folder)
     return _train_step(spec, weights, x, name.split("-")[1])
 
 
@@ -304,6 +340,8 @@ def plot_bench(result: BenchResult, path: str | os.PathLike[str]) -> Path:
         if t.runtime.startswith("torch")
         else "tab:blue"
         if t.runtime.startswith("keras")
+        else "tab:purple"
+        if t.runtime in DEPLOYED
         else "tab:green"
         for t, _, _ in ran
     ]

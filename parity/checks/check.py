@@ -71,17 +71,21 @@ class CheckResult:
     output_shape: list[int]
     report: Report
     seconds: float
-    onnx_reports: list[Report] = field(default_factory=list)
-    onnx_ops: dict[str, dict[str, int]] = field(default_factory=dict)
+    runtimes: list[Any] = field(default_factory=list)  # parity.checks.runtimes.RuntimeRow, one per (model, runtime)
     train: Any = None  # parity.checks.train_steps.TrainReport when training steps were compared
     layout: str = ""  # how reports name its layout (`parity.spec.layout_name`: 'timm' for resnet50d)
+
+    @property
+    def onnx_ops(self) -> dict[str, dict[str, int]]:
+        """Op counts of each ONNX graph the runtimes ran ({'torch': ..., 'keras': ...})."""
+        return {r.source: r.ops for r in self.runtimes if r.ops}
 
     @property
     def passed(self) -> bool:
         return (
             self.params.equal
             and self.report.passed
-            and all(r.passed for r in self.onnx_reports)
+            and all(r.passed for r in self.runtimes)
             and (self.train is None or self.train.passed)
         )
 
@@ -98,10 +102,7 @@ class CheckResult:
             "passed": self.passed,
             "seconds": self.seconds,
             "report": self.report.to_dict(),
-            "onnx": {
-                "reports": [r.to_dict() for r in self.onnx_reports],
-                "ops": self.onnx_ops,
-            },
+            "runtimes": [r.to_dict() for r in self.runtimes],
             "train": None if self.train is None else self.train.to_dict(),
         }
 
@@ -134,7 +135,8 @@ class CheckConfig:
         seed: seeds the weights and the input.
         direction: "torch2keras" (torch is the source and reference) or "keras2torch".
         allow_tf32: see `parity.checks.compare.compare`.
-        onnx: also export both models to ONNX and compare all four on the logits.
+        runtimes: carry both models to these deployment runtimes (`parity.backends.runtimes.RUNTIME_NAMES`) and
+            judge each against the float64 truth (`parity.checks.runtimes`).
         train_steps: also run this many SGD steps in both backends (float64, from the same weights) and
             compare losses, gradients, weights and BN statistics.
         train_batch, train_size: the training batches (seeded like the input).
@@ -149,7 +151,7 @@ class CheckConfig:
     seed: int = 0
     direction: str = "torch2keras"
     allow_tf32: bool = False
-    onnx: bool = False
+    runtimes: tuple[str, ...] = ()
     train_steps: int = 0
     train_batch: int = 8
     train_size: int = 64
@@ -169,6 +171,7 @@ def check_arch(
     weights: dict[str, np.ndarray] | None = None,
     x: np.ndarray | None = None,
     source: Any = None,
+    progress: Any = None,
 ) -> CheckResult:
     """Build both models of `spec`, fill the source with weights, copy across, compare.
 
@@ -180,6 +183,7 @@ def check_arch(
         x: NCHW input to compare on (e.g. a user's images); default a seeded standard-normal batch.
         source: the `parity.checks.live.Proof` of the user's own model these weights and spec were read from: the
             user's model is the reference, the port is judged against it (its backend is the direction's source).
+        progress: called with a few words as each runtime row starts (`config.runtimes`).
     """
     config = config or CheckConfig()
     device, seed, direction = config.device, config.seed, config.direction
@@ -217,12 +221,10 @@ def check_arch(
     )
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
     result.layout = layout_name(spec)
-    if config.onnx:
-        from parity.checks.export import four_way
+    if config.runtimes:
+        from parity.checks.runtimes import runtime_rows
 
-        found = four_way(torch_model, keras_model, x, device=device, allow_tf32=config.allow_tf32)
-        result.onnx_reports = found["reports"]
-        result.onnx_ops = {label: dict(ops) for label, ops in found["ops"].items()}
+        result.runtimes = runtime_rows(list(config.runtimes), src, [torch_model, keras_model], x, progress)
     if config.train_steps:
         from parity.checks.train_steps import compare_training, training_pair
 

@@ -107,11 +107,25 @@ class StageDiff:
         floor: float,
     ) -> StageDiff:
         """fp32 a vs fp32 b, passing within `multiple` x a's own fp32 noise (never below `floor`)."""
-        noise = cls.measure(stage, a64, a32, math.inf).max_rel
-        noise_b = cls.measure(stage, b64, b32, math.inf).max_rel
+        diff = cls._within_noise(stage, a32, b32, cls.measure(stage, a64, a32, math.inf).max_rel, multiple, floor)
+        diff.noise_b = cls.measure(stage, b64, b32, math.inf).max_rel
+        return diff
+
+    @classmethod
+    def against_truth(
+        cls, stage: str, truth: np.ndarray, a32: np.ndarray, out: np.ndarray, multiple: float, floor: float
+    ) -> StageDiff:
+        """`out` (a runtime's fp32 output) against the float64 `truth`, passing within `multiple` x the reference's
+        own fp32 noise there (`a32` against `truth`; never below `floor`): the fp32 rule, judged from the truth."""
+        return cls._within_noise(stage, truth, out, cls.measure(stage, truth, a32, math.inf).max_rel, multiple, floor)
+
+    @classmethod
+    def _within_noise(
+        cls, stage: str, a: np.ndarray, b: np.ndarray, noise: float, multiple: float, floor: float
+    ) -> StageDiff:
         tolerance = max(multiple * noise, floor) if math.isfinite(noise) else floor
-        diff = cls.measure(stage, a32, b32, tolerance)
-        diff.noise, diff.noise_b = noise, noise_b
+        diff = cls.measure(stage, a, b, tolerance)
+        diff.noise = noise
         diff.ratio = diff.max_rel / noise if noise > 0 else (0.0 if diff.max_rel == 0 else math.inf)
         return diff
 

@@ -1,4 +1,4 @@
-"""ONNX export of both backends, onnxruntime execution, and the four-way comparison.
+"""ONNX export of both backends (whole models and single units) and running the files with onnxruntime.
 
 Torch models go through `torch.onnx.export` (the dynamo exporter); Keras models through Keras' own
 `model.export(..., format="onnx")` (tf2onnx under the TensorFlow backend, in its large-model mode:
@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import collections
 import glob
-import itertools
 import json
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from parity.backends import adapter, spec_of
-from parity.checks.compare import check_device, precision, run_stages
-from parity.checks.diff import Report, StageDiff
-from parity.core import tolerances
+from parity.checks.compare import check_device
 from parity.core.files import atomic_write
 from parity.core.layout import nchw, nhwc
 
@@ -76,7 +71,9 @@ def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, 
 
     try:
         output_name = spec_of(model).output_name
-        side.export_onnx(model, tmp, nchw, opset, height, width, INPUT_NAME, output_name, BATCH_AXIS)
+        channels = spec_of(model).in_channels
+        shape = (2, channels, height, width) if nchw or side.NAME == "torch" else (2, height, width, channels)
+        side.export_onnx(model, tmp, nchw, opset, shape, True, INPUT_NAME, output_name, BATCH_AXIS)
         graph = onnx.load(str(tmp))  # reads any external-data side file into memory
         _name_io(graph, output_name)
         fold_pool_padding(graph)
@@ -163,44 +160,35 @@ def _name_io(graph: Any, output_name: str = OUTPUT_NAME) -> None:
 # -- running ---------------------------------------------------------------------------------------
 
 
-def providers(device: str, allow_tf32: bool = False) -> list[Any]:
-    """onnxruntime providers for a device: CUDA first where asked for and available.
-
-    On CUDA, TF32 is off unless allowed, as for the native models (onnxruntime's CUDA provider
-    defaults `use_tf32` to on).
-    """
-    import onnxruntime as ort
+def onnx_session(path: str | os.PathLike[str], device: str = "cpu", allow_tf32: bool = False) -> Any:
+    """An onnxruntime session (`parity.backends.runtimes.ort`); refuses a file that is missing or not ONNX."""
+    from parity.backends.runtimes.ort import session
 
     check_device(device)
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise RuntimeError("--device cuda, but this onnxruntime has no CUDAExecutionProvider")
-        return [("CUDAExecutionProvider", {"use_tf32": "1" if allow_tf32 else "0"}), "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+    return session(path, device, allow_tf32)
 
 
-def onnx_session(path: str | os.PathLike[str], device: str = "cpu", allow_tf32: bool = False) -> Any:
-    """An onnxruntime session; refuses a file that is missing or not ONNX with a clear error."""
-    import onnxruntime as ort
+def export_unit_onnx(unit: Any, side: Any, path: Path, shape: tuple[int, ...], opset: int = DEFAULT_OPSET) -> Path:
+    """One unit of a model alone (`Adapter.unit_model`) to ONNX at a fixed `shape` (the source's layout), atomically."""
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no ONNX file at {path}")
-    from parity.core.threads import requested
+    def write(tmp: Path) -> None:
+        import onnx
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = requested() or 0  # 0: onnxruntime's default, every core
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=providers(device, allow_tf32))
-    except Exception as exc:  # onnxruntime raises its own exception types
-        if isinstance(exc, RuntimeError) and "CUDAExecutionProvider" in str(exc):
-            raise
-        raise ValueError(f"{path} is not a loadable ONNX model: {exc}") from exc
+        try:
+            side.export_onnx(unit, tmp, False, opset, shape, False, INPUT_NAME, "output", BATCH_AXIS)
+            graph = onnx.load(str(tmp))
+            onnx.checker.check_model(graph)
+            onnx.save(graph, str(tmp))
+        finally:
+            for leftover in tmp.parent.glob(glob.escape(tmp.name) + ".*"):
+                leftover.unlink(missing_ok=True)
+
+    return atomic_write(path, write, force=True)
 
 
 def input_layout(session: Any) -> str:
     """'NCHW' or 'NHWC', as recorded in the file's metadata by `export_onnx` (NCHW if absent)."""
-    return session.get_modelmeta().custom_metadata_map.get(LAYOUT_KEY, "NCHW")
+    return session.metadata.get(LAYOUT_KEY, "NCHW")
 
 
 def run_onnx(session: Any, x: np.ndarray) -> np.ndarray:
@@ -209,7 +197,7 @@ def run_onnx(session: Any, x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if input_layout(session) == "NHWC":
         x = nhwc(x)
-    out = session.run(None, {INPUT_NAME: x})[0]
+    out = session.run(x)
     return nchw(out) if input_layout(session) == "NHWC" and out.ndim == 4 else out
 
 
@@ -218,92 +206,3 @@ def op_histogram(path: str | os.PathLike[str]) -> collections.Counter:
     import onnx
 
     return collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node)
-
-
-def compare_logits(
-    a_label: str,
-    b_label: str,
-    a: np.ndarray,
-    b: np.ndarray,
-    arch: str,
-    x_shape,
-    device: str,
-    allow_tf32: bool = False,
-    output_name: str = OUTPUT_NAME,
-    depth: int | None = None,
-) -> Report:
-    """A logits-only Report between two outputs already computed (same tolerances as native)."""
-    name, tol = tolerances.for_run(device, allow_tf32, arch, depth)
-    report = Report(
-        a=a_label,
-        b=b_label,
-        arch=arch,
-        input_shape=list(x_shape),
-        device=device,
-        tf32=allow_tf32 and device == "cuda",
-        tolerance=tol,
-        tolerance_name=name,
-    )
-    report.stages.append(StageDiff.measure(output_name, a, b, tol))
-    return report
-
-
-def four_way(
-    torch_model: Any,
-    keras_model: Any,
-    x: np.ndarray,
-    device: str = "cpu",
-    workdir: str | os.PathLike[str] | None = None,
-    keras_nchw: bool = True,
-    opset: int = DEFAULT_OPSET,
-    allow_tf32: bool = False,
-) -> dict[str, Any]:
-    """Export both models, run all four on `x`, compare every pair of logits.
-
-    Returns {"reports": [Report x 6], "ops": {"torch-onnx": Counter, "keras-onnx": Counter},
-    "files": {...}, "export_seconds": {...}}.
-
-    Args:
-        torch_model, keras_model: the two models (same spec, same weights).
-        x: NCHW float32 batch.
-        device: "cpu" or "cuda" (native models and onnxruntime provider).
-        workdir: where to write the two .onnx files (default: a temporary folder, removed after).
-        keras_nchw: export the Keras model with NCHW input.
-        opset: ONNX opset for both.
-        allow_tf32: on CUDA, let every runtime use TF32 (and the TF32 tolerance).
-    """
-    spec = spec_of(torch_model)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(workdir) if workdir is not None else Path(tmp)
-        files = {"torch-onnx": folder / f"{spec.name}_torch.onnx", "keras-onnx": folder / f"{spec.name}_keras.onnx"}
-        export_seconds = {}
-        for label, model in (("torch-onnx", torch_model), ("keras-onnx", keras_model)):
-            start = time.perf_counter()
-            export_onnx(
-                model,
-                files[label],
-                nchw=True if label == "torch-onnx" else keras_nchw,
-                opset=opset,
-                height=x.shape[2],
-                width=x.shape[3],
-                force=True,
-            )
-            export_seconds[label] = time.perf_counter() - start
-        with precision(device, allow_tf32):
-            logits = {
-                "torch": run_stages(torch_model, x, device)[spec.output_name],
-                "keras": run_stages(keras_model, x, device)[spec.output_name],
-            }
-        for label, path in files.items():
-            logits[label] = run_onnx(onnx_session(path, device, allow_tf32), x)
-        ops = {label: op_histogram(path) for label, path in files.items()}
-    reports = [
-        compare_logits(a, b, logits[a], logits[b], spec.name, x.shape, device, allow_tf32, spec.output_name, spec.depth)
-        for a, b in itertools.combinations(["torch", "keras", "torch-onnx", "keras-onnx"], 2)
-    ]
-    return {
-        "reports": reports,
-        "ops": ops,
-        "files": {k: str(v) for k, v in files.items()},
-        "export_seconds": export_seconds,
-    }

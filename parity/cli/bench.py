@@ -30,8 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_runtime_list,
         default=None,
         metavar="A,B",
-        help="comma list (default: all); see parity.checks.bench.RUNTIMES",
+        help="comma list of framework runtimes and training steps (default: all of them and onnxruntime; with "
+        "--runtime: torch,keras-tf); see parity.checks.bench.RUNTIMES",
     )
+    options.add_runtime(p, "also time these deployment runtimes on each model they take, asked for fp32")
     p.add_argument("--warmup", type=options.non_negative, default=2)
     p.add_argument("--repeats", type=options.positive, default=5)
     p.add_argument(
@@ -45,18 +47,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from parity.checks.bench import plot_bench, run_bench
+    from parity.checks.bench import BASELINES, deployed, plot_bench, run_bench
     from parity.core.files import atomic_write_text, check_target
 
     for path in (args.json, args.plot):
         if path:
             check_target(path, force=True)
     err = output.console(stderr=True)
+    chosen = args.runtimes
+    if args.runtime:
+        chosen = list(dict.fromkeys([*(args.runtimes or BASELINES), *deployed(args.runtime)]))
     result = run_bench(
         args.arch,
         args.batch,
         args.size,
-        args.runtimes,
+        chosen,
         args.warmup,
         args.repeats,
         progress=lambda name: err.print(f"timing {name} ...", markup=False),

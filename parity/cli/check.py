@@ -8,7 +8,16 @@ import json
 from typing import Any
 
 from parity.cli import options, output
-from parity.cli.check_tables import CHECK_COLUMNS, VERDICT_COLUMN, bn_form, check_table_rows, op_table_rows
+from parity.cli.check_tables import (
+    CHECK_COLUMNS,
+    RUNTIME_COLUMNS,
+    VERDICT_COLUMN,
+    bn_form,
+    check_table_rows,
+    op_table_rows,
+    runtime_lines,
+    runtime_table_rows,
+)
 from parity.spec import parse_archs
 
 DEFAULT_CHECK_ARCHS = "resnet18,resnet34,resnet50"
@@ -62,11 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="which model is the source (and reference); default both",
     )
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
-    p.add_argument(
-        "--onnx",
-        action="store_true",
-        help="also export both models to ONNX and compare torch, keras and both ONNX files",
-    )
+    options.add_runtime(p, "also carry both models to these runtimes and judge each against the float64 truth")
     p.add_argument(
         "--train-steps",
         type=options.non_negative,
@@ -130,28 +135,24 @@ def _check_subject(args: argparse.Namespace, height: int) -> tuple[list[Any], An
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from parity.backends import adapter_named
+    from parity.backends.runtimes import RUNTIME_NAMES, missing
     from parity.checks.check import DIRECTIONS, CheckConfig, check_arch, check_input_size
     from parity.core.files import atomic_write_text, check_target
     from parity.core.provenance import header
     from parity.spec import input_size
 
     options.select_keras_backend(args.keras_backend)
-    if args.onnx:  # before any work: the check would otherwise run in full and fail at the export
-        refusal = adapter_named("keras").onnx_refusal()
-        if refusal:
-            raise RuntimeError(refusal)
+    runtimes = args.runtime or []
+    if runtimes and len(runtimes) < len(RUNTIME_NAMES):  # named ones must be there; 'all' skips the absent, said
+        absent = [line for line in (missing(name) for name in runtimes) if line]
+        if absent:
+            raise ValueError(absent[0])
     height, width = options.size(args.size or [input_size(args.variant)])
     options.require_device(args.device)
     for path in (args.json, args.markdown):
         if path:
             check_target(path, force=True)
     specs, weights, x, recorded = _check_subject(args, height)
-    if args.onnx:  # a refusal that depends on the network (grouped convs on tensorflow), still before any work
-        for spec in specs:
-            refusal = adapter_named("keras").onnx_refusal(spec)
-            if refusal:
-                raise RuntimeError(refusal)
     batch, (height, width) = (len(x), x.shape[2:]) if x is not None else (args.batch, (height, width))
     # A float64 pass holds about CHECK_ACTIVATION_COPIES float64 copies of every activation (measured below).
     check_input_size(specs, batch, height, width, CHECK_ACTIVATION_COPIES)
@@ -165,11 +166,11 @@ def run(args: argparse.Namespace) -> int:
     for arch_spec in specs:
         arch = arch_spec.name
         for direction in directions:
-            steps = "build, port, compare in fp32 and float64" + (", export ONNX, run onnxruntime" if args.onnx else "")
+            steps = "build, port, compare in fp32 and float64" + (f", {len(runtimes)} runtime(s)" if runtimes else "")
             steps += f", {args.train_steps} training steps" if args.train_steps else ""
             shape = "x".join(map(str, x.shape)) if x is not None else f"{args.batch}x{height}x{width}"
-            with output.step(f"{arch} {direction}: {steps} at {shape}"):
-                # The ONNX files and the training steps do not depend on the direction: once per arch.
+            with output.step(f"{arch} {direction}: {steps} at {shape}") as say:
+                # The runtimes and the training steps do not depend on the direction: once per arch.
                 first_pass = direction == directions[0]
                 config = CheckConfig(
                     batch=args.batch,
@@ -179,12 +180,12 @@ def run(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     direction=direction,
                     allow_tf32=args.allow_tf32,
-                    onnx=args.onnx and first_pass,
+                    runtimes=tuple(runtimes) if first_pass else (),
                     train_steps=args.train_steps if first_pass else 0,
                     calibrate=not args.uncalibrated,
                     float64=not args.no_float64,
                 )
-                result = check_arch(arch_spec, config, weights, x, source=proof)
+                result = check_arch(arch_spec, config, weights, x, source=proof, progress=say)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     first = results[0].report
@@ -227,6 +228,17 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         if not r.report.passed:
             console.print(f"\n{r.arch} {r.direction}:\n{r.report}", highlight=False, markup=False)
+    runtime_rows = runtime_table_rows(results)
+    if runtime_rows:
+        reference = f"{results[0].direction.split('2')[0]} model's"
+        table = Table(title=f"runtimes, each judged against the {reference} float64 output (fp32 rule), on CPU")
+        for col in RUNTIME_COLUMNS:
+            table.add_column(col, justify="right" if col[0] in "m/f" and col != "first wrong unit" else "left")
+        for row in runtime_rows:
+            table.add_row(*row, style=None if row[5] == "PASS" else "red")
+        console.print(table)
+    for line in runtime_lines(results):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     op_markdown = ""
     for r in results:
         if r.onnx_ops and r.direction == directions[0]:
@@ -254,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
                 "variant": args.variant,
                 "directions": directions,
                 "allow_tf32": args.allow_tf32,
-                "onnx": args.onnx,
+                "runtimes": runtimes,
                 "train_steps": args.train_steps,
                 "weights": args.weights,
                 "module": args.module,
@@ -273,6 +285,9 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         atomic_write_text(
             args.markdown,
-            f"**{title}**\n\n{header(first.provenance)}\n\n" + output.to_markdown(CHECK_COLUMNS, rows) + op_markdown,
+            f"**{title}**\n\n{header(first.provenance)}\n\n"
+            + output.to_markdown(CHECK_COLUMNS, rows)
+            + (f"\n{output.to_markdown(RUNTIME_COLUMNS, runtime_rows)}" if runtime_rows else "")
+            + op_markdown,
         )
     return 0 if passed else 1

@@ -1,4 +1,4 @@
-"""The tables `resnet-parity check` prints: one row per direction, training run and ONNX pair; the op table."""
+"""The tables `resnet-parity check` prints: one row per direction and training run; the runtimes; the op table."""
 
 from __future__ import annotations
 
@@ -46,21 +46,6 @@ def check_table_rows(results: list[Any]) -> list[list[str]]:
                     f"{t.seconds:.1f}",
                 ]
             )
-        for o in r.onnx_reports:
-            rows.append(
-                [
-                    r.arch,
-                    f"{o.a} vs {o.b}",
-                    "",
-                    "x".join(map(str, o.logits.shape_b)),
-                    "-",
-                    fmt_sci(o.logits.max_rel),
-                    "-",
-                    o.first_divergent or "-",
-                    "PASS" if o.passed else "FAIL",
-                    "",
-                ]
-            )
     return rows
 
 
@@ -99,3 +84,63 @@ CHECK_COLUMNS = [
     "seconds",
 ]
 VERDICT_COLUMN = CHECK_COLUMNS.index("verdict")
+
+
+RUNTIME_COLUMNS = [
+    "arch",
+    "model",
+    "route",
+    "max rel vs float64",
+    "/ noise",
+    "verdict",
+    "computed in",
+    "input shapes",
+    "file MB",
+    "ms / batch",
+    "first wrong unit",
+]
+
+
+def runtime_table_rows(results: list[Any]) -> list[list[str]]:
+    """One row per (model, runtime) that ran; skipped ones are said in `runtime_lines`."""
+    rows = []
+    for r in results:
+        for row in r.runtimes:
+            if row.skipped:
+                continue
+            d = row.diff
+            rows.append(
+                [
+                    row.arch,
+                    row.source,
+                    row.route,
+                    fmt_sci(d.max_rel) if d else "-",
+                    f"{d.ratio:.1f}x" if d and d.ratio is not None else "-",
+                    "ERROR" if row.error else row.verdict,
+                    row.precision or "-",
+                    row.shapes_text(),
+                    f"{row.file_bytes / 1e6:.2f}" if row.file_bytes else "-",
+                    f"{row.ms_per_batch:.2f}" if row.ms_per_batch is not None else "-",
+                    row.first_wrong_unit or ("-" if row.passed or row.error or row.wrong_probes else "not found"),
+                ]
+            )
+    return rows
+
+
+def runtime_lines(results: list[Any]) -> list[str]:
+    """What the runtime table cannot hold: errors, rows skipped and why, lower-precision defaults, the unit search."""
+    lines: list[str] = []
+    for r in results:
+        for row in r.runtimes:
+            if row.error:
+                lines.append(f"{row.arch} {row.source} -> {row.runtime}: {row.error}")
+            elif row.skipped:
+                lines.append(f"{row.arch} {row.source} -> {row.runtime}: skipped, {row.skipped}")
+            if row.default_line:
+                lines.append(f"{row.arch} {row.source} -> {row.default_line}")
+            if row.units:
+                found = ", ".join(f"{u.stage} {u.max_rel:.1e} ({u.ratio:.1f}x)" for u in row.units)
+                lines.append(f"{row.arch} {row.source} -> {row.runtime}, each unit alone on the truth's input: {found}")
+            if row.units_note:
+                lines.append(f"{row.arch} {row.source} -> {row.runtime}: {row.units_note}")
+    return list(dict.fromkeys(lines))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from parity.backends import BACKENDS, KERAS_BACKENDS
+from parity.backends.runtimes import RUNTIME_NAMES, parse_runtimes
 from parity.spec import LABELS, PRESETS, STEMS, VARIANTS, ResNetSpec, make_spec
 
 # -- value types -----------------------------------------------------------------------------------
@@ -70,11 +71,10 @@ def add_arch(
     if many:
         p.add_argument("--arch", default=default, help=help or "comma list of architectures, or 'all'")
     else:
-        p.add_argument("--arch", default=default, choices=list(PRESETS), metavar="ARCH", help=help or _presets_help())
+        p.add_argument("--arch", default=default, choices=list(PRESETS), metavar="ARCH", help=help or _PRESETS_HELP)
 
 
-def _presets_help() -> str:
-    return f"a preset: {', '.join(PRESETS)}"
+_PRESETS_HELP = f"a preset: {', '.join(PRESETS)}"
 
 
 def add_size(
@@ -82,14 +82,8 @@ def add_size(
 ) -> None:
     """--size: N (or, with `pair`, H or H W, read with `size`); `even`: an even N >= 8 (the lessons)."""
     if pair:
-        p.add_argument(
-            "--size",
-            type=positive,
-            nargs="+",
-            default=default,
-            metavar="N",
-            help=help or "H or H W (default: the size the variant was written for, 224 for most)",
-        )
+        help = help or "H or H W (default: the size the variant was written for, 224 for most)"
+        p.add_argument("--size", type=positive, nargs="+", default=default, metavar="N", help=help)
     else:
         p.add_argument("--size", type=even_size if even else positive, default=default, help=help)
 
@@ -118,20 +112,11 @@ def formats(writable: bool = False) -> list[str]:
     return listed(writable)
 
 
-def libraries() -> list[str]:
-    """The libraries whose layouts are read and written, from their registry."""
+def add_weights(p: argparse.ArgumentParser, required: bool = False, help: str | None = None) -> None:
     from parity.io.libraries import LIBRARIES
 
-    return list(LIBRARIES)
-
-
-def add_weights(p: argparse.ArgumentParser, required: bool = False, help: str | None = None) -> None:
-    p.add_argument(
-        "--weights",
-        metavar="FILE",
-        required=required,
-        help=help or f"a checkpoint ({', '.join(formats())}) or a model folder of {', '.join(libraries())}",
-    )
+    help = help or f"a checkpoint ({', '.join(formats())}) or a model folder of {', '.join(LIBRARIES)}"
+    p.add_argument("--weights", metavar="FILE", required=required, help=help)
 
 
 def add_backend(
@@ -153,6 +138,18 @@ def add_library(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"write DST in a library's own layout ({writes}); default: this project's format, from DST's extension",
     )
+
+
+def runtime_list(text: str) -> list[str]:
+    try:
+        return parse_runtimes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--runtime {text}: ")) from None
+
+
+def add_runtime(p: argparse.ArgumentParser, help: str) -> None:
+    """--runtime all|NAME,...: deployment runtimes (`parity.backends.runtimes`), in the registry's order."""
+    p.add_argument("--runtime", type=runtime_list, metavar="all|NAME,...", help=f"{help} ({', '.join(RUNTIME_NAMES)})")
 
 
 def add_force(p: argparse.ArgumentParser) -> None:

@@ -1,8 +1,10 @@
-"""ONNX export of resnet_keras models with Keras' own `model.export` (mirrors `parity.backends.torch.export`)."""
+"""Export of resnet_keras models with Keras' own `model.export` (mirrors `parity.backends.torch.export`): ONNX,
+the deployment formats Keras writes (OpenVINO, LiteRT, TF SavedModel), and one unit alone."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,11 +13,61 @@ import keras
 import numpy as np
 
 from parity.backends.interface import Adapter
+from parity.backends.keras.run import call_layers, unit_layers
+from parity.core.errors import Unavailable
 from parity.spec import ResNetSpec
+
+TENSORFLOW_FORMATS = ("litert", "tf_saved_model")
+"""Keras formats written through TensorFlow (jax2tf from JAX): refused on Keras' torch backend."""
+
+
+class Unit(keras.Model):
+    """One unit of a resnet_keras model alone (its stem, a block or its head), sharing the model's layers.
+
+    Args:
+        model: the resnet_keras model.
+        name: 'stem', 'head' or a block ('layer2.0').
+    """
+
+    def __init__(self, model: Any, name: str, **kwargs):
+        super().__init__(name=f"{model.name}_{name.replace('.', '_')}", **kwargs)
+        self.unit_spec = model.spec  # the spec, not the model: Keras would track (and export) all of its weights
+        self.layers_of_unit = unit_layers(model, name)
+        self.built = True  # its layers are: the model's own
+
+    def call(self, x):
+        return call_layers(self.layers_of_unit, x)
 
 
 class KerasExport(Adapter):
-    """`model.export(format="onnx")`: tf2onnx under TensorFlow (lean), torch.onnx under Keras' torch backend."""
+    """`model.export(format="onnx")`: tf2onnx under TensorFlow (lean), torch.onnx under Keras' torch backend; the
+    formats of `EXPORT_FORMATS`; units alone."""
+
+    LAYOUT = "NHWC"
+    EXPORT_FORMATS = ("openvino", "litert", "tf_saved_model")
+
+    def unit_model(self, model: Any, unit: str) -> Any:
+        """`Unit`: one unit of `model` alone (inference mode on every call)."""
+        return Unit(model, unit)
+
+    def export_format(self, model: Any, fmt: str, path: Path, shape: tuple[int, ...] | None, dynamic: bool) -> None:
+        """`model.export(path, format=fmt)` with an NHWC float32 signature (batch, height and width open with
+        `dynamic`); `fmt` one of `EXPORT_FORMATS`. `shape=None`: no signature, Keras' own default (what a user writes
+        after calling the model once)."""
+        if fmt not in self.EXPORT_FORMATS:
+            raise ValueError(f"Keras export format must be one of {self.EXPORT_FORMATS}, got {fmt!r}")
+        if fmt in TENSORFLOW_FORMATS and keras.backend.backend() == "torch":
+            raise Unavailable(
+                f"Keras writes {fmt} through TensorFlow; this process runs Keras on torch "
+                "(use --keras-backend tensorflow, or KERAS_BACKEND=tensorflow)"
+            )
+        signature = None
+        if shape is not None:
+            signature = [
+                keras.InputSpec(shape=(None, None, None, shape[-1]) if dynamic else tuple(shape), dtype="float32")
+            ]
+        with contextlib.redirect_stdout(io.StringIO()):  # litert and SavedModel print their progress
+            model.export(str(path), format=fmt, input_signature=signature, verbose=False)
 
     def export_onnx(
         self,
@@ -23,24 +75,26 @@ class KerasExport(Adapter):
         tmp: Path,
         nchw: bool,
         opset: int,
-        height: int,
-        width: int,
+        shape: tuple[int, ...],
+        dynamic: bool,
         input_name: str,
         output_name: str,
         batch_axis: str,
     ) -> None:
-        """Keras' own `model.export(format="onnx")` to `tmp`; batch, height and width stay dynamic.
+        """Keras' own `model.export(format="onnx")` to `tmp`; with `dynamic`, batch, height and width stay open.
 
         On the TensorFlow backend, tf2onnx runs with the weight copies it otherwise holds switched off
         (`_lean_tf2onnx`: resnet50 9.7 -> 1.7 GB peak).
         """
-        refusal = self.onnx_refusal(model.spec)
+        spec = model.unit_spec if isinstance(model, Unit) else model.spec
+        refusal = self.onnx_refusal(spec)
         if refusal:
             raise RuntimeError(refusal)
-        spec = model.spec
         target = NCHWInput(model) if nchw else model
-        shape = (None, spec.in_channels, None, None) if nchw else (None, None, None, spec.in_channels)
-        signature = [keras.InputSpec(shape=shape, dtype="float32", name=input_name)]
+        signature_shape: tuple[int | None, ...] = tuple(shape)
+        if dynamic:
+            signature_shape = (None, shape[1], None, None) if nchw else (None, None, None, shape[-1])
+        signature = [keras.InputSpec(shape=signature_shape, dtype="float32", name=input_name)]
         tf2onnx = keras.backend.backend() == "tensorflow"  # the torch Keras backend exports with torch.onnx
         with _lean_tf2onnx() if tf2onnx else contextlib.nullcontext():
             target.export(str(tmp), format="onnx", input_signature=signature, opset_version=opset, verbose=False)

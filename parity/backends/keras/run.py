@@ -63,7 +63,7 @@ def sublayer(model: Any, name: str) -> Any:
     return layer
 
 
-def _unit_layers(model: Any, name: str) -> list[Any]:
+def unit_layers(model: Any, name: str) -> list[Any]:
     """The Keras layers that make up one canonical unit, in call order."""
     if name == "stem":
         return [model.forward_stem]
@@ -82,6 +82,17 @@ def _unit_layers(model: Any, name: str) -> list[Any]:
         return [parent.avgpool]
     layer = sublayer(parent, local) if parent_name else getattr(model, local)
     return ([pad] if pad is not None else []) + [layer]
+
+
+def call_layers(layers: list[Any], x: Any) -> Any:
+    """`x` through `layers` in order, each in inference mode."""
+    out = x
+    for layer in layers:
+        if getattr(layer, "_call_has_training_arg", True):
+            out = layer(out, training=False)
+        else:
+            out = layer(out)
+    return out
 
 
 class _Float64Compute(keras.dtype_policies.DTypePolicy):
@@ -196,12 +207,7 @@ class KerasRun(Adapter):
         """
         out = to_nhwc(model, x)
         with keras.device(_keras_device(device)):
-            for layer in _unit_layers(model, name):
-                if getattr(layer, "_call_has_training_arg", True):
-                    out = layer(out, training=False)
-                else:
-                    out = layer(out)
-            return to_nchw(out)
+            return to_nchw(call_layers(unit_layers(model, name), out))
 
     @contextlib.contextmanager
     def float64(self, model: Any) -> Iterator[Any]:

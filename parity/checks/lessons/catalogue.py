@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from parity.checks.lessons import families, ports, training
+from parity.checks.lessons import families, ports, runtimes, training
 from parity.checks.lessons.base import LESSONS, Context, Finding, Lesson
 
 
@@ -186,4 +186,35 @@ _lesson(
     "parity.spec.planner:SpecPlans._block_stride",
     "parity.spec.planner:SpecPlans._block_stride",
     families.run_v2_stride,
+)
+_lesson(
+    "openvino_precision",
+    "OpenVINO's default precision on the CPU",
+    "parity.backends.runtimes.openvino_ir.OpenVINO.load (INFERENCE_PRECISION_HINT=f32, and the default reported)",
+    "OpenVINO's CPU plugin computes in bf16 unless told otherwise on CPUs with AVX512-BF16 or AMX (8 mantissa bits: "
+    "about 4e-3 per rounding), with no warning; `check --runtime openvino` asks for f32 and says what the default "
+    "would have given.",
+    "parity.backends.torch.export:TorchExport.export_program",
+    "parity.backends.runtimes.openvino_ir:OpenVINO.load",
+    runtimes.run_openvino_precision,
+)
+_lesson(
+    "litert_batch",
+    "LiteRT's batch axis",
+    "parity.backends.keras.export.KerasExport.export_format (an open NHWC signature); probed by check --runtime",
+    "A .tflite graph's input shape is fixed unless its signature leaves the axis open (shape_signature -1); a graph "
+    "fixed to batch 1 refuses other batches at resize. `check --runtime` runs every file at batch 1 and 3.",
+    "parity.checks.runtimes:probe_shapes",
+    "parity.backends.keras.export:KerasExport.export_format",
+    runtimes.run_litert_batch,
+)
+_lesson(
+    "aoti_range",
+    "AOTInductor's input range",
+    "parity.checks.runtimes.probe_shapes (each file run at batch 1, 3 and two other sizes, judged)",
+    "torch.export bounds each dynamic axis where the example input makes a map 1x1 (a size-1 axis broadcasts), and "
+    "an AOTInductor package does not check its input against that range: outside it, it runs and computes garbage.",
+    "parity.backends.torch.export:TorchExport.export_program",
+    "parity.checks.runtimes:probe_shapes",
+    runtimes.run_aoti_range,
 )

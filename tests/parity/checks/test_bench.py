@@ -28,7 +28,7 @@ def test_runtimes_are_timed_and_skips_say_why(monkeypatch, tmp_path):
             "torch",
             "torch-channels-last",
             "keras-tf",
-            "ort-torch-export",
+            "onnxruntime-torch",
             "keras-jax",
             "train-torch",
             "train-keras",
@@ -36,7 +36,7 @@ def test_runtimes_are_timed_and_skips_say_why(monkeypatch, tmp_path):
     )
     by_name = {t.runtime: t for t in result.timings}
     assert by_name["keras-jax"].skipped == "jax is not installed"
-    for name in ("torch", "torch-channels-last", "keras-tf", "ort-torch-export", "train-torch", "train-keras"):
+    for name in ("torch", "torch-channels-last", "keras-tf", "onnxruntime-torch", "train-torch", "train-keras"):
         t = by_name[name]
         assert not t.skipped and t.ms_per_batch > 0, t
         assert t.images_per_s == pytest.approx(2 / (t.ms_per_batch / 1e3))
@@ -59,7 +59,7 @@ def test_cli_json_carries_every_figure(tmp_path, capsys):
                 "--batch",
                 "2",
                 "--runtimes",
-                "torch,ort-torch-export",
+                "torch,onnxruntime-torch",
                 "--repeats",
                 "2",
                 "--sgemm-size",
@@ -71,10 +71,10 @@ def test_cli_json_carries_every_figure(tmp_path, capsys):
         == 0
     )
     data = json.loads(out.read_text())
-    assert [t["runtime"] for t in data["timings"]] == ["torch", "ort-torch-export"]
+    assert [t["runtime"] for t in data["timings"]] == ["torch", "onnxruntime-torch"]
     assert {"ms_per_batch", "images_per_s", "gflops", "of_peak"} <= set(data["timings"][0])
     assert data["versions"]["torch"] and data["sgemm_peak_gflops"] > 0
-    assert "ort-torch-export" in capsys.readouterr().out
+    assert "onnxruntime-torch" in capsys.readouterr().out
 
 
 def test_unknown_runtime_is_named():
@@ -82,4 +82,30 @@ def test_unknown_runtime_is_named():
         main(["bench", "--runtimes", "torch,tensorrt"])
     with pytest.raises(ValueError, match="unknown runtime"):
         run_bench(runtimes=["nope"])
-    assert set(RUNTIMES) >= {"torch-compile", "keras-tf-xla", "keras-torch", "ort-keras-export"}
+    assert set(RUNTIMES) >= {"torch-compile", "keras-tf-xla", "keras-torch", "onnxruntime-keras", "openvino-torch"}
+    assert "executorch-keras" not in RUNTIMES and "saved_model-torch" not in RUNTIMES  # sources they do not take
+
+
+def test_interleaved_timing_takes_one_call_of_each_in_turn():
+    from parity.checks.bench import interleaved_seconds
+
+    calls = []
+    times = interleaved_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 1, 3)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed rounds, alternating
+    assert [len(v) for v in times.values()] == [3, 3]
+
+
+def test_bench_runtime_times_each_deployment_runtime_beside_the_frameworks(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--arch", "resnet18", "--size", "32", "--batch", "2", "--runtime", "openvino,litert"]
+    args += ["--set", "widths=8,16,32,64", "--set", "stem_width=8", "--repeats", "2", "--sgemm-size", "256"]
+    assert main(args + ["--json", str(out)]) == 0
+    timings = {t["runtime"]: t for t in json.loads(out.read_text())["timings"]}
+    assert list(timings) == ["torch", "keras-tf", "openvino-torch", "openvino-keras", "litert-torch", "litert-keras"]
+    for name in ("openvino-torch", "openvino-keras", "litert-keras"):
+        assert timings[name]["ms_per_batch"] > 0 and timings[name]["of_peak"] > 0, timings[name]
+    if importlib.util.find_spec("litert_torch") is None:
+        assert "litert from torch needs litert-torch" in timings["litert-torch"]["skipped"]
+    with pytest.raises(SystemExit):
+        main(["bench", "--runtime", "tensorrt"])
+    assert "no such runtime; choose from all, onnxruntime, openvino" in capsys.readouterr().err
