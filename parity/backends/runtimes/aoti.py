@@ -28,8 +28,7 @@ class AOTInductor(Runtime):
         return target
 
     def load(self, path: Path, precision: str | None = "fp32") -> Session:
-        if precision not in (None, "fp32"):
-            raise ValueError(f"an AOTInductor package of an fp32 model computes in fp32, not {precision}")
+        self.check_precision(precision)
         runner = torch._inductor.aoti_load_package(str(path))
 
         def run(x: np.ndarray) -> np.ndarray:

@@ -34,8 +34,7 @@ class ExecuTorch(Runtime):
         return target
 
     def load(self, path: Path, precision: str | None = "fp32") -> Session:
-        if precision not in (None, "fp32"):
-            raise ValueError(f"an XNNPACK program of an fp32 model computes in fp32, not {precision}")
+        self.check_precision(precision)
         method = ETRuntime.get().load_program(str(path)).load_method("forward")
 
         def run(x: np.ndarray) -> np.ndarray:

@@ -49,6 +49,14 @@ class Runtime(ABC):
     ROUTES: dict[str, str]
     """Source -> how a table names the way from it ("torch.export -> openvino.convert_model")."""
 
+    PRECISIONS: tuple[str, ...] = ("fp32",)
+    """What `load` can be asked for (an fp32 file computes in fp32; lower ones are files of their own)."""
+
+    def check_precision(self, precision: str | None) -> None:
+        """Refuse a precision this runtime cannot be asked for, in one line naming what it can."""
+        if precision is not None and precision not in self.PRECISIONS:
+            raise ValueError(f"{self.NAME} cannot be asked for {precision} here; it takes {', '.join(self.PRECISIONS)}")
+
     @property
     def TAKES(self) -> tuple[str, ...]:  # noqa: N802 - read like the class constants beside it
         """Sources it exports from (the registry's `Entry.takes`)."""

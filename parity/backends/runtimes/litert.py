@@ -46,8 +46,7 @@ class LiteRT(Runtime):
         return target
 
     def load(self, path: Path, precision: str | None = "fp32") -> Session:
-        if precision not in (None, "fp32"):
-            raise ValueError(f"a .tflite of an fp32 model computes in fp32, not {precision}")
+        self.check_precision(precision)
         interpreter = Interpreter(model_path=str(path), num_threads=requested() or None)
         interpreter.allocate_tensors()
         inp = interpreter.get_input_details()[0]

@@ -29,6 +29,7 @@ class OpenVINO(Runtime):
     NAME = "openvino"
     LABEL = "OpenVINO"
     DIST = "openvino"
+    PRECISIONS = ("fp32", "bf16", "fp16")
     ROUTES = {"torch": "torch.export -> OpenVINO", "keras": "Keras export -> OpenVINO", "onnx": "ONNX -> OpenVINO"}
 
     def export(self, source: str, model: Any, folder: Path, shape: tuple[int, ...], dynamic: bool) -> Path:
@@ -44,6 +45,7 @@ class OpenVINO(Runtime):
         return target
 
     def load(self, path: Path, precision: str | None = "fp32") -> Session:
+        self.check_precision(precision)
         core = ov.Core()
         config: dict[str, Any] = {}
         if precision is not None:

@@ -65,6 +65,5 @@ class OnnxRuntime(Runtime):
         return Path(model)
 
     def load(self, path: Path, precision: str | None = "fp32") -> Session:
-        if precision not in (None, "fp32"):
-            raise ValueError(f"onnxruntime runs an fp32 graph in fp32, not {precision}")
+        self.check_precision(precision)
         return session(path)

@@ -26,8 +26,7 @@ class SavedModel(Runtime):
         return target
 
     def load(self, path: Path, precision: str | None = "fp32") -> Session:
-        if precision not in (None, "fp32"):
-            raise ValueError(f"a SavedModel of an fp32 Keras model computes in fp32, not {precision}")
+        self.check_precision(precision)
         loaded = tf.saved_model.load(str(path))
 
         def run(x: np.ndarray) -> np.ndarray:

