@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from parity.checks.check import CheckConfig, build_pair, check_arch, random_input
+from parity.checks.check import build_pair, random_input
 from parity.checks.compare import run_stages
 from parity.checks.export import LAYOUT_KEY, export_onnx, input_layout, onnx_session, op_histogram, run_onnx
 from parity.cli import main
@@ -235,12 +235,16 @@ def test_onnxruntime_rows_of_a_bottleneck_resnet50d_with_eca():
     # stem, avg-down shortcuts) at an odd size, so the average pool's ceil-mode edge goes through both
     # exporters too (the plain stem and projections are exported by the resnet18 test), with ECA in every
     # block (timm's ecaresnet50d): the one 1-D conv any network exports.
+    from parity.checks.runtimes import runtime_rows
+
     spec = make_spec("ecaresnet50d", widths=(16, 32, 64, 128), stem_width=16, deep_stem_width=8)
-    result = check_arch(spec, CheckConfig(batch=2, height=65, width=63, runtimes=("onnxruntime",)))
-    assert result.passed, result.to_dict()
-    assert [(r.source, r.runtime) for r in result.runtimes] == [("torch", "onnxruntime"), ("keras", "onnxruntime")]
-    for row in result.runtimes:  # each file against the torch model's float64 output, by the fp32 rule
-        assert row.diff.passed and row.diff.ratio <= tolerances.FP32_NOISE_MULTIPLE, row.to_dict()
+    t, k = build_pair(spec)
+    set_weights(t, random_weights(spec, 0, calibrate=True, size=(65, 63)))
+    copy_weights(t, k)
+    rows = runtime_rows(["onnxruntime"], t, [t, k], random_input(spec, 2, 65, 63, 0))
+    assert [(r.source, r.runtime) for r in rows] == [("torch", "onnxruntime"), ("keras", "onnxruntime")]
+    for row in rows:  # each file against the torch model's float64 output, by the fp32 rule
+        assert row.passed and row.diff.ratio <= tolerances.FP32_NOISE_MULTIPLE, row.to_dict()
         assert row.precision == "fp32" and row.ops["Conv"] > 0 and not row.wrong_probes
 
 

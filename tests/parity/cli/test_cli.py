@@ -192,17 +192,19 @@ def test_bn_form_is_read_off_the_graph():
     assert bn_form({"BatchNormalization": 20}) == "computed as 20 BatchNormalization"
 
 
-def test_keras_onnx_under_jax_is_skipped_in_one_line():
-    """Under JAX the Keras model has no ONNX export: its onnxruntime row is skipped saying why (the torch row runs)."""
-    from tests.conftest import run_python
+def test_keras_onnx_under_jax_is_skipped_in_one_line(monkeypatch):
+    """Under JAX the Keras model has no ONNX export: its onnxruntime row is skipped saying why (the torch row runs).
+    The backend the adapter reads is set to jax here; `resnet-parity check --keras-backend jax` reads the same."""
+    import keras
 
-    code = (
-        "from parity.backends import adapter_named\nfrom parity.backends.runtimes import runtime_named\n"
-        "from parity.checks.runtimes import route\nfrom parity.spec import make_spec\n"
-        "spec = make_spec('resnet18', widths=(8, 16, 32, 64), stem_width=8)\n"
-        "way, why = route(runtime_named('onnxruntime'), adapter_named('keras').build(spec))\n"
-        "assert way is None\nprint(why)\n"
-    )
-    result = run_python(code, env={"KERAS_BACKEND": "jax"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("ONNX export of the Keras model needs the tensorflow or torch Keras backend")
+    from parity.backends import adapter_named
+    from parity.backends.runtimes import runtime_named
+    from parity.checks.runtimes import route
+    from parity.spec import make_spec
+
+    spec = make_spec("resnet18", widths=(8, 16, 32, 64), stem_width=8)
+    models = [adapter_named(name).build(spec) for name in ("keras", "torch")]
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    (none, why), (way, _) = (route(runtime_named("onnxruntime"), model) for model in models)
+    assert none is None and way is not None and way.text() == "torch.onnx -> ONNX -> onnxruntime"
+    assert why.startswith("ONNX export of the Keras model needs the tensorflow or torch Keras backend")
