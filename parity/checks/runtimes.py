@@ -32,6 +32,7 @@ from parity.core import tolerances
 from parity.core.errors import one_line
 from parity.core.layout import nchw, nhwc
 from parity.core.logs import quiet_imports
+from parity.core.signals import held
 
 TIMED_RUNS = 5
 """Runs timed per row (after one untimed run); the median is reported."""
@@ -176,11 +177,11 @@ class Route:
     def export(self, model: Any, folder: Path, shape: tuple[int, ...], unit: bool) -> Path:
         """`model` (the whole model, or a unit of it at a fixed shape) into `folder`; `shape` is NCHW. What the
         converters write to stderr from native code (TFLite's, ExecuTorch's) is silenced; their errors are raised."""
-        with quiet_imports():
+        with quiet_imports(), held():
             return self._export(model, folder, shape, unit)
 
     def load(self, path: Path, precision: str | None) -> Session:
-        with quiet_imports():
+        with quiet_imports(), held():
             return self.runtime.load(path, precision)
 
     def _export(self, model: Any, folder: Path, shape: tuple[int, ...], unit: bool) -> Path:
@@ -244,7 +245,10 @@ def runtime_rows(
             row.route = way.text()
             if progress:
                 progress(f"{spec.name}: {source} through {row.route}")
-            with tempfile.TemporaryDirectory(prefix="resnet-parity-runtime-") as folder:
+            # Ctrl-C is held until the row is done: landing inside a converter's or runtime's native code it
+            # crashed the process (measured: a segmentation fault during ExecuTorch's export after OpenVINO ran,
+            # leaving the row's folder), where after the row it ends the check as everywhere else.
+            with tempfile.TemporaryDirectory(prefix="resnet-parity-runtime-") as folder, held():
                 _fill(row, way, main, probes, Path(folder))
                 if row.diff is not None and not row.diff.passed:
                     if not unit_trace:

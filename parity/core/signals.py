@@ -50,6 +50,35 @@ def interruptible() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """SIGINT and SIGTERM held for the block and taken as it ends: the first one then raises KeyboardInterrupt.
+
+    For native work a signal must not land in: blocked in this thread (a system call of the main thread is not
+    interrupted), and recorded rather than raised by the Python handler, which runs in the main thread whichever
+    thread the kernel gave the signal to (a KeyboardInterrupt raised inside a converter's callback came out as the
+    converter's own error, with its trace, measured in OpenVINO's Keras frontend).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        arrived.append(signum)
+        RECEIVED.append(signum)
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        with _handlers(record):
+            yield
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # what is pending now reaches `record`
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    if arrived:
+        raise KeyboardInterrupt
+
+
 def exit_status() -> int:
     """128 + the signal that interrupted the command (SIGINT when none was recorded: a KeyboardInterrupt)."""
     return 128 + (RECEIVED[-1] if RECEIVED else signal.SIGINT)
