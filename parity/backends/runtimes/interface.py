@@ -27,7 +27,7 @@ class Session:
     Args:
         run: NCHW or NHWC float32 batch (the layout it was exported in) -> the output.
         precision: what the runtime computes in, as its own settings say ('fp32', 'bf16', 'fp16').
-        evidence: where that was read ("INFERENCE_PRECISION_HINT f32, the compiled model's property").
+        evidence: where that was read ("INFERENCE_PRECISION_HINT=f32, the compiled model's property").
         metadata: the file's own key/value metadata, where the format has any (ONNX).
     """
 
@@ -43,11 +43,11 @@ class Runtime(ABC):
     NAME: str
     """Its name in `--runtime`."""
     LABEL: str
-    """How tables name it ('OpenVINO 2026.4' is added the version at run time)."""
+    """How a route through this project's ONNX file names it ('torch.onnx -> ONNX -> OpenVINO')."""
     DIST: str
     """The distribution `version` reads ('ai-edge-litert')."""
     ROUTES: dict[str, str]
-    """Source -> how a table names the way from it ("torch.export -> openvino.convert_model")."""
+    """Source -> how a table names the way from it ('torch.export -> OpenVINO')."""
 
     PRECISIONS: tuple[str, ...] = ("fp32",)
     """What `load` can be asked for (an fp32 file computes in fp32; lower ones are files of their own)."""
