@@ -99,7 +99,9 @@ class RuntimeRow:
 
     @property
     def verdict(self) -> str:
-        return "skipped" if self.skipped else ("PASS" if self.passed else "FAIL")
+        if self.skipped:
+            return "skipped"
+        return "ERROR" if self.error else ("PASS" if self.passed else "FAIL")
 
     def shapes_text(self) -> str:
         """The shapes it accepts, in a few words ('batch 1, 3; 65x65, 66x66' or what it refused)."""

@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         for col in RUNTIME_COLUMNS:
             table.add_column(col, justify="right" if col[0] in "m/f" and col != "first wrong unit" else "left")
         for row in runtime_rows:
-            table.add_row(*row, style=None if row[5] == "PASS" else "red")
+            table.add_row(*row, style=None if row[RUNTIME_COLUMNS.index("verdict")] == "PASS" else "red")
         console.print(table)
     for line in runtime_lines(results):
         console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -116,7 +116,7 @@ def runtime_table_rows(results: list[Any]) -> list[list[str]]:
                     row.route,
                     fmt_sci(d.max_rel) if d else "-",
                     f"{d.ratio:.1f}x" if d and d.ratio is not None else "-",
-                    "ERROR" if row.error else row.verdict,
+                    row.verdict,
                     row.precision or "-",
                     row.shapes_text(),
                     f"{row.file_bytes / 1e6:.2f}" if row.file_bytes else "-",

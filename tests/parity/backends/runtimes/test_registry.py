@@ -84,6 +84,6 @@ def test_an_export_that_fails_is_one_line_and_leaves_nothing(pair, monkeypatch, 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     (row,) = runtime_rows(["onnxruntime"], t, [t], x)
     assert row.error == "onnxruntime from torch: RuntimeError: Unsupported ops: Foo" and not row.passed
-    assert row.verdict == "FAIL" and row.diff is None
+    assert row.verdict == "ERROR" and row.diff is None
     assert not list(tmp_path.glob("resnet-parity-runtime-*"))  # the row's folder, and what was in it, removed
     assert SPEC.name == row.arch
