@@ -147,6 +147,12 @@ class Adapter(ABC):
         """The same network computing in float64 for the block, on the same weights."""
 
     @abstractmethod
+    def low_precision(self, model: Any, precision: str) -> contextlib.AbstractContextManager[Any]:
+        """The same network computing in `precision` ('bf16', 'fp16') for the block, as the framework's users run
+        it (torch: autocast; Keras: the mixed dtype policy), on the same fp32 weights; `run_stages` and `run_unit`
+        inside take and give float32 (a unit's input rounded to `precision` first, as the previous unit gives it)."""
+
+    @abstractmethod
     def calibrate(self, model: Any, batches: list[np.ndarray]) -> None:
         """Set every BN's running statistics to their average over `batches` (training-mode passes)."""
 

@@ -17,7 +17,8 @@ from parity.backends import adapter, adapter_named
 from parity.checks.compare import compare
 from parity.checks.diff import Report
 from parity.io.inputs import random_input
-from parity.io.weights import copy_weights, random_weights, set_weights
+from parity.io.photos import CALIBRATION, JUDGED, LICENCE, photo_inputs
+from parity.io.weights import calibrate_weights, copy_weights, random_weights, set_weights
 from parity.spec import ResNetSpec, layout_name
 
 DIRECTIONS = ("torch2keras", "keras2torch")
@@ -73,6 +74,7 @@ class CheckResult:
     seconds: float
     runtimes: list[Any] = field(default_factory=list)  # parity.checks.runtimes.RuntimeRow, one per (model, runtime)
     train: Any = None  # parity.checks.train_steps.TrainReport when training steps were compared
+    precision: Any = None  # parity.checks.precision.PrecisionReport with --precision bf16|fp16|int8
     layout: str = ""  # how reports name its layout (`parity.spec.layout_name`: 'timm' for resnet50d)
 
     @property
@@ -87,6 +89,7 @@ class CheckResult:
             and self.report.passed
             and all(r.passed for r in self.runtimes)
             and (self.train is None or self.train.passed)
+            and (self.precision is None or self.precision.passed)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +107,7 @@ class CheckResult:
             "report": self.report.to_dict(),
             "runtimes": [r.to_dict() for r in self.runtimes],
             "train": None if self.train is None else self.train.to_dict(),
+            "precision": None if self.precision is None else self.precision.to_dict(),
         }
 
 
@@ -113,15 +117,21 @@ def build_pair(spec: ResNetSpec) -> tuple[Any, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _calibrated(spec: ResNetSpec, seed: int, height: int, width: int) -> dict[str, np.ndarray]:
+def _calibrated(spec: ResNetSpec, seed: int, height: int, width: int, data: str) -> dict[str, np.ndarray]:
+    if data == "photos":
+        images = photo_inputs(spec, CALIBRATION, height, width)
+        return calibrate_weights(spec, random_weights(spec, seed), seed, (height, width), images=images)
     return random_weights(spec, seed, calibrate=True, size=(height, width))
 
 
-def default_weights(spec: ResNetSpec, seed: int, height: int, width: int, calibrate: bool = True) -> dict:
-    """`check`'s weights: seeded, BN statistics calibrated at the input size (cached per spec/seed/size)."""
+def default_weights(
+    spec: ResNetSpec, seed: int, height: int, width: int, calibrate: bool = True, data: str = "noise"
+) -> dict:
+    """`check`'s weights: seeded, BN statistics calibrated at the input size on seeded noise or, with `data`
+    'photos', on the calibration photographs (`parity.io.photos`); cached per spec/seed/size/data."""
     if not calibrate:
         return random_weights(spec, seed)
-    return {k: v.copy() for k, v in _calibrated(spec, seed, height, width).items()}
+    return {k: v.copy() for k, v in _calibrated(spec, seed, height, width, data).items()}
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,10 @@ class CheckConfig:
         train_batch, train_size: the training batches (seeded like the input).
         calibrate: calibrate the seeded weights' BN statistics (ignored when weights are given).
         float64: run the float64 pass (the port verdict); see `parity.checks.compare.compare`.
+        precision: also judge both models in 'bf16', 'fp16' or 'int8' (`parity.checks.precision`), in each
+            framework and on `runtimes` (which then run in that precision only).
+        data: 'photos' or 'noise': what seeded weights' BN is calibrated on, what int8 is calibrated on and what the
+            models are compared on (default: photos with a low precision, noise in fp32).
     """
 
     batch: int = 2
@@ -157,6 +171,12 @@ class CheckConfig:
     train_size: int = 64
     calibrate: bool = True
     float64: bool = True
+    precision: str = "fp32"
+    data: str | None = None
+
+    @property
+    def data_kind(self) -> str:
+        return self.data or ("noise" if self.precision == "fp32" else "photos")
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -186,14 +206,17 @@ def check_arch(
         progress: called with a few words as each runtime row starts (`config.runtimes`).
     """
     config = config or CheckConfig()
+    given = x is not None
     device, seed, direction = config.device, config.seed, config.direction
     height = config.height
     width = height if config.width is None else config.width
     start = time.perf_counter()
+    photos = config.data_kind == "photos"
     if x is None:
-        x = random_input(spec, config.batch, height, width, seed)
+        x = photo_inputs(spec, JUDGED, height, width, config.batch) if photos else None
+        x = random_input(spec, config.batch, height, width, seed) if x is None else x
     if weights is None:
-        weights = default_weights(spec, seed, x.shape[2], x.shape[3], config.calibrate)
+        weights = default_weights(spec, seed, x.shape[2], x.shape[3], config.calibrate, config.data_kind)
     torch_model, keras_model = build_pair(spec)
     src, dst = (torch_model, keras_model) if direction == "torch2keras" else (keras_model, torch_model)
     set_weights(src, weights)
@@ -221,7 +244,9 @@ def check_arch(
     )
     result = CheckResult(spec.name, spec.variant, direction, params, report.logits.shape_b, report, 0.0)
     result.layout = layout_name(spec)
-    if config.runtimes:
+    if config.precision != "fp32":
+        result.precision = _low_precision(config, src, [torch_model, keras_model], x, given, progress)
+    elif config.runtimes:
         from parity.checks.runtimes import runtime_rows
 
         result.runtimes = runtime_rows(list(config.runtimes), src, [torch_model, keras_model], x, progress)
@@ -239,6 +264,26 @@ def check_arch(
         )
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _low_precision(config: CheckConfig, reference: Any, models: list, x: np.ndarray, given: bool, progress: Any) -> Any:
+    """Both models in `config.precision`, judged on the user's input, or on the judged photographs (or seeded noise)."""
+    from parity.checks.precision import precision_rows
+
+    spec, (height, width) = reference.spec, x.shape[2:]
+    if config.data_kind == "photos":
+        calibration = photo_inputs(spec, CALIBRATION, height, width)
+        judged = x if given else photo_inputs(spec, JUDGED, height, width)
+        data = "your input" if given else f"{len(judged)} photographs ({LICENCE})"
+    else:
+        calibration = random_input(spec, JUDGED[1], height, width, config.seed + 1)
+        judged = x if given else random_input(spec, JUDGED[1], height, width, config.seed)
+        data = "your input" if given else f"{len(judged)} seeded noise images"
+    from parity.checks.engines import FRAMEWORK_PRECISIONS
+
+    own = config.precision in FRAMEWORK_PRECISIONS or not config.runtimes  # int8 on frameworks: said, with --runtime
+    engines = ["frameworks"] * own + list(config.runtimes)
+    return precision_rows(config.precision, reference, models, judged, calibration, engines, data, progress)
 
 
 def check_input_size(specs: Sequence[ResNetSpec], batch: int, height: int, width: int, copies: int) -> None:

@@ -10,11 +10,13 @@ from typing import Any
 from parity.cli import options, output
 from parity.cli.check_tables import (
     CHECK_COLUMNS,
+    PRECISION_COLUMNS,
     RUNTIME_COLUMNS,
     VERDICT_COLUMN,
     bn_form,
     check_table_rows,
     op_table_rows,
+    print_precision,
     runtime_lines,
     runtime_table_rows,
 )
@@ -72,6 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--allow-tf32", action="store_true", help="let CUDA use TF32 (looser tolerance)")
     options.add_runtime(p, "also carry both models to these runtimes and judge each against the float64 truth")
+    options.add_precision(p, "also judge both models in bf16, fp16 or int8 against the reference's own error there")
     p.add_argument(
         "--train-steps",
         type=options.non_negative,
@@ -137,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     from parity.backends.runtimes import RUNTIME_NAMES, missing
     from parity.checks.check import DIRECTIONS, CheckConfig, check_arch, check_input_size
+    from parity.checks.engines import request_refusal
     from parity.core.files import atomic_write_text, check_target
     from parity.core.provenance import header
     from parity.spec import input_size
@@ -147,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
         absent = [line for line in (missing(name) for name in runtimes) if line]
         if absent:
             raise ValueError(absent[0])
+    named = bool(runtimes) and len(runtimes) < len(RUNTIME_NAMES)
+    refused = request_refusal(args.precision, runtimes, named)
+    if refused:
+        raise ValueError(refused)
     height, width = options.size(args.size or [input_size(args.variant)])
     options.require_device(args.device)
     for path in (args.json, args.markdown):
@@ -184,19 +192,24 @@ def run(args: argparse.Namespace) -> int:
                     train_steps=args.train_steps if first_pass else 0,
                     calibrate=not args.uncalibrated,
                     float64=not args.no_float64,
+                    precision=args.precision if first_pass else "fp32",
+                    data=args.data,
                 )
                 result = check_arch(arch_spec, config, weights, x, source=proof, progress=say)
             err.print(f"{arch} {direction}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s")
             results.append(result)
     first = results[0].report
+    photos = args.data == "photos" or (args.data is None and args.precision != "fp32")
     source = (
         f"your model {args.module}" + (f" with weights {args.weights}" if args.weights else "")
         if args.module
         else f"weights {args.weights}"
         if args.weights
         else (f"seeded weights (seed {args.seed}, BN {'uncalibrated' if args.uncalibrated else 'calibrated'})")
+        + (" on photographs" if photos and not args.uncalibrated else "")
     )
-    inputs = f"input {' '.join(args.input)}" if args.input else f"seeded input {args.batch}x{height}x{width}"
+    inputs = f"{'photographs' if photos else 'seeded input'} {args.batch}x{height}x{width}"
+    inputs = f"input {' '.join(args.input)}" if args.input else inputs
     verdicts = (
         "port verdict in float64 (FP64), fp32 verdict within FP32_NOISE_MULTIPLE x the reference's fp32 noise"
         if first.float64
@@ -239,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(table)
     for line in runtime_lines(results):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+    precision_rows = print_precision(console, results)
     op_markdown = ""
     for r in results:
         if r.onnx_ops and r.direction == directions[0]:
@@ -256,25 +270,12 @@ def run(args: argparse.Namespace) -> int:
             op_markdown += f"\n**{r.arch}: ONNX ops per graph**\n\n" + output.to_markdown(["op", *r.onnx_ops], op_rows)
     passed = all(r.passed for r in results)
     if args.json:
+        given = ("batch", "seed", "variant", "device", "allow_tf32", "train_steps", "weights", "module", "input")
+        settings = {key: getattr(args, key) for key in given} | {"precision": args.precision, "data": args.data}
+        settings |= {"archs": archs, "size": [height, width], "directions": directions, "runtimes": runtimes}
+        settings |= {"assumed": recorded.get("assumed"), "float64": not args.no_float64}
         payload = {
-            "config": {
-                "archs": archs,
-                "batch": args.batch,
-                "size": [height, width],
-                "device": args.device,
-                "seed": args.seed,
-                "variant": args.variant,
-                "directions": directions,
-                "allow_tf32": args.allow_tf32,
-                "runtimes": runtimes,
-                "train_steps": args.train_steps,
-                "weights": args.weights,
-                "module": args.module,
-                "assumed": recorded.get("assumed"),
-                "input": args.input,
-                "float64": not args.no_float64,
-                "calibrated": not args.uncalibrated,
-            },
+            "config": settings | {"calibrated": not args.uncalibrated},
             "provenance": first.provenance,
             "passed": passed,
             "results": [r.to_dict() for r in results],
@@ -288,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
             f"**{title}**\n\n{header(first.provenance)}\n\n"
             + output.to_markdown(CHECK_COLUMNS, rows)
             + (f"\n{output.to_markdown(RUNTIME_COLUMNS, runtime_rows)}" if runtime_rows else "")
+            + (f"\n{output.to_markdown(PRECISION_COLUMNS, precision_rows)}" if precision_rows else "")
             + op_markdown,
         )
     return 0 if passed else 1

@@ -144,3 +144,108 @@ def runtime_lines(results: list[Any]) -> list[str]:
             if row.units_note:
                 lines.append(f"{row.arch} {row.source} -> {row.runtime}: {row.units_note}")
     return list(dict.fromkeys(lines))
+
+
+PRECISION_COLUMNS = [
+    "arch",
+    "model",
+    "engine",
+    "computes in",
+    "max rel vs float64",
+    "reference's",
+    "/ reference",
+    "verdict",
+    "SNR dB",
+    "top-1 agree",
+    "KL",
+    "loses most: unit, layer (SNR dB)",
+]
+
+
+def _snr(loss: Any) -> str:
+    return f"{loss.unit} ({loss.snr_db:.1f})" if loss.snr_db > -1e9 else f"{loss.unit} (not finite)"
+
+
+def precision_table_rows(results: list[Any]) -> list[list[str]]:
+    """One row per (model, engine) of the low-precision pass (rows skipped are said below the table instead)."""
+    rows = []
+    for r in results:
+        report = r.precision
+        for row in [] if report is None else report.rows:
+            if row.skipped:
+                continue
+            worst, layer = row.worst_unit, row.worst_layer
+            rows.append(
+                [
+                    row.arch,
+                    row.source + (" (reference)" if row.reference else ""),
+                    row.engine,
+                    row.seen.split(" (")[0] or row.precision,
+                    fmt_sci(row.max_rel) if row.finite else "not finite",
+                    fmt_sci(row.ref_max_rel),
+                    f"{row.ratio:.2f}x" if row.finite else "-",
+                    row.verdict,
+                    f"{row.snr_db:.1f}" if row.finite else "-",
+                    f"{row.top1:.0%}",
+                    f"{row.kl:.1e}",
+                    ", ".join(_snr(loss) for loss in (worst, layer) if loss is not None) or "-",
+                ]
+            )
+    return rows
+
+
+def precision_lines(results: list[Any]) -> list[str]:
+    """What the precision table cannot hold: how each engine ran, rows skipped, errors, failing units, fp16's range."""
+    lines: list[str] = []
+    for r in results:
+        report = r.precision
+        if report is None:
+            continue
+        if report.overflow:
+            lines.append(f"{r.arch}: {report.overflow}")
+        for row in report.rows:
+            where = f"{row.arch} {row.source} in {row.precision} on {row.engine}"
+            if row.skipped or row.error:
+                lines.append(f"{where}: {'skipped, ' + row.skipped if row.skipped else row.error}")
+                continue
+            lines.append(f"{where}: {row.how}" + ("" if row.how in row.seen else f"; computed in {row.seen}"))
+            for kind, losses in (("units", row.units), ("layers", row.layers)):
+                found = ", ".join(f"{u.unit} {u.ratio:.1f}x" for u in losses if not u.passed)
+                if found:
+                    lines.append(f"{where}: {kind} beyond the reference's own {row.precision} error there: {found}")
+            worst, layer = row.worst_unit, row.worst_layer
+            if worst is not None and not row.reference:
+                inside = (
+                    f"; inside it, {_snr(layer)} dB" if layer is not None and layer.unit.startswith(worst.unit) else ""
+                )
+                lines.append(f"{where}: {_snr(worst)} dB loses most of the units, each fed the truth's input{inside}")
+            if row.layers_note:
+                lines.append(f"{where}: {row.layers_note}")
+    return list(dict.fromkeys(lines))
+
+
+def precision_title(report: Any) -> str:
+    from parity.core.tolerances import LOW_PRECISION_MULTIPLE
+
+    return (
+        f"{report.precision}: each model against the float64 truth, as a multiple of the reference's own {report.precision} "
+        f"error on the same engine (PASS within {LOW_PRECISION_MULTIPLE:g}x, at the logits and every unit); top-1 "
+        f"agreement and KL against the fp32 reference; on {report.data}"
+    )
+
+
+def print_precision(console: Any, results: list[Any]) -> list[list[str]]:
+    """Print the low-precision table and its lines (nothing without a low-precision pass); its rows."""
+    from rich.table import Table
+
+    rows = precision_table_rows(results)
+    if rows:
+        table = Table(title=precision_title(next(r.precision for r in results if r.precision)))
+        for col in PRECISION_COLUMNS:
+            table.add_column(col, justify="left" if col in PRECISION_COLUMNS[:4] + ["verdict"] else "right")
+        for row in rows:
+            table.add_row(*row, style=None if row[PRECISION_COLUMNS.index("verdict")] == "PASS" else "red")
+        console.print(table)
+    for line in precision_lines(results):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return rows

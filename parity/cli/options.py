@@ -17,49 +17,9 @@ from typing import Any
 
 from parity.backends import BACKENDS, KERAS_BACKENDS
 from parity.backends.runtimes import RUNTIME_NAMES, parse_runtimes
+from parity.backends.runtimes.interface import PRECISIONS
+from parity.cli.types import backend_list, device, even_size, non_negative, positive  # noqa: F401 - read as options.*
 from parity.spec import LABELS, PRESETS, STEMS, VARIANTS, ResNetSpec, make_spec
-
-# -- value types -----------------------------------------------------------------------------------
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def even_size(text: str) -> int:
-    """A size for the lessons, which also run at size + 1 to make every stride-2 input odd."""
-    value = positive(text)
-    if value < 8 or value % 2:
-        raise argparse.ArgumentTypeError(f"must be an even number >= 8 (odd-size lessons use size + 1), got {value}")
-    return value
-
-
-def device(text: str) -> str:
-    if text == "cpu" or text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
-        return text
-    raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
-
-
-def backend_list(text: str) -> list[str]:
-    names = [b.strip() for b in text.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BACKENDS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown backend(s) {', '.join(map(repr, unknown))}; "
-            f"use a comma list of {', '.join(BACKENDS)} (or '' for none)"
-        )
-    return names
-
 
 # -- options ---------------------------------------------------------------------------------------
 
@@ -150,6 +110,19 @@ def runtime_list(text: str) -> list[str]:
 def add_runtime(p: argparse.ArgumentParser, help: str) -> None:
     """--runtime all|NAME,...: deployment runtimes (`parity.backends.runtimes`), in the registry's order."""
     p.add_argument("--runtime", type=runtime_list, metavar="all|NAME,...", help=f"{help} ({', '.join(RUNTIME_NAMES)})")
+
+
+def add_precision(p: argparse.ArgumentParser, help: str, data: bool = True) -> None:
+    """--precision (`parity.backends.runtimes.interface.PRECISIONS`) and, with `data`, --data photos|noise."""
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=help)
+    if data:
+        p.add_argument("--data", choices=["photos", "noise"], help=_DATA_HELP)
+
+
+_DATA_HELP = (
+    "what BN and int8 are calibrated on and low precision is judged on: real photographs (scikit-learn's sample "
+    "images, cropped and flipped; the default with --precision) or seeded noise (the default in fp32)"
+)
 
 
 def add_force(p: argparse.ArgumentParser) -> None:

@@ -31,6 +31,14 @@ shallow depths where the noise itself is small), while the noise spans 3 orders 
 depth (logits: resnet18 3.5e-6, resnet50 4.2e-5, resnet152 6.7e-4). 5 leaves a 1.9x margin.
 """
 
+LOW_PRECISION_MULTIPLE = FP32_NOISE_MULTIPLE
+"""The low-precision verdict (`parity.checks.precision`): the port's error against the float64 truth in bf16, fp16
+or int8 may be this many times the reference's own error in that precision on the same engine, at the logits (max
+relative error) and at every unit fed the truth's input (relative RMS error). The fp32 rule's multiple, unchanged.
+
+Measured (`python benchmarks/precision_scan.py`): see MEASURED_LOW_PRECISION below.
+"""
+
 FP32_FLOOR = 1e-6
 """Lower bound of the noise-aware fp32 tolerance, where a's rounding happens to be tiny.
 

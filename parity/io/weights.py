@@ -221,8 +221,9 @@ def calibrate_weights(
     seed: int = 0,
     size: int | tuple[int, int] = 64,
     backend: str | None = None,
+    images: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The same weights with BN running statistics measured on seeded standard-normal images.
+    """The same weights with BN running statistics measured on seeded standard-normal images (or on `images`).
 
     Training-mode forward passes (no weight update) average each BN's batch mean and unbiased
     variance over `CALIBRATION_BATCHES` batches, as torch's momentum=None does.
@@ -233,6 +234,7 @@ def calibrate_weights(
         seed: seeds the calibration images.
         size: image size, H or (H, W).
         backend: "torch" or "keras" to calibrate with (default: torch if installed).
+        images: NCHW images to measure them on instead (`parity.io.photos`), in `CALIBRATION_BATCHES` batches.
     """
     import importlib.util
 
@@ -248,5 +250,7 @@ def calibrate_weights(
         rng.standard_normal((CALIBRATION_BATCH, spec.in_channels, height, width)).astype(np.float32)
         for _ in range(CALIBRATION_BATCHES)
     ]
+    if images is not None:
+        batches = [np.ascontiguousarray(part) for part in np.array_split(images, CALIBRATION_BATCHES)]
     side.calibrate(model, batches)
     return get_weights(model)

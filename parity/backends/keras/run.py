@@ -40,11 +40,15 @@ def floatx(dtype: str) -> Iterator[None]:
 
 
 def to_nhwc(model: Any, x: np.ndarray) -> np.ndarray:
-    # FRAMEWORK: layout — NCHW -> NHWC at the Keras model's input, in the model's compute dtype.
-    return nhwc(x, model.compute_dtype)
+    # FRAMEWORK: layout — NCHW -> NHWC at the Keras model's input, in the model's compute dtype (float32 under a
+    # mixed policy: each layer casts its input to the policy's compute dtype itself).
+    dtype = model.compute_dtype if model.compute_dtype in ("float32", "float64") else "float32"
+    return nhwc(x, dtype)
 
 
 def to_nchw(value: Any) -> np.ndarray:
+    if keras.backend.standardize_dtype(value.dtype) in ("bfloat16", "float16"):
+        value = keras.ops.cast(value, "float32")
     return nchw(np.asarray(keras.ops.convert_to_numpy(value)))
 
 
@@ -93,6 +97,10 @@ def call_layers(layers: list[Any], x: Any) -> Any:
         else:
             out = layer(out)
     return out
+
+
+MIXED = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+"""Canonical precision -> the Keras dtype policy that runs it."""
 
 
 class _Float64Compute(keras.dtype_policies.DTypePolicy):
@@ -228,6 +236,26 @@ class KerasRun(Adapter):
             finally:
                 for layer, old in zip(layers, policies):
                     layer.dtype_policy = old
+
+    @contextlib.contextmanager
+    def low_precision(self, model: Any, precision: str) -> Iterator[Any]:
+        """The same model under Keras' mixed policy for the block (`mixed_bfloat16`, `mixed_float16`): variables
+        stay float32, every layer computes in the low dtype, BatchNormalization in float32 inside (Keras casts its
+        input up and its output back); restored after.
+
+        # FRAMEWORK: precision — a Keras mixed policy runs BatchNormalization's arithmetic in float32; torch autocast
+        # leaves BatchNorm to its input's dtype (bf16 or fp16 arithmetic with fp32 statistics).
+        """
+        layers = list(model._flatten_layers(include_self=True, recursive=True))
+        policies = [layer.dtype_policy for layer in layers]
+        policy = keras.dtype_policies.DTypePolicy(MIXED[precision])
+        try:
+            for layer in layers:
+                layer.dtype_policy = policy
+            yield model
+        finally:
+            for layer, old in zip(layers, policies):
+                layer.dtype_policy = old
 
     def calibrate(self, model: Any, batches: list[np.ndarray]) -> None:
         """Set every BN's moving statistics to their average over `batches` (training-mode passes).

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 """Canonical names of the precisions a runtime computes in."""
 
 
@@ -94,6 +94,20 @@ class Runtime(ABC):
             shape: the example input, in the source's layout.
             dynamic: leave batch (and height and width, where the network allows) open.
         """
+
+    LOWERS: tuple[str, ...] = ()
+    """Precisions that are a file of their own, written by `lower` from the fp32 file (onnxruntime's fp16 graph and
+    int8 QDQ file); the others of `PRECISIONS` are asked for when loading."""
+
+    def lower(self, path: Path, folder: Path, precision: str, calibration: list[np.ndarray]) -> Path:
+        """The file of `precision` made from this runtime's fp32 file `path` (written into `folder`), where that
+        precision is a file of its own (`LOWERS`); `path` itself where it is asked for at load.
+
+        Args:
+            calibration: inputs in the file's layout, one batch each, for int8's activation ranges.
+        """
+        self.check_precision(precision)
+        return path
 
     @abstractmethod
     def load(self, path: Path, precision: str | None = "fp32") -> Session:

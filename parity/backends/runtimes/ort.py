@@ -47,23 +47,93 @@ def session(path: str | os.PathLike[str], device: str = "cpu", allow_tf32: bool 
     # fp32 is the only precision of an fp32 graph on the CPU provider (no lower-precision default); on CUDA
     # TF32 is its provider option, set above.
     cuda = device == "cuda"
-    evidence = f"CUDA provider use_tf32={int(allow_tf32)}" if cuda else "CPU provider, an fp32 graph"
-    precision = "tf32" if cuda and allow_tf32 else "fp32"
+    precision, evidence = graph_precision(path)
+    if cuda:
+        evidence = f"CUDA provider use_tf32={int(allow_tf32)}, {evidence}"
+        precision = "tf32" if allow_tf32 and precision == "fp32" else precision
     return Session(run, precision, evidence, dict(inner.get_modelmeta().custom_metadata_map))
 
 
+QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger")
+
+
+def graph_precision(path: Path) -> tuple[str, str]:
+    """(the precision an ONNX file computes in, read off its graph, and where that was read)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    ops = {node.op_type for node in graph.node}
+    if ops & set(QUANT_OPS):
+        count = sum(node.op_type == "QuantizeLinear" for node in graph.node)
+        return "int8", f"an int8 QDQ graph ({count} QuantizeLinear nodes)"
+    types = {init.data_type for init in graph.initializer}
+    if onnx.TensorProto.FLOAT16 in types and onnx.TensorProto.FLOAT not in types:
+        return "fp16", "an fp16 graph (its initializers are float16)"
+    return "fp32", "CPU provider, an fp32 graph"
+
+
+class _Calibration:
+    """onnxruntime's `CalibrationDataReader` over a list of batches (its base class is a plain ABC)."""
+
+    def __init__(self, name: str, batches: list[np.ndarray]):
+        self.feeds = iter([{name: float32(batch)} for batch in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self.feeds, None)
+
+
 class OnnxRuntime(Runtime):
-    """onnxruntime's CPU (or CUDA) provider on an ONNX file."""
+    """onnxruntime's CPU (or CUDA) provider on an ONNX file; fp16 as an fp16 graph, int8 as a static QDQ file."""
 
     NAME = "onnxruntime"
     LABEL = "onnxruntime"
     DIST = "onnxruntime"
     ROUTES = {"onnx": "onnxruntime"}
+    PRECISIONS = ("fp32", "fp16", "int8")
+    LOWERS = ("fp16", "int8")
+    PER_CHANNEL = True
+    """int8 weights quantised per output channel (False: one scale per tensor, the lessons' naive choice)."""
+
+    def lower(self, path: Path, folder: Path, precision: str, calibration: list[np.ndarray]) -> Path:
+        """fp16: `onnxruntime.transformers.float16` converts the graph, inputs and outputs kept float32. int8:
+        `onnxruntime.quantization.quantize_static`, QDQ format, weights int8 per channel, activations uint8 with
+        ranges calibrated (MinMax) on `calibration`, after onnxruntime's own pre-processing (shape inference and
+        graph optimisation, folding BatchNorm into the convolutions)."""
+        self.check_precision(precision)
+        target = folder / f"model.{precision}.onnx"
+        if precision == "fp16":
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            onnx.save(convert_float_to_float16(onnx.load(str(path)), keep_io_types=True), str(target))
+        elif precision == "int8":
+            from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            prepared = folder / "model.pre.onnx"
+            quant_pre_process(str(path), str(prepared))
+            name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+            quantize_static(
+                str(prepared),
+                str(target),
+                _Calibration(name, calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=self.PER_CHANNEL,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+        else:
+            return path
+        return target
 
     def export(self, source: str, model: Any, folder: Path, shape: tuple[int, ...], dynamic: bool) -> Path:
         """The ONNX file is what onnxruntime runs: nothing more to write."""
         return Path(model)
 
     def load(self, path: Path, precision: str | None = "fp32") -> Session:
+        """The file as it is: its precision is its graph's (`lower` writes the fp16 and int8 files)."""
         self.check_precision(precision)
-        return session(path)
+        found = session(path)
+        if precision is not None and found.precision != precision:
+            raise ValueError(f"{path.name} is an {found.precision} graph, not {precision}: make it with lower()")
+        return found

@@ -18,9 +18,22 @@ from parity.backends.interface import Adapter
 from parity.core.errors import Unavailable
 from parity.spec import NUM_BATCHES_TRACKED, ResNetSpec
 
+LOW = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 def _tensor(model: Any, x: np.ndarray, device: str) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=next(model.parameters()).dtype)
+    dtype = next(model.parameters()).dtype
+    kind = torch.device(device).type
+    if torch.is_autocast_enabled(kind):
+        # Under autocast a unit's input arrives in the low dtype from the unit before it; the identity of a block
+        # (added to its branch) would otherwise stay float32 and the unit compute better than in the network.
+        dtype = torch.get_autocast_dtype(kind)
+    return torch.from_numpy(np.ascontiguousarray(x)).to(device=device, dtype=dtype)
+
+
+def _numpy(value: torch.Tensor) -> np.ndarray:
+    value = value.detach().cpu()
+    return (value.float() if value.dtype in (torch.bfloat16, torch.float16) else value).numpy()
 
 
 class TorchRun(Adapter):
@@ -94,7 +107,7 @@ class TorchRun(Adapter):
                 outputs = model.forward_stages(_tensor(model, x, device))
         finally:
             model.eval()
-        return {k: v.detach().cpu().numpy() for k, v in outputs.items()}
+        return {k: _numpy(v) for k, v in outputs.items()}
 
     def run_unit(self, model: Any, name: str, x: np.ndarray, device: str = "cpu") -> np.ndarray:
         """One piece of the network alone, in inference mode, on a given NCHW input.
@@ -116,12 +129,21 @@ class TorchRun(Adapter):
             run = model.get_submodule(name)
         with torch.no_grad():
             out = run(_tensor(model, x, device))
-        return out.detach().cpu().numpy()
+        return _numpy(out)
 
     @contextlib.contextmanager
     def float64(self, model: Any) -> Iterator[Any]:
         """A float64 copy of the model (same weights, every op in float64); the model is untouched."""
         yield copy.deepcopy(model).double()
+
+    @contextlib.contextmanager
+    def low_precision(self, model: Any, precision: str) -> Iterator[Any]:
+        """The model under `torch.autocast` in `precision` for the block: convolutions and linear layers in bf16 or
+        fp16 over the fp32 parameters, the ops autocast does not list (BatchNorm, ReLU, the addition, pools) in the
+        dtype of their input; the model itself is unchanged."""
+        kind = next(model.parameters()).device.type
+        with torch.autocast(kind, dtype=LOW[precision]):
+            yield model
 
     def calibrate(self, model: Any, batches: list[np.ndarray]) -> None:
         """Set every BN's running statistics to their average over `batches` (training-mode passes).

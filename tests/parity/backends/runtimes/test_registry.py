@@ -9,7 +9,7 @@ import pytest
 
 from parity.backends import runtimes
 from parity.backends.runtimes import RUNTIME_NAMES, missing, parse_runtimes, runtime_named
-from parity.backends.runtimes.interface import Runtime
+from parity.backends.runtimes.interface import PRECISIONS, Runtime
 from parity.checks.runtimes import runtime_rows
 from parity.cli import main
 from parity.core.errors import Unavailable
@@ -27,8 +27,10 @@ def test_each_installed_runtime_is_one_interface_made_once(name):
     assert set(runtime.ROUTES) == set(runtime.TAKES)  # a route named for every source it takes
     runtime.check_precision("fp32")
     runtime.check_precision(None)  # its own default
-    with pytest.raises(ValueError, match=f"^{name} cannot be asked for int8 here; it takes fp32"):
-        runtime.check_precision("int8")
+    for precision in set(PRECISIONS) - set(runtime.PRECISIONS):
+        with pytest.raises(ValueError, match=f"^{name} cannot be asked for {precision} here; it takes fp32"):
+            runtime.check_precision(precision)
+    assert set(runtime.LOWERS) <= set(runtime.PRECISIONS) <= set(PRECISIONS)
 
 
 def test_registry_imports_no_runtime_package():
