@@ -79,6 +79,8 @@ class Timing:
     of_peak: float | None = None
     skipped: str = ""
     note: str = ""
+    speedup: float | None = None
+    """A low-precision row ('torch@bf16'): its fp32 row's seconds per batch over its own, timed interleaved."""
 
 
 def repeat_seconds(step: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
@@ -147,6 +149,45 @@ def _deployed_step(name: str, spec: ResNetSpec, weights: dict, x: np.ndarray, fo
     return lambda: session.run(inp)
 
 
+LOW_STEPS = ("torch", "keras-tf", *DEPLOYED)
+"""The rows `bench --precision` also times in that precision ('torch@bf16' beside 'torch')."""
+
+
+def _low_step(
+    name: str, precision: str, spec: ResNetSpec, weights: dict, x: np.ndarray, folder: Path
+) -> Callable[[], Any]:
+    """Row `name` computing in `precision`: a framework under its own low-precision mode (torch autocast, a Keras
+    mixed policy), a deployment runtime's file of that precision (`parity.checks.engines.Engine`, as `check` runs it;
+    int8 calibrated on the photographs)."""
+    from parity.checks.engines import Engine, refusal
+    from parity.io.photos import CALIBRATION, photo_inputs
+
+    if name in INFERENCE_STEPS:
+        backend, variant = INFERENCE_STEPS[name]
+        line = refusal(precision, backend)
+        if line:
+            raise Unavailable(line)
+        side = adapter_named(backend)
+        model = side.build(spec)
+        set_weights(model, weights)
+        step = side.inference_step(model, x, variant)
+
+        def run() -> Any:
+            with side.low_precision(model, precision):
+                return step()
+
+        return run
+    runtime_name, source = name.rsplit("-", 1)
+    line = refusal(precision, runtime_name)
+    if line:
+        raise Unavailable(line)
+    model = adapter_named(source).build(spec)
+    set_weights(model, weights)
+    calibration = [photo_inputs(spec, CALIBRATION, x.shape[2], x.shape[3], len(x))] if precision == "int8" else []
+    run_low = Engine(precision, model, runtime_named(runtime_name)).runner(model, x.shape, calibration, folder / name)
+    return lambda: run_low(x)
+
+
 def _train_step(spec: ResNetSpec, weights: dict, x: np.ndarray, backend: str) -> Callable[[], Any]:
     side = adapter_named(backend)
     model = side.build(spec)
@@ -206,6 +247,8 @@ class BenchResult:
     tf32: str
     timings: list[Timing]
     versions: dict
+    precision: str = "fp32"
+    """The low precision timed beside fp32 (its rows are 'name@precision'), or fp32."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,6 +264,7 @@ def run_bench(
     progress: Callable[[str], None] = lambda name: None,
     spec: ResNetSpec | None = None,
     sgemm_size: int = SGEMM_SIZE,
+    precision: str = "fp32",
 ) -> BenchResult:
     """Measure `runtimes` (default all) on seeded weights and one seeded batch.
 
@@ -232,12 +276,16 @@ def run_bench(
         progress: called with each runtime's name before it runs.
         spec: use this spec instead of the preset.
         sgemm_size: matrix size of the SGEMM peak measurement (smaller: faster, a lower peak).
+        precision: also time each row of `LOW_STEPS` in 'bf16', 'fp16' or 'int8' ('torch@bf16'), interleaved with its
+            fp32 row; its `speedup` is the ratio.
     """
     from parity.core.provenance import versions
     from parity.io.weights import random_weights
 
     chosen = list(DEFAULT) if not runtimes else list(runtimes)
-    unknown = [r for r in chosen if r not in RUNTIMES]
+    if precision != "fp32":
+        chosen = [row for name in chosen for row in ((name, f"{name}@{precision}") if name in LOW_STEPS else (name,))]
+    unknown = [r for r in chosen if r.split("@")[0] not in RUNTIMES]
     if unknown:
         raise ValueError(f"unknown runtime(s) {', '.join(unknown)}; choose from {', '.join(RUNTIMES)}")
     if batch < 2 and any(r in TRAINING for r in chosen):
@@ -265,6 +313,8 @@ def run_bench(
                         save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(weights_file))
                         np.save(x_file, x)
                     seconds[name] = _in_child(name, spec, weights_file, x_file, warmup, repeats)
+                elif "@" in name:
+                    steps[name] = _low_step(name.split("@")[0], precision, spec, weights, x, folder)
                 else:
                     steps[name] = _make_step(name, spec, weights, x, folder)
             except Unavailable as reason:  # a runtime that cannot run here says why
@@ -276,7 +326,7 @@ def run_bench(
             times = interleaved_seconds(steps, warmup, repeats)
             seconds.update({name: statistics.median(values) for name, values in times.items()})
         for name in chosen:
-            kind = "training" if name in TRAINING else "inference"
+            kind = "training" if name in TRAINING else "inference" if "@" not in name else name.split("@")[1]
             if name in skipped:
                 timings.append(Timing(name, kind, skipped=skipped[name]))
                 continue
@@ -297,8 +347,12 @@ def run_bench(
     for t in timings:
         if t.gflops is not None:
             t.of_peak = t.gflops / peak
+        base = t.runtime.split("@")[0]
+        if "@" in t.runtime and t.ms_per_batch and base in seconds:
+            t.speedup = seconds[base] * 1e3 / t.ms_per_batch
+    threads = adapter_named("torch").threads()
     return BenchResult(
-        spec.name, batch, size, gflop, peak, adapter_named("torch").threads(), "cpu", "n/a on CPU", timings, versions()
+        spec.name, batch, size, gflop, peak, threads, "cpu", "n/a on CPU", timings, versions(), precision
     )
 
 
@@ -318,46 +372,6 @@ def _make_step(name: str, spec: ResNetSpec, weights: dict, x: np.ndarray, folder
     if name in DEPLOYED:
         return _deployed_step(name, spec, weights, x, folder)
     return _train_step(spec, weights, x, name.split("-")[1])
-
-
-def plot_bench(result: BenchResult, path: str | os.PathLike[str]) -> Path:
-    """A bar chart of images/s per runtime, each bar labelled with its share of the SGEMM peak."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from parity.core.files import save_figure
-
-    ran = [(t, t.images_per_s, t.of_peak) for t in result.timings if t.images_per_s is not None and t.of_peak]
-    if not ran:
-        raise ValueError("no runtime ran: nothing to plot")
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ran) + 1.6))
-    colors = [
-        "tab:gray"
-        if t.kind == "training"
-        else "tab:red"
-        if t.runtime.startswith("torch")
-        else "tab:blue"
-        if t.runtime.startswith("keras")
-        else "tab:purple"
-        if t.runtime in DEPLOYED
-        else "tab:green"
-        for t, _, _ in ran
-    ]
-    ax.barh([t.runtime for t, _, _ in ran], [speed for _, speed, _ in ran], color=colors)
-    for i, (_, speed, share) in enumerate(ran):
-        ax.text(speed, i, f" {speed:.1f} img/s, {share:.0%} of peak", va="center", fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(speed for _, speed, _ in ran) * 1.45)
-    ax.set(
-        xlabel="images / s",
-        title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
-        f"{result.threads} threads (SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s)",
-    )
-    ax.title.set_fontsize(9)
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

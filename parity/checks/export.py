@@ -42,6 +42,8 @@ def export_onnx(
     height: int = 224,
     width: int | None = None,
     force: bool = False,
+    precision: str = "fp32",
+    calibration: np.ndarray | None = None,
 ) -> Path:
     """Export a model of either backend to ONNX, atomically, and check the file.
 
@@ -54,6 +56,9 @@ def export_onnx(
         height, width: example input size used while tracing (batch, height and width stay dynamic,
             but for torch graphs of 'same'-padding specs, which keep this size).
         force: overwrite an existing file.
+        precision: 'fp32'; 'fp16' (the graph converted, inputs and outputs kept float32) or 'int8' (static QDQ, weights
+            per channel): onnxruntime's own tools (`parity.backends.runtimes.ort.OnnxRuntime.lower`).
+        calibration: NCHW images int8's activation ranges are calibrated on.
     """
     side = adapter(model)
     width = height if width is None else width
@@ -61,9 +66,29 @@ def export_onnx(
         raise ValueError("a torch model exports NCHW only; nchw=False applies to Keras models")
     if not isinstance(opset, int) or opset < 13:
         raise ValueError(f"opset must be an int >= 13, got {opset!r}")
-    return atomic_write(
-        path, lambda tmp: _write_checked(side, model, tmp, bool(nchw), opset, height, width), force=force
-    )
+    if precision == "int8" and calibration is None:
+        raise ValueError("an int8 export needs calibration images (NCHW)")
+
+    def write(tmp: Path) -> None:
+        _write_checked(side, model, tmp, bool(nchw), opset, height, width)
+        if precision != "fp32":
+            nhwc_graph = side.NAME != "torch" and not nchw
+            images = [] if calibration is None else [nhwc(calibration) if nhwc_graph else calibration]
+            _lower(tmp, precision, images)
+
+    return atomic_write(path, write, force=force)
+
+
+def _lower(path: Path, precision: str, calibration: list[np.ndarray]) -> None:
+    """Replace the fp32 file at `path` by onnxruntime's file of `precision` made from it."""
+    import shutil
+    import tempfile
+
+    from parity.backends.runtimes import runtime_named
+    from parity.core.logs import quiet_imports
+
+    with tempfile.TemporaryDirectory(prefix="resnet-parity-lower-") as folder, quiet_imports():
+        shutil.copyfile(runtime_named("onnxruntime").lower(path, Path(folder), precision, calibration), path)
 
 
 def _write_checked(side, model, tmp: Path, nchw: bool, opset: int, height: int, width: int) -> None:

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--runtime: torch,keras-tf); see parity.checks.bench.RUNTIMES",
     )
     options.add_runtime(p, "also time these deployment runtimes on each model they take, asked for fp32")
+    options.add_precision(
+        p, "also time torch, Keras-on-TF and the deployment runtimes in bf16, fp16 or int8, beside fp32", data=False
+    )
     p.add_argument("--warmup", type=options.non_negative, default=2)
     p.add_argument("--repeats", type=options.positive, default=5)
     p.add_argument(
@@ -47,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from parity.checks.bench import BASELINES, deployed, plot_bench, run_bench
+    from parity.checks.bench import BASELINES, deployed, run_bench
+    from parity.checks.bench_plot import plot_bench
     from parity.core.files import atomic_write_text, check_target
 
     for path in (args.json, args.plot):
@@ -67,17 +71,20 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda name: err.print(f"timing {name} ...", markup=False),
         sgemm_size=args.sgemm_size,
         spec=options.spec_from_args(args.arch, args),
+        precision=args.precision,
     )
     table = Table(
-        title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32, {result.device}, "
+        title=f"{result.arch}, batch {result.batch}, {result.size}x{result.size}, fp32"
+        + (f" and {result.precision} (vs fp32: interleaved in this run)" if result.precision != "fp32" else "")
+        + f", {result.device}, "
         f"{result.threads} threads; {result.gflop_per_image:.2f} GFLOP per image; "
         f"SGEMM peak {result.sgemm_peak_gflops:.0f} GFLOP/s (measured now)"
     )
-    for column in ("runtime", "kind", "ms/batch", "images/s", "GFLOP/s", "of peak", "note"):
+    for column in ("runtime", "kind", "ms/batch", "images/s", "GFLOP/s", "of peak", "vs fp32", "note"):
         table.add_column(column, justify="left" if column in ("runtime", "kind", "note") else "right")
     for t in result.timings:
         if t.skipped:
-            table.add_row(t.runtime, t.kind, "-", "-", "-", "-", f"skipped: {t.skipped}")
+            table.add_row(t.runtime, t.kind, "-", "-", "-", "-", "-", f"skipped: {t.skipped}")
         else:
             table.add_row(
                 t.runtime,
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{t.images_per_s:.1f}",
                 f"{t.gflops:.0f}",
                 f"{t.of_peak:.0%}",
+                "-" if t.speedup is None else f"{t.speedup:.2f}x",
                 t.note,
             )
     output.console().print(table)

@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     options.add_keras_backend(p)
     options.add_seed(p, default=None, help="fill with seeded random weights (default: init)")
+    options.add_precision(
+        p,
+        "fp32, fp16 (an fp16 graph, float32 input and output) or int8 (static QDQ, per-channel weights, calibrated on --data)",
+    )
     options.add_force(p)
 
 
@@ -43,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     options.select_keras_backend(args.keras_backend)
     check_target(args.out, args.force)  # fail before the slow part
     height, width = options.size(args.size)
+    if args.precision == "bf16":
+        raise ValueError(
+            "--precision bf16: ONNX files are written in fp32, fp16 or int8 here; bf16 is asked of the runtime that "
+            "runs the file (resnet-parity check --precision bf16 --runtime openvino)"
+        )
     if args.backend == "torch" and args.nchw is False:
         raise ValueError("--nhwc applies to --backend keras only; torch graphs are NCHW")
     weights: dict[str, Any] | None = None
@@ -69,13 +78,31 @@ def run(args: argparse.Namespace) -> int:
     if weights is not None:
         set_weights(model, weights)
     err = output.console(stderr=True)
-    with output.step(f"exporting {spec.name} ({args.backend}) to {args.out}"):
+    calibration = None
+    if args.precision == "int8":
+        from parity.io.inputs import random_input
+        from parity.io.photos import CALIBRATION, photo_inputs
+
+        noise = args.data == "noise"
+        calibration = (
+            random_input(spec, 24, height, width, 0) if noise else photo_inputs(spec, CALIBRATION, height, width)
+        )
+    made = args.backend + (f", {args.precision}" if args.precision != "fp32" else "")
+    with output.step(f"exporting {spec.name} ({made}) to {args.out}"):
         path = export_onnx(
-            model, args.out, nchw=args.nchw, opset=args.opset, height=height, width=width, force=args.force
+            model,
+            args.out,
+            nchw=args.nchw,
+            opset=args.opset,
+            height=height,
+            width=width,
+            force=args.force,
+            precision=args.precision,
+            calibration=calibration,
         )
     ops = op_histogram(path)
     err.print(
-        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}, "
+        f"wrote {path} ({args.precision}, {path.stat().st_size / 1e6:.1f} MB, opset {args.opset}, "
         f"{sum(ops.values())} nodes: " + ", ".join(f"{k} {v}" for k, v in ops.most_common()) + ")"
     )
     return 0

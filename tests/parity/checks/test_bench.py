@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from parity.checks.bench import RUNTIMES, plot_bench, run_bench
+from parity.checks.bench import RUNTIMES, run_bench
+from parity.checks.bench_plot import plot_bench
 from parity.cli import main
 from parity.spec import make_spec
 
