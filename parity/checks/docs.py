@@ -33,9 +33,13 @@ def plot_lessons(findings: list[Any], path: str | os.PathLike[str], title: str =
         ("eval after SGD steps, float64", [f for f in drawn if f.tolerance == tolerances.TRAIN_STEP_FP64]),
     ]
     panels = [(name, group) for name, group in panels if group]
-    if not panels:
+    low = [f for f in findings if f.naive is not None and f.naive.metric == "vs float64"]
+    if not panels and not low:
         raise ValueError("no lesson with per-stage output drift in these findings: nothing to plot")
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5.5), squeeze=False)
+    count = len(panels) + bool(low)
+    fig, axes = plt.subplots(1, count, figsize=(7 * count, 5.5), squeeze=False)
+    if low:
+        _plot_low_precision(axes[0][-1], low)
     for ax, (name, group) in zip(axes[0], panels):
         stages = list(group[0].naive.stages)
         xs = range(len(stages))
@@ -61,6 +65,29 @@ def plot_lessons(findings: list[Any], path: str | os.PathLike[str], title: str =
     fig.suptitle(title or "per-stage drift from the torch model")
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _plot_low_precision(ax: Any, findings: list[Any]) -> None:
+    """Bars: each precision lesson's naive and handled error against the float64 truth (inf drawn at the edge)."""
+    finite = [v for f in findings for v in (f.naive.max_rel, f.correct.max_rel) if math.isfinite(v) and v > 0]
+    edge = max(finite) * 30
+    labels = [f"{f.title}:\n{f.case}" for f in findings]
+    ys = range(len(findings))
+    for offset, color, name, values in (
+        (-0.2, "tab:orange", "naive", [f.naive.max_rel for f in findings]),
+        (0.2, "black", "handled", [f.correct.max_rel for f in findings]),
+    ):
+        drawn = [v if math.isfinite(v) else edge for v in values]
+        ax.barh([y + offset for y in ys], drawn, height=0.38, color=color, label=name)
+        for y, value, bar in zip(ys, values, drawn):
+            ax.text(bar, y + offset, f" {value:.1e}" if math.isfinite(value) else " inf", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlim(min(finite) / 3, edge * 20)
+    ax.set_yticks(list(ys), labels, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("max |low precision - float64| / max |float64| at the logits")
+    ax.set_title("low precision, on photographs")
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def lessons_markdown(

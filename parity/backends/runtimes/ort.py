@@ -93,6 +93,9 @@ class OnnxRuntime(Runtime):
     LOWERS = ("fp16", "int8")
     PER_CHANNEL = True
     """int8 weights quantised per output channel (False: one scale per tensor, the lessons' naive choice)."""
+    FLOAT_ENDS = False
+    """Keep the first convolution and the last matrix product in fp32 (the lessons' other choice); by default every
+    layer is int8, as torchvision's quantized ResNets are."""
 
     def lower(self, path: Path, folder: Path, precision: str, calibration: list[np.ndarray]) -> Path:
         """fp16: `onnxruntime.transformers.float16` converts the graph, inputs and outputs kept float32. int8:
@@ -113,6 +116,13 @@ class OnnxRuntime(Runtime):
             prepared = folder / "model.pre.onnx"
             quant_pre_process(str(path), str(prepared))
             name = ort.InferenceSession(str(prepared), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+            ends: list[str] = []
+            if self.FLOAT_ENDS:
+                import onnx
+
+                nodes = onnx.load(str(prepared)).graph.node
+                ends = [next(n.name for n in nodes if n.op_type == "Conv")]
+                ends += [next(n.name for n in reversed(nodes) if n.op_type in ("Gemm", "MatMul"))]
             quantize_static(
                 str(prepared),
                 str(target),
@@ -121,6 +131,7 @@ class OnnxRuntime(Runtime):
                 per_channel=self.PER_CHANNEL,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=ends,
             )
         else:
             return path

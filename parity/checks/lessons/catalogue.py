@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from parity.checks.lessons import families, ports, runtimes, training
+from parity.checks.lessons import families, ports, precision, runtimes, training
 from parity.checks.lessons.base import LESSONS, Context, Finding, Lesson
 
 
@@ -217,4 +217,56 @@ _lesson(
     "parity.backends.torch.export:TorchExport.export_program",
     "parity.checks.runtimes:probe_shapes",
     runtimes.run_aoti_range,
+)
+_lesson(
+    "fp16_overflow",
+    "fp16's range",
+    "parity.checks.precision.fp16_overflow (the first layer beyond 65,504 named from the float64 truth)",
+    "fp16 keeps 10 mantissa bits but only 5 exponent bits: nothing beyond 65,504. A conv whose BatchNorm scales it back "
+    "down (a checkpoint's statistics absorb any scale) overflows to inf in fp16 and the logits turn NaN; bf16 has "
+    "fp32's range. onnxruntime's fp16 graph folds BatchNorm into the conv first, so that sum never exists there.",
+    "parity.backends.torch.run:TorchRun.low_precision",
+    "parity.backends.keras.run:KerasRun.low_precision",
+    precision.run_fp16_overflow,
+)
+_lesson(
+    "bn_bf16",
+    "BatchNorm in bf16",
+    "parity.backends.*.low_precision (torch autocast; Keras' mixed policy): bf16 compute over fp32 weights",
+    "Casting the whole model to bf16 rounds BatchNorm's running statistics and parameters to 8 mantissa bits too; "
+    "autocast and a mixed policy keep them fp32 and round only what convolutions compute.",
+    "parity.backends.torch.run:TorchRun.low_precision",
+    "parity.backends.keras.run:KerasRun.low_precision",
+    precision.run_bn_bf16,
+)
+_lesson(
+    "int8_granularity",
+    "int8 weights: per tensor vs per channel",
+    "parity.backends.runtimes.ort.OnnxRuntime.lower (QDQ, per_channel=True)",
+    "One int8 scale per weight tensor must cover its largest output channel, so channels with small weights keep a "
+    "few levels; per-channel scales give each output channel all 255 levels.",
+    "parity.backends.runtimes.ort:OnnxRuntime.lower",
+    "parity.backends.runtimes.ort:OnnxRuntime.lower",
+    precision.run_int8_granularity,
+)
+_lesson(
+    "int8_ends",
+    "int8: the first and last layers",
+    "parity.backends.runtimes.ort.OnnxRuntime.lower (every layer int8 by default, as torchvision's quantized ResNets)",
+    "The first convolution sees the raw image and the fc writes the logits directly; keeping them in fp32 is a "
+    "common remedy, measured here against quantising every layer.",
+    "parity.backends.runtimes.ort:OnnxRuntime.lower",
+    "parity.backends.runtimes.ort:OnnxRuntime.lower",
+    precision.run_int8_ends,
+)
+_lesson(
+    "mixed_vs_autocast",
+    "Keras' mixed policy vs torch autocast: BatchNorm",
+    "parity.backends.*.low_precision: each framework's own mode, judged by the same rule",
+    "torch autocast lists the ops it lowers (convolutions, linear) and leaves BatchNorm to its input's dtype, bf16 "
+    "after a lowered conv; Keras' mixed policy runs every layer in bf16 but BatchNormalization's arithmetic in "
+    "float32. Both round BatchNorm's output to bf16.",
+    "parity.backends.torch.run:TorchRun.low_precision",
+    "parity.backends.keras.run:KerasRun.low_precision",
+    precision.run_mixed_vs_autocast,
 )

@@ -109,3 +109,33 @@ def test_bench_runtime_times_each_deployment_runtime_beside_the_frameworks(tmp_p
     with pytest.raises(SystemExit):
         main(["bench", "--runtime", "tensorrt"])
     assert "no such runtime; choose from all, onnxruntime, openvino" in capsys.readouterr().err
+
+
+def test_bench_precision_times_each_row_beside_its_fp32_row(tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--arch", "resnet18", "--size", "32", "--batch", "2", "--runtimes", "torch,keras-tf"]
+    args += ["--runtime", "onnxruntime", "--precision", "fp16", "--repeats", "2", "--sgemm-size", "256"]
+    args += ["--set", "widths=8,16,32,64", "--set", "stem_width=8", "--set", "layers=1,1,1,1"]
+    assert main(args + ["--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    timings = {t["runtime"]: t for t in result["timings"]}
+    assert result["precision"] == "fp16" and list(timings) == [
+        "torch",
+        "torch@fp16",
+        "keras-tf",
+        "keras-tf@fp16",
+        "onnxruntime-torch",
+        "onnxruntime-torch@fp16",
+        "onnxruntime-keras",
+        "onnxruntime-keras@fp16",
+    ]
+    for name, timing in timings.items():
+        assert timing["ms_per_batch"] > 0 and not timing["skipped"], timing
+        base = timings[name.split("@")[0]]
+        if "@" in name:  # the ratio of the two rows' own medians, measured interleaved
+            assert (
+                timing["kind"] == "fp16"
+                and abs(timing["speedup"] - base["ms_per_batch"] / timing["ms_per_batch"]) < 1e-6
+            )
+        else:
+            assert timing["speedup"] is None

@@ -336,3 +336,22 @@ def test_keras_export_failure_leaves_nothing_and_unpatches(tmp_path, exported18,
             export_onnx(k, tmp_path / "k.onnx", height=32)
         assert os.listdir(tmp_path) == []
         assert (graph.Node.update_proto, convert.from_function, hasattr(np, "product")) == before
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_export_precision_writes_onnxruntimes_own_file(tmp_path, precision, capsys):
+    import onnx
+
+    from parity.backends.runtimes.ort import graph_precision, session
+
+    out = tmp_path / f"m.{precision}.onnx"
+    args = ["export", "--backend", "keras", "--arch", "resnet18", "--size", "32", "--seed", "0", "--num-classes", "10"]
+    args += ["--set", "widths=8,16,32,64", "--set", "stem_width=8", "--set", "layers=1,1,1,1"]
+    assert main(args + ["--out", str(out), "--precision", precision]) == 0
+    assert f"wrote {out} ({precision}, " in capsys.readouterr().err
+    assert graph_precision(out)[0] == precision and [p.name for p in tmp_path.iterdir()] == [out.name]
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["resnet_parity.layout"] == "NHWC"  # the layout it takes, kept through the conversion
+    assert session(out).run(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 10)
+    assert main(args + ["--out", str(tmp_path / "b.onnx"), "--precision", "bf16"]) == 2
+    assert "--precision bf16: ONNX files are written in fp32, fp16 or int8 here" in capsys.readouterr().err

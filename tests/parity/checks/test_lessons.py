@@ -21,11 +21,14 @@ def findings():
     # The runtime lessons run on a narrower network of their own (`runtime_findings`): each exports files.
     spec = make_spec("resnet18", widths=(32, 64, 128, 256), stem_width=32)
     return run_lessons(
-        "resnet18", size=32, seed=0, train_size=32, spec=spec, only=[k for k in LESSONS if k not in RUNTIME]
+        "resnet18", size=32, seed=0, train_size=32, spec=spec, only=[k for k in LESSONS if k not in NARROW]
     )
 
 
 RUNTIME = ("openvino_precision", "litert_batch", "aoti_range")
+PRECISION = ("fp16_overflow", "bn_bf16", "int8_granularity", "int8_ends", "mixed_vs_autocast")
+NARROW = RUNTIME + PRECISION
+"""Lessons run on the narrow network of `runtime_findings`: each exports files or builds networks of its own."""
 SLOW = "aoti_range"
 """AOTInductor's lesson compiles two packages (about 16 s of C++ each): the extended tier runs it."""
 
@@ -33,7 +36,7 @@ SLOW = "aoti_range"
 @pytest.fixture(scope="module")
 def runtime_findings():
     spec = make_spec("resnet18", widths=(8, 16, 32, 64), stem_width=8, num_classes=10, layers=(1, 1, 1, 1))
-    return run_lessons("resnet18", size=32, seed=0, spec=spec, only=[k for k in RUNTIME if k != SLOW])
+    return run_lessons("resnet18", size=32, seed=0, spec=spec, only=[k for k in NARROW if k != SLOW])
 
 
 def by_case(findings, lesson: str) -> list:
@@ -162,3 +165,19 @@ def test_aoti_package_outside_its_range_runs_wrongly_without_an_error():
     (f,) = run_lessons("resnet18", size=64, seed=0, spec=spec, only=[SLOW])
     assert f.caught and f.naive.max_rel > 1e-2 and f.naive.note == "ran without an error", f.naive
     assert f.correct_ok and f.correct.max_rel <= f.tolerance
+
+
+def test_precision_lessons(runtime_findings):
+    overflow = by_case(runtime_findings, "fp16_overflow")
+    assert overflow[0].naive.max_rel == float("inf") and overflow[0].caught
+    assert overflow[0].naive.note.startswith("layer3.0.conv1 reaches ") and overflow[0].naive.note.endswith("> 65,504")
+    for row in overflow:  # bf16 (fp32's range), and onnxruntime's fp16 graph with BatchNorm folded: finite
+        assert 0 < row.correct.max_rel < 0.1 and row.correct_ok
+    for row in by_case(runtime_findings, "bn_bf16") + by_case(runtime_findings, "mixed_vs_autocast"):
+        for measure in (row.naive, row.correct):
+            assert 2**-10 < measure.max_rel < 0.1, (row.case, measure)  # really bf16: above fp16's rounding
+    same = by_case(runtime_findings, "mixed_vs_autocast")[0]
+    assert not same.caught and abs(same.naive.max_rel / same.correct.max_rel - 1) < 0.5  # both round BN's output
+    for key in ("int8_granularity", "int8_ends"):
+        for row in by_case(runtime_findings, key):
+            assert row.skipped or 1e-3 < row.correct.max_rel < 0.5, (row.case, row.correct)
