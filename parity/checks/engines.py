@@ -78,6 +78,8 @@ class Engine:
             return run_framework
         way = self._route()
         target = model if whole else self.side.unit_model(self.model, model)
+        if whole:  # its batch axis is open: small batches bound what the calibration holds at once
+            calibration = [part for batch in calibration for part in np.array_split(batch, -(-len(batch) // 4))]
         with held(), quiet_imports():  # onnxruntime's quantiser and graph cleaner log to stderr as they go
             path = self._file(way, target, folder, shape, whole, calibration)
             # OpenVINO runs a QDQ file's quantised convolutions in int8 and the rest in what it is asked: fp32.

@@ -33,9 +33,10 @@ from parity.core.errors import one_line
 LOW = PRECISIONS[1:]
 FP16_MAX = 65504.0
 """The largest finite fp16 value."""
-LAYER_IMAGES = 8
-"""Images of the judged batch run layer by layer (the fp16 range scan, the layers inside a unit): bounds the memory
-of holding every layer's float64 output of a unit (resnet50's layer1 at 224: 8 x 256 x 56 x 56 x 8 bytes each)."""
+PART_IMAGES = 8
+"""Images of the judged batch (and of the calibration images) run unit by unit and layer by layer, and scanned for
+fp16's range: the logits and the agreement take every image; the float64 output of every unit is held, which for
+resnet50's layer1 at 224 is 8 x 256 x 56 x 56 x 8 bytes (51 MB) per block."""
 
 
 @dataclass
@@ -113,6 +114,8 @@ class PrecisionRow:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for kind in ("units", "layers"):
+            data[kind] = [{**asdict(loss), "snr_db": loss.snr_db} for loss in getattr(self, kind)]
         worst = self.worst_unit
         data.update(
             passed=self.passed, verdict=self.verdict, wrong_units=self.wrong_units, wrong_layers=self.wrong_layers
@@ -198,14 +201,18 @@ class Truth:
     """The reference's float64 outputs on the judged images, unit by unit (and layer by layer where asked), its fp32
     logits, and each unit's fp32 inputs on the calibration images (int8's ranges for a unit or layer alone)."""
 
-    def __init__(self, reference: Any, x: np.ndarray, chunks: list[np.ndarray], int8: bool):
+    def __init__(self, reference: Any, x: np.ndarray, calibration: np.ndarray, int8: bool):
         self.reference, self.side, self.spec = reference, adapter(reference), reference.spec
         with self.side.float64(reference) as ref64:
-            self.units = localise.trace_units(self.spec, self._runner(ref64), x.astype(np.float64))
-        self.logits = localise.stage_outputs(self.spec, self.units)[self.spec.output_name]
+            self.logits = self.side.run_stages(ref64, x.astype(np.float64))[self.spec.output_name]
+            self.units = localise.trace_units(self.spec, self._runner(ref64), x[:PART_IMAGES].astype(np.float64))
         self.ref32 = self.side.run_stages(reference, x.astype(np.float32))[self.spec.output_name]
         self.calibration: dict[str, list[np.ndarray]] = {}
-        for chunk in chunks if int8 else []:
+        n = min(len(x), PART_IMAGES)
+        parts = [calibration[i : i + n] for i in range(0, len(calibration) - n + 1, n)]
+        if int8 and not parts:
+            raise ValueError(f"int8 needs at least {n} calibration images, got {len(calibration)}")
+        for chunk in parts if int8 else []:  # the shape of the units' inputs above: each unit's file is fixed to it
             for unit, inp, _ in localise.trace_units(self.spec, self._runner(reference), chunk):
                 self.calibration.setdefault(unit, []).append(inp.astype(np.float32))
 
@@ -215,9 +222,9 @@ class Truth:
     def layers(
         self, unit: str, int8: bool
     ) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], dict[str, list[np.ndarray]]]:
-        """(layer, float64 input, float64 output) of every layer of `unit` on the first `LAYER_IMAGES` images, and each
+        """(layer, float64 input, float64 output) of every layer of `unit` on the first `PART_IMAGES` images, and each
         layer's fp32 inputs on the calibration images."""
-        inp = next(i for name, i, _ in self.units if name == unit)[:LAYER_IMAGES]
+        inp = next(i for name, i, _ in self.units if name == unit)[:PART_IMAGES]
         with self.side.float64(self.reference) as ref64:
             steps = localise.trace_layers(self.spec, self._runner(ref64), unit, inp)
         if (
@@ -227,9 +234,7 @@ class Truth:
             steps = [step for step in steps if len(shapes.get(f"{step[0]}.weight", ())) >= 2]
         calibration: dict[str, list[np.ndarray]] = {}
         for batch in self.calibration.get(unit, []):
-            for layer, layer_inp, _ in localise.trace_layers(
-                self.spec, self._runner(self.reference), unit, batch[:LAYER_IMAGES]
-            ):
+            for layer, layer_inp, _ in localise.trace_layers(self.spec, self._runner(self.reference), unit, batch):
                 calibration.setdefault(layer, []).append(layer_inp)
         return steps, calibration
 
@@ -261,7 +266,7 @@ def precision_rows(
     spec = reference.spec
     report = PrecisionReport(precision, data)
     if precision == "fp16":
-        layer, value = fp16_overflow(reference, x[:LAYER_IMAGES])
+        layer, value = fp16_overflow(reference, x[:PART_IMAGES])
         report.overflow_layer, report.overflow_value = layer, value
         report.overflow = (
             f"fp16: {layer} leaves fp16's range first: its largest |value| is {value:,.0f} in float64 (fp16 holds "
@@ -269,8 +274,7 @@ def precision_rows(
             if layer
             else f"fp16: every activation stays within fp16's range (largest |value| {value:,.1f} of {FP16_MAX:,.0f})"
         )
-    chunks = [calibration[i : i + len(x)] for i in range(0, len(calibration) - len(x) + 1, len(x))] or [calibration]
-    truth = Truth(reference, x, chunks, precision == "int8")
+    truth = Truth(reference, x, calibration, precision == "int8")
     others = [m for m in models if m is not reference]
     for engine in engines:
         names = [adapter(m).NAME for m in (reference, *others)] if engine == "frameworks" else [engine] * len(models)
@@ -287,7 +291,7 @@ def precision_rows(
                 progress(f"{spec.name}: {row.source} in {precision} on {name}")
             runner = Engine(precision, model, None if name in ("torch", "keras") else runtime_named(name))
             with tempfile.TemporaryDirectory(prefix="resnet-parity-precision-") as folder:
-                _fill(row, runner, Path(folder), x, chunks, truth)
+                _fill(row, runner, Path(folder), x, [calibration], truth)
             if ref_row is None or ref_engine is None:
                 ref_row, ref_engine = row, runner
             _judge(row, ref_row)

@@ -171,7 +171,7 @@ class Route:
         return f"{onnx} -> ONNX -> {self.runtime.LABEL}" if self.via_onnx else self.runtime.ROUTES[self.source]
 
     def layout(self, x: np.ndarray) -> np.ndarray:
-        return nhwc(x) if self.side.LAYOUT == "NHWC" else x
+        return nhwc(x) if self.side.LAYOUT == "NHWC" and x.ndim == 4 else x
 
     def back(self, out: np.ndarray) -> np.ndarray:
         return nchw(out) if self.side.LAYOUT == "NHWC" and out.ndim == 4 else out
@@ -187,7 +187,8 @@ class Route:
             return self.runtime.load(path, precision)
 
     def _export(self, model: Any, folder: Path, shape: tuple[int, ...], unit: bool) -> Path:
-        layout_shape = (shape[0], shape[2], shape[3], shape[1]) if self.side.LAYOUT == "NHWC" else shape
+        nhwc_map = self.side.LAYOUT == "NHWC" and len(shape) == 4  # the fc alone takes (N, features) either way
+        layout_shape = (shape[0], shape[2], shape[3], shape[1]) if nhwc_map else shape
         if not self.via_onnx:
             return self.runtime.export(self.source, model, folder, layout_shape, not unit)
         if unit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from parity.core.formatting import fmt_sci
@@ -162,8 +163,11 @@ PRECISION_COLUMNS = [
 ]
 
 
-def _snr(loss: Any) -> str:
-    return f"{loss.unit} ({loss.snr_db:.1f})" if loss.snr_db > -1e9 else f"{loss.unit} (not finite)"
+def _snr(loss: Any, unit: str = " dB") -> str:
+    """'layer2.0 (SNR 25.2 dB)', or '(not finite)'; in the table without the unit."""
+    if loss.snr_db > -1e9:
+        return f"{loss.unit} ({'SNR ' if unit else ''}{loss.snr_db:.1f}{unit})"
+    return f"{loss.unit} (not finite)"
 
 
 def precision_table_rows(results: list[Any]) -> list[list[str]]:
@@ -188,7 +192,7 @@ def precision_table_rows(results: list[Any]) -> list[list[str]]:
                     f"{row.snr_db:.1f}" if row.finite else "-",
                     f"{row.top1:.0%}",
                     f"{row.kl:.1e}",
-                    ", ".join(_snr(loss) for loss in (worst, layer) if loss is not None) or "-",
+                    ", ".join(_snr(loss, "") for loss in (worst, layer) if loss is not None) or "-",
                 ]
             )
     return rows
@@ -210,15 +214,20 @@ def precision_lines(results: list[Any]) -> list[str]:
                 continue
             lines.append(f"{where}: {row.how}" + ("" if row.how in row.seen else f"; computed in {row.seen}"))
             for kind, losses in (("units", row.units), ("layers", row.layers)):
-                found = ", ".join(f"{u.unit} {u.ratio:.1f}x" for u in losses if not u.passed)
+                lost = ", ".join(u.unit for u in losses if not math.isfinite(u.rel_rms))
+                found = ", ".join(
+                    f"{u.unit} {u.ratio:.1f}x" for u in losses if not u.passed and math.isfinite(u.rel_rms)
+                )
+                if lost:
+                    lines.append(f"{where}: {kind} whose output is not finite in {row.precision}: {lost}")
                 if found:
                     lines.append(f"{where}: {kind} beyond the reference's own {row.precision} error there: {found}")
             worst, layer = row.worst_unit, row.worst_layer
             if worst is not None and not row.reference:
                 inside = (
-                    f"; inside it, {_snr(layer)} dB" if layer is not None and layer.unit.startswith(worst.unit) else ""
+                    f"; inside it, {_snr(layer)}" if layer is not None and layer.unit.startswith(worst.unit) else ""
                 )
-                lines.append(f"{where}: {_snr(worst)} dB loses most of the units, each fed the truth's input{inside}")
+                lines.append(f"{where}: {_snr(worst)} loses most of the units, each fed the truth's input{inside}")
             if row.layers_note:
                 lines.append(f"{where}: {row.layers_note}")
     return list(dict.fromkeys(lines))

@@ -72,6 +72,10 @@ def graph_precision(path: Path) -> tuple[str, str]:
     return "fp32", "CPU provider, an fp32 graph"
 
 
+CALIBRATION_STEP = 4
+"""Calibration batches whose intermediate outputs onnxruntime holds before it folds them into its ranges."""
+
+
 class _Calibration:
     """onnxruntime's `CalibrationDataReader` over a list of batches (its base class is a plain ABC)."""
 
@@ -132,6 +136,9 @@ class OnnxRuntime(Runtime):
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=ends,
+                # Ranges folded in every CALIBRATION_STEP batches: onnxruntime otherwise keeps every intermediate
+                # output of every batch until the end (measured: 6.7 GB for resnet50 on 24 images at 224).
+                extra_options={"CalibMaxIntermediateOutputs": CALIBRATION_STEP},
             )
         else:
             return path

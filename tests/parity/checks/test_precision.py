@@ -123,34 +123,59 @@ def test_the_check_at_bf16_fails_a_planted_bug_by_its_float64_verdict(monkeypatc
     assert result.precision.rows[1].engine == "keras" and result.precision.rows[1].ratio < 5
 
 
-def test_fp16_overflow_is_named_at_its_first_layer():
-    def overflow(values):  # the same float function: layer3.0.conv1 20,000x larger, its BatchNorm undoing it
-        values["layer3.0.conv1.weight"] *= 2e4
-        values["layer3.0.bn1.running_mean"] *= 2e4
-        values["layer3.0.bn1.running_var"] *= 4e8
+def overflowing(values):
+    """The same float function, layer3.0.conv1 20,000x larger and its BatchNorm undoing it: a checkpoint whose
+    activations leave fp16's range."""
+    values["layer3.0.conv1.weight"] *= 2e4
+    values["layer3.0.bn1.running_mean"] *= 2e4
+    values["layer3.0.bn1.running_var"] *= 4e8
 
-    report = judge("fp16", ["frameworks"], weights(overflow))
-    assert report.overflow_layer == "layer3.0.conv1" and report.overflow_value > FP16_MAX
-    assert report.overflow.startswith("fp16: layer3.0.conv1 leaves fp16's range first: its largest |value| is ")
-    for row in rows_of(report, "frameworks"):
-        assert row.verdict == "FAIL" and not row.finite and row.worst_unit.unit == "layer3.0"
+
+def hostile(values):
+    """The same float function, channel 0 of layer2.0.bn1's output 100x larger than the rest (and layer2.0.conv2's
+    weights on it 100x smaller): one activation range int8 must cover."""
+    values["layer2.0.bn1.weight"][0] *= 100
+    values["layer2.0.bn1.bias"][0] *= 100
+    values["layer2.0.conv2.weight"][:, 0] /= 100
+
+
+def check_file(tmp_path, change, *args) -> tuple[int, dict, str]:
+    """`resnet-parity check --weights FILE.pth` on the changed network, as a user runs it: (exit code, JSON, stdout)."""
+    from parity.io.checkpoints import write_checkpoint
+
+    path, out = tmp_path / "net.pth", tmp_path / "check.json"
+    write_checkpoint(weights(change), path, SPEC)
+    code = main(
+        ["check", "--weights", str(path), "--size", "64", "--direction", "torch2keras", *args, "--json", str(out)]
+    )
+    import json
+
+    return code, json.loads(out.read_text()), ""
+
+
+def test_fp16_overflow_in_a_checkpoint_is_named_at_its_first_layer(tmp_path, capsys):
+    code, data, _ = check_file(tmp_path, overflowing, "--precision", "fp16")
+    printed = capsys.readouterr().out
+    report = data["results"][0]["precision"]
+    assert code == 1 and report["overflow_layer"] == "layer3.0.conv1" and report["overflow_value"] > FP16_MAX
+    assert "fp16: layer3.0.conv1 leaves fp16's range first: its largest |value| is " in printed
+    assert data["results"][0]["report"]["passed"]  # the port itself is right; fp16 cannot hold the network
+    for row in report["rows"]:
+        assert row["verdict"] == "FAIL" and not row["finite"] and row["worst_unit"]["unit"] == "layer3.0"
 
 
 @pytest.mark.skipif(bool(missing("onnxruntime")), reason="onnxruntime is not installed")
-def test_int8_names_the_quantisation_hostile_layer_and_passes_the_port():
-    def hostile(values):  # the same float function; channel 0 of layer2.0.bn1's output 100x larger than the rest
-        values["layer2.0.bn1.weight"][0] *= 100
-        values["layer2.0.bn1.bias"][0] *= 100
-        values["layer2.0.conv2.weight"][:, 0] /= 100
-
-    report = judge("int8", ["onnxruntime"], weights(hostile))
-    torch_row, keras_row = report.rows
-    assert report.passed and keras_row.ratio <= tolerances.LOW_PRECISION_MULTIPLE, keras_row.to_dict()
-    assert torch_row.seen.startswith("int8 (an int8 QDQ graph") and keras_row.seen.startswith("int8")
-    for row in report.rows:
-        assert row.worst_unit.unit == "layer2.0" and row.worst_layer.unit == "layer2.0.conv2", row.to_dict()
-        others = [u.snr_db for u in row.units if u.unit != "layer2.0"]
-        assert row.worst_unit.snr_db < min(others) - 5
+def test_int8_names_the_quantisation_hostile_layer_and_passes_the_port(tmp_path, capsys):
+    code, data, _ = check_file(tmp_path, hostile, "--precision", "int8", "--runtime", "onnxruntime")
+    printed = capsys.readouterr().out
+    torch_row, keras_row = data["results"][0]["precision"]["rows"]
+    assert code == 0 and keras_row["ratio"] <= tolerances.LOW_PRECISION_MULTIPLE, keras_row
+    assert torch_row["seen"].startswith("int8 (an int8 QDQ graph") and keras_row["seen"].startswith("int8")
+    for row in (torch_row, keras_row):
+        assert row["worst_unit"]["unit"] == "layer2.0" and row["worst_layer"]["layer"] == "layer2.0.conv2", row
+        others = [u["snr_db"] for u in row["units"] if u["unit"] != "layer2.0"]
+        assert row["worst_unit"]["snr_db"] < min(others) - 5
+    assert "keras in int8 on onnxruntime: layer2.0 (" in printed and "inside it, layer2.0.conv2 (" in printed
 
 
 def test_bad_precision_requests_are_one_line(capsys):
