@@ -76,6 +76,8 @@ class Adapter(ABC):
     """The layout this framework's models take images in ('NCHW' torch, 'NHWC' Keras); what its exports take."""
     EXPORT_FORMATS: tuple[str, ...] = ()
     """Deployment formats the framework writes itself (`export_format`): Keras' `model.export` formats."""
+    LOW_PRECISION: dict[str, str] = {}
+    """Precision -> how `low_precision` computes in it, in words ('torch.autocast(bf16)')."""
 
     def __init__(self) -> None:
         count = threads.configured()

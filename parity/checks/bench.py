@@ -184,7 +184,8 @@ def _low_step(
     model = adapter_named(source).build(spec)
     set_weights(model, weights)
     calibration = [photo_inputs(spec, CALIBRATION, x.shape[2], x.shape[3], len(x))] if precision == "int8" else []
-    run_low = Engine(precision, model, runtime_named(runtime_name)).runner(model, x.shape, calibration, folder / name)
+    place = folder / f"{name}@{precision}"
+    run_low = Engine(precision, model, runtime_named(runtime_name)).runner(model, x.shape, calibration, place)
     return lambda: run_low(x)
 
 

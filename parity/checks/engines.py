@@ -20,7 +20,6 @@ FRAMEWORK_PRECISIONS = ("bf16", "fp16")
 """What torch (autocast) and Keras (a mixed policy) compute in themselves; int8 is a runtime's file."""
 RUNTIME_PRECISIONS = {"onnxruntime": ("fp16", "int8"), "openvino": ("bf16", "fp16", "int8")}
 """The runtimes this check builds low-precision files for (int8 for OpenVINO: onnxruntime's QDQ file, read by it)."""
-POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 class Engine:
@@ -42,9 +41,7 @@ class Engine:
     def how(self) -> str:
         """The way the model reaches this precision, in a few words."""
         if self.runtime is None:
-            if self.side.NAME == "torch":
-                return f"torch.autocast({self.precision})"
-            return f"Keras policy {POLICIES[self.precision]}"
+            return self.side.LOW_PRECISION[self.precision]
         lowered = {"int8": "int8 QDQ per channel", "fp16": "fp16 graph"}.get(self.precision, "")
         if self.runtime.NAME == "openvino" and self.precision != "int8":
             lowered = f"INFERENCE_PRECISION_HINT={self.precision}"

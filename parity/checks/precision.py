@@ -154,6 +154,15 @@ class PrecisionReport:
         }
 
 
+def max_relative(out: np.ndarray, truth: np.ndarray) -> float:
+    """max |out - truth| / max |truth| (inf where `out` is not finite): the fp32 rule's measure."""
+    out = np.asarray(out, np.float64)
+    if not np.isfinite(out).all():
+        return math.inf
+    scale = float(np.max(np.abs(truth)))
+    return float(np.max(np.abs(out - truth))) / scale if scale else 0.0
+
+
 def relative_rms(out: np.ndarray, truth: np.ndarray) -> float:
     """||out - truth|| / ||truth|| over the finite positions (inf where `out` is not finite)."""
     out, truth = np.asarray(out, np.float64), np.asarray(truth, np.float64)
@@ -322,8 +331,7 @@ def _fill(row: PrecisionRow, engine: Engine, folder: Path, x: np.ndarray, chunks
         out = np.asarray(run(x.astype(np.float32)), np.float64)
         row.seen = engine.seen or f"{row.precision} ({row.how})"
         row.finite = bool(np.isfinite(out).all())
-        scale = float(np.max(np.abs(truth.logits)))
-        row.max_rel = float(np.max(np.abs(np.nan_to_num(out, nan=np.inf) - truth.logits))) / scale if scale else 0.0
+        row.max_rel = max_relative(out, truth.logits)
         rms = relative_rms(out, truth.logits)
         row.snr_db = math.inf if rms == 0 else -20 * math.log10(rms)
         row.top1, row.kl = agreement(truth.ref32, out)

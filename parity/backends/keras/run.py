@@ -128,6 +128,8 @@ def jax_x64() -> Iterator[None]:
 class KerasRun(Adapter):
     """Build, place, weigh and run a resnet_keras model."""
 
+    LOW_PRECISION = {name: f"Keras policy {policy}" for name, policy in MIXED.items()}
+
     # -- building and placing
 
     def build(self, spec: ResNetSpec, dtype: str = "float32") -> Any:

@@ -39,6 +39,8 @@ def _numpy(value: torch.Tensor) -> np.ndarray:
 class TorchRun(Adapter):
     """Build, place, weigh and run a resnet_torch model."""
 
+    LOW_PRECISION = {name: f"torch.autocast({name})" for name in LOW}
+
     # -- building and placing
 
     def build(self, spec: ResNetSpec, dtype: str = "float32") -> Any:

@@ -20,7 +20,7 @@ from parity.backends.runtimes import missing, runtime_named
 from parity.checks.check import build_pair, default_weights
 from parity.checks.engines import Engine
 from parity.checks.lessons.base import LESSONS, Context, Finding, Measure, finding
-from parity.checks.precision import fp16_overflow
+from parity.checks.precision import fp16_overflow, max_relative
 from parity.core import tolerances
 from parity.io.photos import CALIBRATION, JUDGED, photo_inputs
 from parity.io.weights import copy_weights, set_weights
@@ -58,12 +58,9 @@ def _truth(model: Any, x: np.ndarray) -> np.ndarray:
 
 def _measure(out: np.ndarray, truth: np.ndarray, note: str = "") -> Measure:
     """Max relative error at the logits against the float64 truth (inf where the output is not finite)."""
-    out = np.asarray(out, np.float64)
-    scale = float(np.max(np.abs(truth)))
-    if not np.isfinite(out).all():
-        return Measure(math.inf, math.inf, "logits", {}, note, metric="vs float64")
-    error = float(np.max(np.abs(out - truth)))
-    return Measure(error, error / scale, None, {}, note, metric="vs float64")
+    relative = max_relative(out, truth)
+    first = None if math.isfinite(relative) else "logits"
+    return Measure(relative * float(np.max(np.abs(truth))), relative, first, {}, note, metric="vs float64")
 
 
 def _row(ctx: Context, key: str, case: str, naive: Measure, correct: Measure) -> Finding:
