@@ -36,10 +36,13 @@ def plot_lessons(findings: list[Any], path: str | os.PathLike[str], title: str =
     low = [f for f in findings if f.naive is not None and f.naive.metric == "vs float64"]
     if not panels and not low:
         raise ValueError("no lesson with per-stage output drift in these findings: nothing to plot")
-    count = len(panels) + bool(low)
-    fig, axes = plt.subplots(1, count, figsize=(7 * count, 5.5), squeeze=False)
-    if low:
-        _plot_low_precision(axes[0][-1], low)
+    columns = max(len(panels), 1)
+    low_height = 0.6 * len(low) + 1.4 if low else 0.0
+    fig = plt.figure(figsize=(7 * columns, (5.5 if panels else 0) + low_height))
+    grid = fig.add_gridspec(2, columns, height_ratios=[5.5 if panels else 0.01, low_height or 0.01])
+    axes = [[fig.add_subplot(grid[0, i]) for i in range(len(panels))]]
+    if low:  # a row of its own below: its labels are long
+        _plot_low_precision(fig.add_subplot(grid[1, :]), low)
     for ax, (name, group) in zip(axes[0], panels):
         stages = list(group[0].naive.stages)
         xs = range(len(stages))
@@ -71,7 +74,7 @@ def _plot_low_precision(ax: Any, findings: list[Any]) -> None:
     """Bars: each precision lesson's naive and handled error against the float64 truth (inf drawn at the edge)."""
     finite = [v for f in findings for v in (f.naive.max_rel, f.correct.max_rel) if math.isfinite(v) and v > 0]
     edge = max(finite) * 30
-    labels = [f"{f.title}:\n{f.case}" for f in findings]
+    labels = [f"{f.title}: {f.case}" for f in findings]
     ys = range(len(findings))
     for offset, color, name, values in (
         (-0.2, "tab:orange", "naive", [f.naive.max_rel for f in findings]),
@@ -82,9 +85,12 @@ def _plot_low_precision(ax: Any, findings: list[Any]) -> None:
         for y, value, bar in zip(ys, values, drawn):
             ax.text(bar, y + offset, f" {value:.1e}" if math.isfinite(value) else " inf", va="center", fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlim(min(finite) / 3, edge * 20)
-    ax.set_yticks(list(ys), labels, fontsize=6)
-    ax.invert_yaxis()
+    left = min(finite) / 3
+    ax.set_xlim(left, edge * 20)
+    for y, label in zip(ys, labels):  # above each pair of bars: long labels would squeeze the panels above
+        ax.text(left * 1.05, y - 0.43, label, fontsize=7, va="bottom")
+    ax.set_yticks([])
+    ax.set_ylim(len(findings) - 0.5, -1.0)
     ax.set_xlabel("max |low precision - float64| / max |float64| at the logits")
     ax.set_title("low precision, on photographs")
     ax.legend(fontsize=7, loc="lower right")
