@@ -13,6 +13,7 @@ import numpy as np
 from parity.backends import adapter
 from parity.backends.runtimes import missing, runtime_named
 from parity.checks.runtimes import Route, route
+from parity.core.errors import Unavailable
 from parity.core.logs import quiet_imports
 from parity.core.signals import held
 
@@ -82,6 +83,11 @@ class Engine:
             # OpenVINO runs a QDQ file's quantised convolutions in int8 and the rest in what it is asked: fp32.
             asked = "fp32" if self.precision == "int8" and self.runtime.NAME == "openvino" else self.precision
             session = way.load(path, asked)
+        if self.precision != "int8" and session.precision != self.precision:
+            raise Unavailable(
+                f"{self.name} computes in {session.precision} when asked for {self.precision} on this machine "
+                f"({session.evidence}): nothing in {self.precision} to judge"
+            )
         if not self.seen:
             self.seen = f"{session.precision} ({session.evidence})"
             if self.runtime.NAME == "openvino" and self.precision == "int8":
@@ -122,11 +128,16 @@ def refusal(precision: str, engine: str) -> str | None:
     return missing(engine)
 
 
-def request_refusal(precision: str, runtimes: list[str], named: bool) -> str | None:
+def request_refusal(precision: str, runtimes: list[str], named: bool, device: str = "cpu") -> str | None:
     """Why a check cannot be asked for `precision` on `runtimes` (named one by one, or 'all' when not `named`), in one
     line, or None: int8 needs a runtime; a runtime named that cannot compute in it is refused before any work."""
     if precision == "fp32":
         return None
+    if device != "cpu":
+        return (
+            f"--precision {precision} --device {device}: the low-precision pass runs on the CPU in this version (its "
+            "multiple was measured there, and no GPU was at hand to measure it on); leave out --device"
+        )
     if precision == "int8" and not runtimes:
         return (
             "--precision int8: int8 is judged on a runtime's file: add --runtime onnxruntime or openvino (torch's PT2E "

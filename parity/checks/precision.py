@@ -28,7 +28,7 @@ from parity.backends.runtimes.interface import PRECISIONS
 from parity.checks import localise
 from parity.checks.engines import Engine, refusal
 from parity.core import tolerances
-from parity.core.errors import one_line
+from parity.core.errors import Unavailable, one_line
 
 LOW = PRECISIONS[1:]
 FP16_MAX = 65504.0
@@ -289,9 +289,15 @@ def precision_rows(
         names = [adapter(m).NAME for m in (reference, *others)] if engine == "frameworks" else [engine] * len(models)
         ref_row: PrecisionRow | None = None
         ref_engine: Engine | None = None
-        for name, model in zip(names, (reference, *others)):
+        for index, (name, model) in enumerate(zip(names, (reference, *others))):
             row = PrecisionRow(spec.name, precision, name, adapter(model).NAME, reference=model is reference)
             report.rows.append(row)
+            if index and (ref_row is None or ref_engine is None or ref_row.skipped or ref_row.error):
+                row.skipped = (
+                    f"not judged: the reference ({adapter(reference).NAME}) did not run in {precision} on {name}, "
+                    "and a row is judged against the reference on its own engine"
+                )
+                continue
             why = refusal(precision, name)
             if why:
                 row.skipped = why
@@ -301,11 +307,11 @@ def precision_rows(
             runner = Engine(precision, model, None if name in ("torch", "keras") else runtime_named(name))
             with tempfile.TemporaryDirectory(prefix="resnet-parity-precision-") as folder:
                 _fill(row, runner, Path(folder), x, [calibration], truth)
-            if ref_row is None or ref_engine is None:
+            if index == 0:
                 ref_row, ref_engine = row, runner
-            _judge(row, ref_row)
-            if row.error or ref_row.error:
+            if row.skipped or row.error or ref_row is None or ref_engine is None:
                 continue
+            _judge(row, ref_row)
             with tempfile.TemporaryDirectory(prefix="resnet-parity-precision-") as folder:
                 _descend(row, runner, ref_row, ref_engine, truth, Path(folder))
     return report
@@ -336,6 +342,8 @@ def _fill(row: PrecisionRow, engine: Engine, folder: Path, x: np.ndarray, chunks
         row.snr_db = math.inf if rms == 0 else -20 * math.log10(rms)
         row.top1, row.kl = agreement(truth.ref32, out)
         row.units = _losses(engine, truth.units, truth.calibration, folder / "units")
+    except Unavailable as exc:  # the engine cannot compute in this precision here: said, not a failure
+        row.skipped = str(exc)
     except Exception as exc:  # each converter and runtime raises its own types; the row names which and why
         row.error = f"{row.engine} in {row.precision} from {row.source}: {one_line(exc)}"
 

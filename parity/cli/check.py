@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         if absent:
             raise ValueError(absent[0])
     named = bool(runtimes) and len(runtimes) < len(RUNTIME_NAMES)
-    refused = request_refusal(args.precision, runtimes, named)
+    refused = request_refusal(args.precision, runtimes, named, args.device)
     if refused:
         raise ValueError(refused)
     height, width = options.size(args.size or [input_size(args.variant)])

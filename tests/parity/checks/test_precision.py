@@ -184,6 +184,7 @@ def test_bad_precision_requests_are_one_line(capsys):
         (["--precision", "bf16", "--runtime", "onnxruntime"], "onnxruntime cannot be asked for bf16 here"),
         (["--precision", "fp16", "--runtime", "litert"], "litert: this check builds no fp16 file for it"),
         (["--precision", "fp8"], "invalid choice: 'fp8'"),
+        (["--precision", "bf16", "--device", "cuda"], "the low-precision pass runs on the CPU in this version"),
     ):
         try:
             code = main(["check", *NARROW, *args])
@@ -192,3 +193,24 @@ def test_bad_precision_requests_are_one_line(capsys):
         err = capsys.readouterr().err
         assert code == 2 and said in err and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.skipif(bool(missing("openvino")), reason="openvino is not installed")
+def test_a_runtime_that_computes_in_another_precision_than_asked_is_said_not_judged(monkeypatch):
+    from parity.backends.runtimes import openvino_ir
+
+    monkeypatch.setitem(openvino_ir.HINTS, "bf16", "f32")  # as on a CPU without bf16 units: asked bf16, runs f32
+    report = judge("bf16", ["openvino"], weights())
+    reference, ported = report.rows
+    assert reference.skipped.startswith("openvino computes in fp32 when asked for bf16 on this machine (")
+    assert ported.skipped.startswith("not judged: the reference (torch) did not run in bf16 on openvino")
+    assert report.passed and not reference.units  # said, not failed, and nothing judged
+
+
+def test_check_precision_on_noise_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "check.md"
+    assert main(["check", *NARROW, "--precision", "fp16", "--data", "noise", "--markdown", str(out)]) == 0
+    printed, written = capsys.readouterr().out, out.read_text()
+    assert "fp16: each model against the float64 truth" in printed and "on 24 seeded noise images" in printed
+    assert "seeded input 2x64x64" in printed and "| resnet18 | keras | keras | fp16 |" in written
+    assert "fp16: every activation stays within fp16's range" in printed
