@@ -292,15 +292,15 @@ def precision_rows(
         for index, (name, model) in enumerate(zip(names, (reference, *others))):
             row = PrecisionRow(spec.name, precision, name, adapter(model).NAME, reference=model is reference)
             report.rows.append(row)
+            why = refusal(precision, name)
+            if why:  # the engine itself cannot: the same line for every model
+                row.skipped = why
+                continue
             if index and (ref_row is None or ref_engine is None or ref_row.skipped or ref_row.error):
                 row.skipped = (
                     f"not judged: the reference ({adapter(reference).NAME}) did not run in {precision} on {name}, "
                     "and a row is judged against the reference on its own engine"
                 )
-                continue
-            why = refusal(precision, name)
-            if why:
-                row.skipped = why
                 continue
             if progress:
                 progress(f"{spec.name}: {row.source} in {precision} on {name}")

@@ -209,6 +209,9 @@ def precision_lines(results: list[Any]) -> list[str]:
             lines.append(f"{r.arch}: {report.overflow}")
         for row in report.rows:
             where = f"{row.arch} {row.source} in {row.precision} on {row.engine}"
+            if row.skipped and not row.skipped.startswith("not judged"):  # the engine's own line, said once
+                lines.append(f"{row.arch} in {row.precision} on {row.engine}: skipped, {row.skipped}")
+                continue
             if row.skipped or row.error:
                 lines.append(f"{where}: {'skipped, ' + row.skipped if row.skipped else row.error}")
                 continue

@@ -82,3 +82,25 @@ def test_both_data_parallel_engines_answer_every_call_of_the_interface():
     for name in BACKENDS:
         engine = adapter_named(name).data_parallel()
         assert all(hasattr(engine, member) for member in wanted), (name, [m for m in wanted if not hasattr(engine, m)])
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_low_precision_lasts_for_the_block_only(name):
+    import numpy as np
+
+    from parity.io.weights import random_weights, set_weights
+    from parity.spec import make_spec
+
+    spec = make_spec("resnet18", widths=(8, 16, 32, 64), stem_width=8, num_classes=10, layers=(1, 1, 1, 1))
+    side = adapter_named(name)
+    model = side.build(spec)
+    set_weights(model, random_weights(spec, 0))
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    before = side.run_stages(model, x)["logits"]
+    assert set(side.LOW_PRECISION) == {"bf16", "fp16"}
+    with side.low_precision(model, "bf16") as low:
+        out = side.run_stages(low, x)["logits"]
+        unit = side.run_unit(low, "layer1.0", side.run_stages(low, x)["stem"])
+    assert out.dtype == unit.dtype == np.float32  # numpy has no bf16: given back as float32
+    assert 2**-10 < np.abs(out - before).max() / np.abs(before).max() < 0.1  # computed in bf16 inside
+    assert side.dtype_of(model) == "float32" and np.array_equal(side.run_stages(model, x)["logits"], before)
