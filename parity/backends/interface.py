@@ -218,9 +218,20 @@ class Adapter(ABC):
         allows, dynamic with `dynamic`): what ExecuTorch, AOTInductor and OpenVINO compile."""
         raise Unavailable(f"a {self.NAME} model has no torch.export program")
 
-    def export_format(self, model: Any, fmt: str, path: Path, shape: tuple[int, ...] | None, dynamic: bool) -> None:
+    def export_format(
+        self,
+        model: Any,
+        fmt: str,
+        path: Path,
+        shape: tuple[int, ...] | None,
+        dynamic: bool,
+        precision: str = "fp32",
+        calibration: Sequence[np.ndarray] = (),
+    ) -> None:
         """The framework's own export of `model` in `fmt` (one of `EXPORT_FORMATS`) to `path`, taking `shape`
-        (batch, height and width left open with `dynamic`; None: the framework's own default signature)."""
+        (batch, height and width left open with `dynamic`; None: the framework's own default signature), written in
+        `precision` where the format's converter writes it ('fp16', 'int8' with ranges from `calibration`: batches
+        in the export's layout)."""
         raise Unavailable(f"a {self.NAME} model does not export {fmt} itself")
 
     # -- training

@@ -19,8 +19,9 @@ from parity.core.signals import held
 
 FRAMEWORK_PRECISIONS = ("bf16", "fp16")
 """What torch (autocast) and Keras (a mixed policy) compute in themselves; int8 is a runtime's file."""
-RUNTIME_PRECISIONS = {"onnxruntime": ("fp16", "int8"), "openvino": ("bf16", "fp16", "int8")}
-"""The runtimes this check builds low-precision files for (int8 for OpenVINO: onnxruntime's QDQ file, read by it)."""
+RUNTIME_PRECISIONS = {"onnxruntime": ("fp16", "int8"), "openvino": ("bf16", "fp16", "int8"), "litert": ("fp16", "int8")}
+"""The runtimes this check builds low-precision files for (int8 for OpenVINO: onnxruntime's QDQ file, read by it;
+LiteRT: the TensorFlow Lite converter's fp16 weights and int8 file, from Keras models)."""
 
 
 class Engine:
@@ -46,14 +47,22 @@ class Engine:
         lowered = {"int8": "int8 QDQ per channel", "fp16": "fp16 graph"}.get(self.precision, "")
         if self.runtime.NAME == "openvino" and self.precision != "int8":
             lowered = f"INFERENCE_PRECISION_HINT={self.precision}"
+        if self.precision in self.runtime.CONVERTS:
+            lowered = {"int8": "int8 from a representative dataset", "fp16": "fp16 weights"}[self.precision]
         return f"{self._route().text()}, {lowered}"
 
+    @property
+    def via_qdq(self) -> bool:
+        """int8 on a runtime that reads onnxruntime's QDQ file (OpenVINO) rather than writing int8 itself."""
+        runtime = self.runtime
+        return self.precision == "int8" and runtime.NAME != "onnxruntime" and "int8" not in runtime.CONVERTS
+
     def _route(self) -> Route:
-        if self.precision == "int8" and self.runtime.NAME != "onnxruntime":
+        if self.via_qdq:
             return Route(self.runtime, self.model, True)  # the int8 file is onnxruntime's QDQ ONNX
         way, why = route(self.runtime, self.model)
-        if way is None:
-            raise ValueError(why)
+        if way is None:  # this source does not reach this runtime here: said, not a failure
+            raise Unavailable(why)
         return way
 
     def runner(self, model: Any, shape: tuple[int, ...], calibration: list[np.ndarray], folder: Path) -> Callable:
@@ -81,7 +90,7 @@ class Engine:
         with held(), quiet_imports():  # onnxruntime's quantiser and graph cleaner log to stderr as they go
             path = self._file(way, target, folder, shape, whole, calibration)
             # OpenVINO runs a QDQ file's quantised convolutions in int8 and the rest in what it is asked: fp32.
-            asked = "fp32" if self.precision == "int8" and self.runtime.NAME == "openvino" else self.precision
+            asked = "fp32" if self.via_qdq else self.precision
             session = way.load(path, asked)
         if self.precision != "int8" and session.precision != self.precision:
             raise Unavailable(
@@ -90,18 +99,20 @@ class Engine:
             )
         if not self.seen:
             self.seen = f"{session.precision} ({session.evidence})"
-            if self.runtime.NAME == "openvino" and self.precision == "int8":
+            if self.via_qdq:
                 self.seen = f"int8 (a QDQ graph: OpenVINO runs its quantised convolutions in int8; {session.evidence})"
         return lambda x: way.run(session, x)
 
     def _file(self, way: Route, target: Any, folder: Path, shape: tuple, whole: bool, calibration: list) -> Path:
         layout = [way.layout(batch) for batch in calibration]
-        if self.precision == "int8" and self.runtime.NAME != "onnxruntime":
+        if self.via_qdq:
             ort = runtime_named("onnxruntime")
             onnx_file = Route(ort, self.model, True).export(target, folder, shape, unit=not whole)
             quantised = ort.lower(onnx_file, folder, "int8", layout)
             layout_shape = way.layout(np.zeros(shape, np.float32)).shape
             return self.runtime.export("onnx", quantised, folder, layout_shape, whole)
+        if self.precision in self.runtime.CONVERTS:
+            return way.export(target, folder, shape, not whole, self.precision, layout)
         path = way.export(target, folder, shape, unit=not whole)
         if self.precision in self.runtime.LOWERS:
             return self.runtime.lower(path, folder, self.precision, layout)

@@ -176,10 +176,24 @@ class Route:
     def back(self, out: np.ndarray) -> np.ndarray:
         return nchw(out) if self.side.LAYOUT == "NHWC" and out.ndim == 4 else out
 
-    def export(self, model: Any, folder: Path, shape: tuple[int, ...], unit: bool) -> Path:
-        """`model` (the whole model, or a unit of it at a fixed shape) into `folder`; `shape` is NCHW. What the
+    def export(
+        self,
+        model: Any,
+        folder: Path,
+        shape: tuple[int, ...],
+        unit: bool,
+        precision: str = "fp32",
+        calibration: list[np.ndarray] | None = None,
+    ) -> Path:
+        """`model` (the whole model, or a unit of it at a fixed shape) into `folder`; `shape` is NCHW; in `precision`
+        where the runtime's converter writes it (`Runtime.CONVERTS`; `calibration` in the source's layout). What the
         converters write to stderr from native code (TFLite's, ExecuTorch's) is silenced; their errors are raised."""
         with quiet_imports(), held():
+            if precision != "fp32" and not self.via_onnx:
+                layout_shape = self.layout(np.zeros(shape, np.float32)).shape
+                return self.runtime.export_lowered(
+                    self.source, model, folder, layout_shape, not unit, precision, calibration or []
+                )
             return self._export(model, folder, shape, unit)
 
     def load(self, path: Path, precision: str | None) -> Session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,25 @@ class Unit(keras.Model):
         return call_layers(self.layers_of_unit, x)
 
 
+def _converter_options(fmt: str, precision: str, calibration: Sequence[np.ndarray]) -> dict[str, Any]:
+    """TensorFlow Lite converter settings for a LiteRT file in `precision` (none in fp32)."""
+    if precision == "fp32":
+        return {}
+    if fmt != "litert" or precision not in ("fp16", "int8"):
+        raise ValueError(f"Keras writes {fmt} in fp32 here; fp16 and int8 only as litert, not {precision}")
+    import tensorflow as tf
+
+    options: dict[str, Any] = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if precision == "fp16":
+        options["target_spec"] = {"supported_types": [tf.float16]}
+        return options
+    batches = [np.ascontiguousarray(batch, dtype=np.float32) for batch in calibration]
+    if not batches:
+        raise ValueError("an int8 LiteRT file needs calibration images")
+    options["representative_dataset"] = lambda: ([batch] for batch in batches)
+    return options
+
+
 class KerasExport(Adapter):
     """`model.export(format="onnx")`: tf2onnx under TensorFlow (lean), torch.onnx under Keras' torch backend; the
     formats of `EXPORT_FORMATS`; units alone."""
@@ -50,10 +69,21 @@ class KerasExport(Adapter):
         """`Unit`: one unit of `model` alone (inference mode on every call)."""
         return Unit(model, unit)
 
-    def export_format(self, model: Any, fmt: str, path: Path, shape: tuple[int, ...] | None, dynamic: bool) -> None:
+    def export_format(
+        self,
+        model: Any,
+        fmt: str,
+        path: Path,
+        shape: tuple[int, ...] | None,
+        dynamic: bool,
+        precision: str = "fp32",
+        calibration: Sequence[np.ndarray] = (),
+    ) -> None:
         """`model.export(path, format=fmt)` with an NHWC float32 signature (batch, height and width open with
         `dynamic`); `fmt` one of `EXPORT_FORMATS`. `shape=None`: no signature, Keras' own default (what a user writes
-        after calling the model once)."""
+        after calling the model once). LiteRT also in fp16 (float16 weights) or int8 (the converter's full-integer
+        quantisation, its ranges from `calibration` as the representative dataset), through the converter options
+        Keras passes on to TensorFlow Lite's."""
         if fmt not in self.EXPORT_FORMATS:
             raise ValueError(f"Keras export format must be one of {self.EXPORT_FORMATS}, got {fmt!r}")
         if fmt in TENSORFLOW_FORMATS and keras.backend.backend() == "torch":
@@ -66,8 +96,9 @@ class KerasExport(Adapter):
             signature = [
                 keras.InputSpec(shape=(None, None, None, shape[-1]) if dynamic else tuple(shape), dtype="float32")
             ]
+        options = _converter_options(fmt, precision, calibration)
         with contextlib.redirect_stdout(io.StringIO()):  # litert and SavedModel print their progress
-            model.export(str(path), format=fmt, input_signature=signature, verbose=False)
+            model.export(str(path), format=fmt, input_signature=signature, verbose=False, **options)
 
     def export_onnx(
         self,

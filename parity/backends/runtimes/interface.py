@@ -95,6 +95,24 @@ class Runtime(ABC):
             dynamic: leave batch (and height and width, where the network allows) open.
         """
 
+    CONVERTS: tuple[str, ...] = ()
+    """Precisions its converter writes from the source model itself (`export_lowered`: LiteRT's fp16 weights and
+    int8 file)."""
+
+    def export_lowered(
+        self,
+        source: str,
+        model: Any,
+        folder: Path,
+        shape: tuple[int, ...],
+        dynamic: bool,
+        precision: str,
+        calibration: list[np.ndarray],
+    ) -> Path:
+        """`export` writing `precision` (one of `CONVERTS`) with the converter's own options; `calibration`: batches
+        of the model's input in the source's layout, for int8's ranges."""
+        raise ValueError(f"{self.NAME} writes no {precision} file itself; it takes {', '.join(self.PRECISIONS)}")
+
     LOWERS: tuple[str, ...] = ()
     """Precisions that are a file of their own, written by `lower` from the fp32 file (onnxruntime's fp16 graph and
     int8 QDQ file); the others of `PRECISIONS` are asked for when loading."""

@@ -27,6 +27,27 @@ class LiteRT(Runtime):
     LABEL = "LiteRT"
     DIST = "ai-edge-litert"
     ROUTES = {"keras": "Keras export -> LiteRT", "torch": "litert-torch -> LiteRT"}
+    PRECISIONS = ("fp32", "fp16", "int8")
+    CONVERTS = ("fp16", "int8")
+
+    def export_lowered(
+        self,
+        source: str,
+        model: Any,
+        folder: Path,
+        shape: tuple[int, ...],
+        dynamic: bool,
+        precision: str,
+        calibration: list[np.ndarray],
+    ) -> Path:
+        """Keras' LiteRT export with TensorFlow Lite's own options: fp16 weights, or int8 from a representative
+        dataset (full-integer kernels, float input and output)."""
+        self.check_precision(precision)
+        if source != "keras":
+            raise ValueError(f"litert writes {precision} from Keras models here; from torch it is litert-torch's")
+        target = folder / f"model.{precision}.tflite"
+        adapter(model).export_format(model, "litert", target, shape, dynamic, precision, calibration)
+        return target
 
     def refusal(self, source: str) -> str | None:
         if source == "torch" and importlib.util.find_spec("litert_torch") is None:
@@ -62,8 +83,11 @@ class LiteRT(Runtime):
             interpreter.invoke()
             return np.asarray(interpreter.get_tensor(out["index"])).copy()
 
-        floats = sorted(
-            {d["dtype"].__name__ for d in interpreter.get_tensor_details() if "float" in d["dtype"].__name__}
-        )
+        kinds = {d["dtype"].__name__ for d in interpreter.get_tensor_details()}
+        floats = sorted(kind for kind in kinds if "float" in kind)
+        if "int8" in kinds:
+            return Session(run, "int8", f"int8 tensors in the file, {'/'.join(floats)} at its edges (XNNPACK)")
+        if "float16" in kinds:
+            return Session(run, "fp16", "float16 weights in the file (XNNPACK delegate)")
         precision_found = "fp32" if floats == ["float32"] else "/".join(floats)
         return Session(run, precision_found, f"every float tensor of the file is {'/'.join(floats)} (XNNPACK delegate)")

@@ -182,7 +182,11 @@ def test_bad_precision_requests_are_one_line(capsys):
     for args, said in (
         (["--precision", "int8"], "--precision int8: int8 is judged on a runtime's file: add --runtime onnxruntime"),
         (["--precision", "bf16", "--runtime", "onnxruntime"], "onnxruntime cannot be asked for bf16 here"),
-        (["--precision", "fp16", "--runtime", "litert"], "litert: this check builds no fp16 file for it"),
+        (["--precision", "fp16", "--runtime", "executorch"], "executorch: this check builds no fp16 file for it"),
+        (
+            ["--precision", "bf16", "--runtime", "litert"],
+            "litert cannot be asked for bf16 here; it takes fp32, fp16, int8",
+        ),
         (["--precision", "fp8"], "invalid choice: 'fp8'"),
         (["--precision", "bf16", "--device", "cuda"], "the low-precision pass runs on the CPU in this version"),
     ):
