@@ -21,7 +21,9 @@ from parity.checks.check import build_pair, default_weights
 from parity.checks.engines import Engine
 from parity.checks.lessons.base import LESSONS, Context, Finding, Measure, finding
 from parity.checks.precision import fp16_overflow, max_relative
+from parity.checks.runtimes import Route
 from parity.core import tolerances
+from parity.core.logs import quiet_imports
 from parity.io.photos import CALIBRATION, JUDGED, photo_inputs
 from parity.io.weights import copy_weights, set_weights
 
@@ -126,15 +128,24 @@ def run_bn_bf16(ctx: Context) -> list[Finding]:
     return rows
 
 
-def _int8(ctx: Context, change: Callable[[Any], None]) -> Measure:
+def _int8(ctx: Context, *changes: Callable[[Any], None]) -> list[Measure]:
+    """The torch model's ONNX file (exported once) quantised by onnxruntime as each of `changes` sets it up."""
     torch_model, _, _ = _pair(ctx)
     x, calibration = _x(ctx), _x(ctx, CALIBRATION)
-    runtime = copy.copy(runtime_named("onnxruntime"))
-    change(runtime)
-    engine = Engine("int8", torch_model, runtime)
-    with tempfile.TemporaryDirectory() as folder:
-        out = engine.runner(torch_model, x.shape, [calibration], Path(folder))(x)
-    return _measure(out, _truth(torch_model, x))
+    truth = _truth(torch_model, x)
+    ort = runtime_named("onnxruntime")
+    way = Route(ort, torch_model, True)
+    measures = []
+    with tempfile.TemporaryDirectory() as folder, quiet_imports():
+        path = way.export(torch_model, Path(folder), x.shape, unit=False)
+        for index, change in enumerate(changes):
+            runtime = copy.copy(ort)
+            change(runtime)
+            place = Path(folder) / str(index)
+            place.mkdir()
+            session = runtime.load(runtime.lower(path, place, "int8", [calibration]), "int8")
+            measures.append(_measure(way.run(session, x), truth))
+    return measures
 
 
 def run_int8_granularity(ctx: Context) -> list[Finding]:
@@ -150,8 +161,7 @@ def run_int8_granularity(ctx: Context) -> list[Finding]:
                 skipped=missing("onnxruntime") or "",
             )
         ]
-    naive = _int8(ctx, lambda runtime: setattr(runtime, "PER_CHANNEL", False))
-    correct = _int8(ctx, lambda runtime: None)
+    naive, correct = _int8(ctx, lambda runtime: setattr(runtime, "PER_CHANNEL", False), lambda runtime: None)
     return [_row(ctx, "int8_granularity", "onnxruntime QDQ: weights per tensor vs per channel", naive, correct)]
 
 
@@ -168,8 +178,7 @@ def run_int8_ends(ctx: Context) -> list[Finding]:
                 skipped=missing("onnxruntime") or "",
             )
         ]
-    naive = _int8(ctx, lambda runtime: None)
-    correct = _int8(ctx, lambda runtime: setattr(runtime, "FLOAT_ENDS", True))
+    naive, correct = _int8(ctx, lambda runtime: None, lambda runtime: setattr(runtime, "FLOAT_ENDS", True))
     return [_row(ctx, "int8_ends", "onnxruntime QDQ: every layer int8 vs conv1 and fc in fp32", naive, correct)]
 
 
