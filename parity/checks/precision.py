@@ -3,7 +3,8 @@
 A port is right in a low precision when it is as close to the float64 truth as the reference is in that same
 precision on the same engine: a Keras bf16 model against torch's bf16 model (both as their users run them: torch
 autocast, Keras' mixed policy), Keras' int8 ONNX file against torch's int8 ONNX file quantised the same way. The
-verdict is the fp32 rule's (`tolerances.LOW_PRECISION_MULTIPLE`) on that ratio, at the logits and at every unit.
+verdict is the fp32 rule's (`tolerances.LOW_PRECISION_MULTIPLE`) on that ratio, at the logits, at every unit and at
+every layer.
 
 Beside it, what people act on: the top-1 agreement with the fp32 reference and the KL divergence of the
 probabilities (on real photographs, `parity.io.photos`), the SNR of each unit fed the truth's input (the unit that
@@ -24,13 +25,11 @@ import numpy as np
 
 from parity.backends import adapter
 from parity.backends.runtimes import runtime_named
-from parity.backends.runtimes.interface import PRECISIONS
 from parity.checks import localise
 from parity.checks.engines import Engine, refusal
 from parity.core import tolerances
 from parity.core.errors import Unavailable, one_line
 
-LOW = PRECISIONS[1:]
 FP16_MAX = 65504.0
 """The largest finite fp16 value."""
 PART_IMAGES = 8
