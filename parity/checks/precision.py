@@ -235,9 +235,8 @@ class Truth:
         inp = next(i for name, i, _ in self.units if name == unit)[:PART_IMAGES]
         with self.side.float64(self.reference) as ref64:
             steps = localise.trace_layers(self.spec, self._runner(ref64), unit, inp)
-        if (
-            int8
-        ):  # the quantiser folds each BatchNorm into its convolution: the layers of the file are the weighted ones
+        # In int8 the quantiser folds each BatchNorm into its convolution: the layers of the file are the weighted ones.
+        if int8:
             shapes = self.side.get_shapes(self.reference)
             steps = [step for step in steps if len(shapes.get(f"{step[0]}.weight", ())) >= 2]
         calibration: dict[str, list[np.ndarray]] = {}
