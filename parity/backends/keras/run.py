@@ -111,6 +111,20 @@ class _Float64Compute(keras.dtype_policies.DTypePolicy):
 
 
 @contextlib.contextmanager
+def _every_layer_under(model: Any, policy: Any) -> Iterator[None]:
+    """Every layer of `model` (itself included) computes under dtype `policy` for the block; restored after."""
+    layers = list(model._flatten_layers(include_self=True, recursive=True))
+    policies = [layer.dtype_policy for layer in layers]
+    try:
+        for layer in layers:
+            layer.dtype_policy = policy
+        yield
+    finally:
+        for layer, old in zip(layers, policies):
+            layer.dtype_policy = old
+
+
+@contextlib.contextmanager
 def jax_x64() -> Iterator[None]:
     if keras.backend.backend() != "jax":
         yield
@@ -227,17 +241,8 @@ class KerasRun(Adapter):
         casts them on use), so any change a user made to a layer is kept. Under JAX, x64 is switched on
         for the block (JAX silently computes in float32 otherwise).
         """
-        layers = list(model._flatten_layers(include_self=True, recursive=True))
-        policies = [layer.dtype_policy for layer in layers]
-        policy = _Float64Compute("float64_compute")
-        with jax_x64():
-            try:
-                for layer in layers:
-                    layer.dtype_policy = policy
-                yield model
-            finally:
-                for layer, old in zip(layers, policies):
-                    layer.dtype_policy = old
+        with jax_x64(), _every_layer_under(model, _Float64Compute("float64_compute")):
+            yield model
 
     @contextlib.contextmanager
     def low_precision(self, model: Any, precision: str) -> Iterator[Any]:
@@ -248,16 +253,8 @@ class KerasRun(Adapter):
         # FRAMEWORK: precision — a Keras mixed policy runs BatchNormalization's arithmetic in float32; torch autocast
         # leaves BatchNorm to its input's dtype (bf16 or fp16 arithmetic with fp32 statistics).
         """
-        layers = list(model._flatten_layers(include_self=True, recursive=True))
-        policies = [layer.dtype_policy for layer in layers]
-        policy = keras.dtype_policies.DTypePolicy(MIXED[precision])
-        try:
-            for layer in layers:
-                layer.dtype_policy = policy
+        with _every_layer_under(model, keras.dtype_policies.DTypePolicy(MIXED[precision])):
             yield model
-        finally:
-            for layer, old in zip(layers, policies):
-                layer.dtype_policy = old
 
     def calibrate(self, model: Any, batches: list[np.ndarray]) -> None:
         """Set every BN's moving statistics to their average over `batches` (training-mode passes).

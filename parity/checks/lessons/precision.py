@@ -20,6 +20,7 @@ from parity.backends.runtimes import missing, runtime_named
 from parity.checks.check import build_pair, default_weights
 from parity.checks.engines import Engine
 from parity.checks.lessons.base import LESSONS, Context, Finding, Measure, finding
+from parity.checks.lessons.runtimes import unavailable
 from parity.checks.precision import fp16_overflow, max_relative
 from parity.checks.runtimes import Route
 from parity.core import tolerances
@@ -150,34 +151,18 @@ def _int8(ctx: Context, *changes: Callable[[Any], None]) -> list[Measure]:
 
 def run_int8_granularity(ctx: Context) -> list[Finding]:
     """onnxruntime's static int8 with one weight scale per tensor vs per output channel."""
-    if missing("onnxruntime"):
-        return [
-            finding(
-                ctx,
-                LESSONS["int8_granularity"],
-                "per tensor vs per channel",
-                None,
-                Measure(0, 0, None),
-                skipped=missing("onnxruntime") or "",
-            )
-        ]
+    skipped = unavailable(ctx, "int8_granularity", "per tensor vs per channel", "onnxruntime")
+    if skipped:
+        return skipped
     naive, correct = _int8(ctx, lambda runtime: setattr(runtime, "PER_CHANNEL", False), lambda runtime: None)
     return [_row(ctx, "int8_granularity", "onnxruntime QDQ: weights per tensor vs per channel", naive, correct)]
 
 
 def run_int8_ends(ctx: Context) -> list[Finding]:
     """Every layer int8 (torchvision's quantized ResNets) vs the first convolution and the fc kept in fp32."""
-    if missing("onnxruntime"):
-        return [
-            finding(
-                ctx,
-                LESSONS["int8_ends"],
-                "all int8 vs ends fp32",
-                None,
-                Measure(0, 0, None),
-                skipped=missing("onnxruntime") or "",
-            )
-        ]
+    skipped = unavailable(ctx, "int8_ends", "all int8 vs ends fp32", "onnxruntime")
+    if skipped:
+        return skipped
     naive, correct = _int8(ctx, lambda runtime: None, lambda runtime: setattr(runtime, "FLOAT_ENDS", True))
     return [_row(ctx, "int8_ends", "onnxruntime QDQ: every layer int8 vs conv1 and fc in fp32", naive, correct)]
 

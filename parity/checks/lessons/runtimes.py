@@ -25,7 +25,7 @@ def _drift(ctx: Context, x: np.ndarray, out: np.ndarray, note: str = "") -> Meas
     return Measure.of_diff(StageDiff.measure(ctx.spec.output_name, reference, out, tolerances.FP32_CPU), note)
 
 
-def _unavailable(ctx: Context, key: str, case: str, runtime: str) -> list[Finding] | None:
+def unavailable(ctx: Context, key: str, case: str, runtime: str) -> list[Finding] | None:
     line = missing(runtime)
     if line is None:
         return None
@@ -35,7 +35,7 @@ def _unavailable(ctx: Context, key: str, case: str, runtime: str) -> list[Findin
 def run_openvino_precision(ctx: Context) -> list[Finding]:
     """OpenVINO at its CPU plugin's default precision, and asked for f32, on the same IR."""
     lesson = LESSONS["openvino_precision"]
-    skipped = _unavailable(ctx, lesson.key, "the CPU plugin's default precision", "openvino")
+    skipped = unavailable(ctx, lesson.key, "the CPU plugin's default precision", "openvino")
     if skipped:
         return skipped
     way = Route(runtime_named("openvino"), ctx.torch_model, via_onnx=False)
@@ -53,7 +53,7 @@ def run_litert_batch(ctx: Context) -> list[Finding]:
     """A Keras model exported to LiteRT as a user writes it (called once on one image, no signature), run at batch 3."""
     lesson = LESSONS["litert_batch"]
     case = "Keras export(format='litert') after one call at batch 1, run at batch 3"
-    skipped = _unavailable(ctx, lesson.key, case, "litert")
+    skipped = unavailable(ctx, lesson.key, case, "litert")
     if skipped:
         return skipped
     runtime = runtime_named("litert")
@@ -82,7 +82,7 @@ def run_aoti_range(ctx: Context) -> list[Finding]:
     small = ctx.spec.total_stride  # layer4 sees a 1x1 map: torch.export bounds height and width at this size
     size = max(2 * small, ctx.size) + 1
     case = f"exported at {small}x{small} (layer4 1x1) vs at {size - 1}x{size - 1}, run at {size}x{size}"
-    skipped = _unavailable(ctx, lesson.key, case, "aoti")
+    skipped = unavailable(ctx, lesson.key, case, "aoti")
     if skipped:
         return skipped
     way = Route(runtime_named("aoti"), ctx.torch_model, via_onnx=False)
